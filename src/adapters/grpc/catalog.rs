@@ -1,0 +1,160 @@
+//! `stockroute.v1.Catalog`: feed pushes, offer inspection and freight rating.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{convert, status};
+use crate::config::Config;
+use crate::domain::feeds::IngestReport;
+use crate::domain::suppliers::FeedKind;
+use crate::domain::world::World;
+use crate::ingest::ingest_chunks;
+use crate::pb;
+
+/// The Catalog service.
+#[derive(Debug, Clone)]
+pub struct CatalogService {
+    world: Arc<World>,
+    config: Arc<Config>,
+}
+
+impl CatalogService {
+    /// A service over `world`.
+    pub fn new(world: Arc<World>, config: Arc<Config>) -> Self {
+        Self { world, config }
+    }
+}
+
+fn report(r: IngestReport) -> pb::IngestReport {
+    let IngestReport {
+        rows_read,
+        rows_applied,
+        rows_rejected,
+        errors,
+        refused,
+    } = r;
+    pb::IngestReport {
+        rows_read,
+        rows_applied,
+        rows_rejected,
+        errors: errors
+            .into_iter()
+            .map(|e| pb::RowError {
+                line: e.line,
+                message: e.message,
+            })
+            .collect(),
+        refused: refused.is_some(),
+        refusal: refused.unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::catalog_server::Catalog for CatalogService {
+    async fn ingest_feed(
+        &self,
+        request: Request<Streaming<pb::FeedChunk>>,
+    ) -> Result<Response<pb::IngestReport>, Status> {
+        let mut stream = request.into_inner();
+        let first = match stream.next().await {
+            Some(chunk) => chunk?,
+            None => return Err(convert::invalid("supplier_id", "the stream sent no chunk")),
+        };
+        let pb::FeedChunk {
+            supplier_id,
+            data,
+            full_snapshot,
+        } = first;
+        let supplier = self
+            .world
+            .suppliers
+            .id_of(supplier_id.trim())
+            .ok_or_else(|| {
+                convert::invalid("supplier_id", format!("unknown supplier `{supplier_id}`"))
+            })?;
+        let kind = if full_snapshot {
+            FeedKind::Full
+        } else {
+            FeedKind::Delta
+        };
+        let rest = stream.map(|chunk| match chunk {
+            Ok(c) => Ok(bytes::Bytes::from(c.data)),
+            // A broken stream aborts the feed; nothing of it is applied.
+            Err(status) => Err(format!("feed stream failed: {}", status.message())),
+        });
+        let chunks = futures::stream::iter([Ok(bytes::Bytes::from(data))]).chain(rest);
+        let outcome = ingest_chunks(
+            Arc::clone(&self.world),
+            supplier,
+            kind,
+            self.config.feeds.feed_bytes_max,
+            Box::pin(chunks),
+        )
+        .await;
+        match outcome {
+            Ok(r) => Ok(Response::new(report(r))),
+            Err(e) => Err(status::feed_error(e)),
+        }
+    }
+
+    async fn get_offers(
+        &self,
+        request: Request<pb::GetOffersRequest>,
+    ) -> Result<Response<pb::GetOffersResponse>, Status> {
+        let pb::GetOffersRequest { sku } = request.into_inner();
+        let sku = sku.trim();
+        if sku.is_empty() {
+            return Err(convert::invalid("sku", "is empty"));
+        }
+        let product = self
+            .world
+            .catalog
+            .by_sku(sku.as_bytes())
+            .ok_or_else(|| Status::not_found(format!("sku `{sku}` is not in the catalog")))?;
+        let offers = self
+            .world
+            .offers(product)
+            .iter()
+            .map(|o| convert::offer(&self.world, o))
+            .collect();
+        Ok(Response::new(pb::GetOffersResponse { offers }))
+    }
+
+    async fn rate_shipment(
+        &self,
+        request: Request<pb::RateShipmentRequest>,
+    ) -> Result<Response<pb::RateShipmentResponse>, Status> {
+        let pb::RateShipmentRequest {
+            origin,
+            destination,
+            lines,
+            supplier_id,
+        } = request.into_inner();
+        let origin = convert::address(&self.world, origin, "origin")?;
+        let destination = convert::address(&self.world, destination, "destination")?;
+        let demands = convert::demands(&self.world, lines, &self.config.quote)?;
+        let mut items = Vec::with_capacity(demands.len());
+        for (i, d) in demands.iter().enumerate() {
+            let product = d.product.ok_or_else(|| {
+                convert::invalid(
+                    &format!("lines[{i}].sku"),
+                    format!("unknown SKU `{}`", d.sku),
+                )
+            })?;
+            items.push((product, d.qty));
+        }
+        let supplier = match supplier_id.trim() {
+            "" => None,
+            id => Some(self.world.suppliers.id_of(id).ok_or_else(|| {
+                convert::invalid("supplier_id", format!("unknown supplier `{id}`"))
+            })?),
+        };
+        let rated = self
+            .world
+            .rate_shipment(&origin, &destination, &items, supplier)
+            .map_err(status::freight_error)?;
+        Ok(Response::new(convert::rated(&rated, &self.world.currency)))
+    }
+}

@@ -1,0 +1,374 @@
+//! The one place where protobuf meets the domain: requests are validated into
+//! domain types here (naming the offending field), and domain results are
+//! turned into messages. Messages are destructured without `..`, so a new
+//! proto field fails to compile until it is handled here.
+
+use std::collections::HashMap;
+
+use prost_types::Timestamp;
+use rust_decimal::Decimal;
+use tonic::Status;
+
+use crate::config::QuoteConfig;
+use crate::domain::address::Address;
+use crate::domain::freight::{FreightError, Parcel, RatedShipment};
+use crate::domain::money::{cost_to_decimal, round_cents};
+use crate::domain::planner::{Objective, PlanOptions, PlanOutcome, ShortReason};
+use crate::domain::quoting::{Demand, Freshness, OfferInfo, Quote, StockSource};
+use crate::domain::suppliers::SupplierId;
+use crate::domain::world::World;
+use crate::limits;
+use crate::pb;
+
+/// `INVALID_ARGUMENT` naming the field.
+pub fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {message}"))
+}
+
+/// Validates basket lines; unknown SKUs pass with `product: None`, so that the
+/// caller decides between a shortfall and an error. Repeated SKUs are merged.
+pub fn demands(
+    world: &World,
+    lines: Vec<pb::BasketLine>,
+    limits: &QuoteConfig,
+) -> Result<Vec<Demand>, Status> {
+    if lines.is_empty() {
+        return Err(invalid("lines", "the basket is empty"));
+    }
+    if lines.len() > limits.basket_lines_max {
+        return Err(invalid(
+            "lines",
+            format!(
+                "{} lines, at most {} allowed",
+                lines.len(),
+                limits.basket_lines_max
+            ),
+        ));
+    }
+    let mut out: Vec<Demand> = Vec::with_capacity(lines.len());
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(lines.len());
+    for (i, line) in lines.into_iter().enumerate() {
+        let pb::BasketLine { sku, quantity } = line;
+        let sku = sku.trim().to_owned();
+        if sku.is_empty() {
+            return Err(invalid(&format!("lines[{i}].sku"), "is empty"));
+        }
+        if sku.len() > limits::SKU_BYTES_MAX {
+            return Err(invalid(
+                &format!("lines[{i}].sku"),
+                format!("longer than {} bytes", limits::SKU_BYTES_MAX),
+            ));
+        }
+        if quantity == 0 {
+            return Err(invalid(
+                &format!("lines[{i}].quantity"),
+                "must be at least 1",
+            ));
+        }
+        let too_many = |q: u32| {
+            invalid(
+                &format!("lines[{i}].quantity"),
+                format!(
+                    "{q} units of {sku}, at most {} allowed",
+                    limits.line_quantity_max
+                ),
+            )
+        };
+        if quantity > limits.line_quantity_max {
+            return Err(too_many(quantity));
+        }
+        if let Some(&j) = seen.get(&sku) {
+            let total = out[j].qty.saturating_add(quantity);
+            if total > limits.line_quantity_max {
+                return Err(too_many(total));
+            }
+            out[j].qty = total;
+            continue;
+        }
+        seen.insert(sku.clone(), out.len());
+        let product = world.catalog.by_sku(sku.as_bytes());
+        out.push(Demand {
+            sku,
+            product,
+            qty: quantity,
+        });
+    }
+    Ok(out)
+}
+
+/// Validates an address that freight must be able to rate.
+pub fn address(world: &World, a: Option<pb::Address>, field: &str) -> Result<Address, Status> {
+    let Some(pb::Address {
+        country_code,
+        postal_code,
+        residential,
+    }) = a
+    else {
+        return Err(invalid(field, "is required"));
+    };
+    let country_code = country_code.trim().to_ascii_uppercase();
+    let postal_code = postal_code.trim().to_owned();
+    if country_code.len() != 2 || !country_code.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(invalid(
+            &format!("{field}.country_code"),
+            format!("`{country_code}` is not an ISO 3166-1 alpha-2 code"),
+        ));
+    }
+    if postal_code.len() > limits::POSTAL_CODE_BYTES_MAX {
+        return Err(invalid(&format!("{field}.postal_code"), "is too long"));
+    }
+    world
+        .freight
+        .validate_address(&country_code, &postal_code)
+        .map_err(|e| {
+            let part = match e {
+                FreightError::BadPostalCode { .. } => "postal_code",
+                _ => "country_code",
+            };
+            invalid(&format!("{field}.{part}"), e)
+        })?;
+    Ok(Address {
+        country_code,
+        postal_code,
+        residential,
+    })
+}
+
+/// Plan options and excluded suppliers from the request's options.
+pub fn options(
+    world: &World,
+    o: Option<pb::QuoteOptions>,
+) -> Result<(PlanOptions, Vec<SupplierId>, u32), Status> {
+    let pb::QuoteOptions {
+        objective,
+        allow_partial,
+        allow_split_lines,
+        max_shipments,
+        exclude_suppliers,
+        realtime_budget_ms,
+    } = o.unwrap_or_default();
+    let objective = match pb::Objective::try_from(objective) {
+        Ok(pb::Objective::Unspecified | pb::Objective::Cheapest) => Objective::Cheapest,
+        Ok(pb::Objective::Fastest) => Objective::Fastest,
+        Ok(pb::Objective::FewestShipments) => Objective::FewestShipments,
+        Err(_) => {
+            return Err(invalid(
+                "options.objective",
+                format!("unknown value {objective}"),
+            ))
+        }
+    };
+    if exclude_suppliers.len() > limits::EXCLUDED_SUPPLIERS_MAX {
+        return Err(invalid(
+            "options.exclude_suppliers",
+            format!("at most {} allowed", limits::EXCLUDED_SUPPLIERS_MAX),
+        ));
+    }
+    let mut excluded = Vec::with_capacity(exclude_suppliers.len());
+    for (i, id) in exclude_suppliers.iter().enumerate() {
+        match world.suppliers.id_of(id.trim()) {
+            Some(s) => excluded.push(s),
+            None => {
+                return Err(invalid(
+                    &format!("options.exclude_suppliers[{i}]"),
+                    format!("unknown supplier `{id}`"),
+                ))
+            }
+        }
+    }
+    Ok((
+        PlanOptions {
+            objective,
+            allow_partial,
+            allow_split_lines,
+            max_shipments,
+        },
+        excluded,
+        realtime_budget_ms,
+    ))
+}
+
+/// Money in the merchant's currency.
+pub fn money(amount: Decimal, currency: &str) -> pb::Money {
+    pb::Money {
+        currency_code: currency.to_owned(),
+        amount: amount.to_string(),
+    }
+}
+
+/// A timestamp from Unix milliseconds.
+pub fn timestamp_ms(ms: i64) -> Timestamp {
+    Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// A timestamp from Unix seconds; `None` for "never".
+pub fn timestamp_s(s: u32) -> Option<Timestamp> {
+    (s > 0).then(|| Timestamp {
+        seconds: i64::from(s),
+        nanos: 0,
+    })
+}
+
+fn pb_address(a: &Address) -> pb::Address {
+    pb::Address {
+        country_code: a.country_code.clone(),
+        postal_code: a.postal_code.clone(),
+        residential: a.residential,
+    }
+}
+
+fn source(s: StockSource) -> pb::StockSource {
+    match s {
+        StockSource::Feed => pb::StockSource::Feed,
+        StockSource::Realtime => pb::StockSource::Realtime,
+        StockSource::CachedRealtime => pb::StockSource::CachedRealtime,
+    }
+}
+
+/// An offer as the API shows it.
+pub fn offer(world: &World, o: &OfferInfo) -> pb::Offer {
+    let supplier = world.suppliers.get(o.supplier);
+    pb::Offer {
+        supplier_id: supplier.map(|s| s.id.clone()).unwrap_or_default(),
+        supplier_sku: o.supplier_sku.clone(),
+        available: o.available,
+        unit_cost: Some(money(cost_to_decimal(o.cost), &world.currency)),
+        source: source(o.source) as i32,
+        as_of: timestamp_s(o.as_of_s),
+        origin: supplier.map(|s| pb_address(&s.origin)),
+    }
+}
+
+/// Real-time outcome.
+pub fn freshness(f: Freshness) -> pb::Freshness {
+    let Freshness {
+        queried,
+        answered,
+        timed_out,
+    } = f;
+    pb::Freshness {
+        suppliers_queried: queried,
+        suppliers_answered: answered,
+        suppliers_timed_out: timed_out,
+    }
+}
+
+/// A parcel as the API shows it.
+pub fn parcel(p: &Parcel) -> pb::Parcel {
+    let Parcel {
+        box_id,
+        weight_g,
+        billable_weight_g,
+        length_mm,
+        width_mm,
+        height_mm,
+    } = p;
+    pb::Parcel {
+        box_id: box_id.clone(),
+        weight_g: *weight_g,
+        billable_weight_g: *billable_weight_g,
+        length_mm: *length_mm,
+        width_mm: *width_mm,
+        height_mm: *height_mm,
+    }
+}
+
+fn objective(o: Objective) -> pb::Objective {
+    match o {
+        Objective::Cheapest => pb::Objective::Cheapest,
+        Objective::Fastest => pb::Objective::Fastest,
+        Objective::FewestShipments => pb::Objective::FewestShipments,
+    }
+}
+
+/// The shortfall reason as the API names it.
+pub fn reason(r: ShortReason) -> pb::shortfall::Reason {
+    match r {
+        ShortReason::UnknownSku => pb::shortfall::Reason::UnknownSku,
+        ShortReason::OutOfStock => pb::shortfall::Reason::OutOfStock,
+        ShortReason::Excluded => pb::shortfall::Reason::Excluded,
+        ShortReason::ShipmentLimit => pb::shortfall::Reason::ShipmentLimit,
+        ShortReason::NotShippable => pb::shortfall::Reason::NotShippable,
+    }
+}
+
+/// A plan as the API shows it.
+pub fn plan(world: &World, quote: &Quote, p: &PlanOutcome, lines: &[Demand]) -> pb::Plan {
+    let currency = &world.currency;
+    let goods = round_cents(p.goods);
+    let freight = round_cents(p.freight);
+    let view = world.index.view();
+    let shipments = p
+        .shipments
+        .iter()
+        .map(|s| {
+            let supplier = world.suppliers.get(s.supplier);
+            pb::Shipment {
+                supplier_id: supplier.map(|x| x.id.clone()).unwrap_or_default(),
+                origin: supplier.map(|x| pb_address(&x.origin)),
+                lines: s
+                    .allocations
+                    .iter()
+                    .map(|a| pb::PlanLine {
+                        sku: lines.get(a.line).map(|d| d.sku.clone()).unwrap_or_default(),
+                        supplier_sku: view
+                            .offer(s.supplier, a.product)
+                            .map(|o| o.supplier_sku.to_owned())
+                            .unwrap_or_default(),
+                        quantity: a.qty,
+                        unit_cost: Some(money(cost_to_decimal(a.cost), currency)),
+                        source: pb::StockSource::Feed as i32,
+                        as_of: timestamp_s(a.as_of_s),
+                    })
+                    .collect(),
+                parcels: s.parcels.iter().map(parcel).collect(),
+                carrier: s.rate.carrier.clone(),
+                service: s.rate.service.clone(),
+                freight: Some(money(s.rate.amount, currency)),
+                transit_days: s.rate.transit_days,
+                processing_days: s.processing_days,
+            }
+        })
+        .collect();
+    pb::Plan {
+        quote_id: quote.quote_id.clone(),
+        shipments,
+        unfulfilled: p
+            .shortfalls
+            .iter()
+            .map(|s| pb::Shortfall {
+                sku: lines.get(s.line).map(|d| d.sku.clone()).unwrap_or_default(),
+                quantity_missing: s.missing,
+                reason: reason(s.reason) as i32,
+            })
+            .collect(),
+        goods_total: Some(money(goods, currency)),
+        freight_total: Some(money(freight, currency)),
+        grand_total: Some(money(goods + freight, currency)),
+        freshness: Some(freshness(quote.freshness)),
+        valid_until: Some(timestamp_ms(quote.valid_until_ms)),
+        proven_optimal: p.proven_optimal,
+        objective: objective(p.objective) as i32,
+    }
+}
+
+/// A rated shipment as `RateShipment` answers it.
+pub fn rated(r: &RatedShipment, currency: &str) -> pb::RateShipmentResponse {
+    pb::RateShipmentResponse {
+        parcels: r.parcels.iter().map(parcel).collect(),
+        rates: r
+            .rates
+            .iter()
+            .map(|x| pb::Rate {
+                carrier: x.carrier.clone(),
+                service: x.service.clone(),
+                amount: Some(money(x.amount, currency)),
+                transit_days: x.transit_days,
+                live: false,
+            })
+            .collect(),
+    }
+}

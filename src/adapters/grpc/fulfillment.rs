@@ -1,0 +1,153 @@
+//! `stockroute.v1.Fulfillment`: stock checks and quotes for carts; the
+//! reservation RPCs answer UNIMPLEMENTED until a ledger is configured.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::status;
+use crate::config::Config;
+use crate::domain::quoting::QuoteInput;
+use crate::domain::world::World;
+use crate::pb;
+
+/// Baskets with more lines than this are planned on the blocking pool, so a
+/// long search never stalls other requests on the async threads.
+const INLINE_PLAN_LINES_MAX: usize = 16;
+
+/// The Fulfillment service.
+#[derive(Debug, Clone)]
+pub struct FulfillmentService {
+    world: Arc<World>,
+    config: Arc<Config>,
+}
+
+impl FulfillmentService {
+    /// A service answering from `world`.
+    pub fn new(world: Arc<World>, config: Arc<Config>) -> Self {
+        Self { world, config }
+    }
+
+    fn quote_input(&self, req: pb::QuoteRequest) -> Result<QuoteInput, Status> {
+        let pb::QuoteRequest {
+            lines,
+            ship_to,
+            options,
+        } = req;
+        let lines = convert::demands(&self.world, lines, &self.config.quote)?;
+        let ship_to = convert::address(&self.world, ship_to, "ship_to")?;
+        let (options, excluded, _realtime_budget_ms) = convert::options(&self.world, options)?;
+        Ok(QuoteInput {
+            lines,
+            ship_to,
+            options,
+            excluded,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::fulfillment_server::Fulfillment for FulfillmentService {
+    async fn check_stock(
+        &self,
+        request: Request<pb::CheckStockRequest>,
+    ) -> Result<Response<pb::CheckStockResponse>, Status> {
+        let pb::CheckStockRequest {
+            lines,
+            ship_to,
+            realtime_budget_ms: _,
+        } = request.into_inner();
+        let lines = convert::demands(&self.world, lines, &self.config.quote)?;
+        if ship_to.is_some() {
+            convert::address(&self.world, ship_to, "ship_to")?;
+        }
+        let stock = self.world.check_stock(&lines);
+        let lines = stock
+            .iter()
+            .map(|s| pb::StockLine {
+                sku: s.demand.sku.clone(),
+                requested: s.demand.qty,
+                available: s.available,
+                offers: s
+                    .offers
+                    .iter()
+                    .map(|o| convert::offer(&self.world, o))
+                    .collect(),
+                unknown_sku: s.demand.product.is_none(),
+            })
+            .collect();
+        Ok(Response::new(pb::CheckStockResponse {
+            lines,
+            freshness: Some(pb::Freshness::default()),
+        }))
+    }
+
+    async fn quote(
+        &self,
+        request: Request<pb::QuoteRequest>,
+    ) -> Result<Response<pb::QuoteResponse>, Status> {
+        let input = self.quote_input(request.into_inner())?;
+        let large = input.lines.len() > INLINE_PLAN_LINES_MAX;
+        let world = Arc::clone(&self.world);
+        let valid_secs = self.config.quote.valid_secs;
+        let run = move || {
+            let quote = world
+                .quote(&input, valid_secs)
+                .map_err(status::quote_error)?;
+            let plan = convert::plan(&world, &quote, &quote.plan, &input.lines);
+            let alternatives = quote
+                .alternatives
+                .iter()
+                .map(|p| convert::plan(&world, &quote, p, &input.lines))
+                .collect();
+            Ok::<_, Status>(pb::QuoteResponse {
+                plan: Some(plan),
+                alternatives,
+            })
+        };
+        let response = if large {
+            tokio::task::spawn_blocking(run)
+                .await
+                .map_err(|e| Status::internal(format!("planner stopped: {e}")))??
+        } else {
+            run()?
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn reserve(
+        &self,
+        _: Request<pb::ReserveRequest>,
+    ) -> Result<Response<pb::Reservation>, Status> {
+        Err(status::not_yet("Reserve"))
+    }
+
+    async fn commit(
+        &self,
+        _: Request<pb::CommitRequest>,
+    ) -> Result<Response<pb::CommitResponse>, Status> {
+        Err(status::not_yet("Commit"))
+    }
+
+    async fn release(
+        &self,
+        _: Request<pb::ReleaseRequest>,
+    ) -> Result<Response<pb::Reservation>, Status> {
+        Err(status::not_yet("Release"))
+    }
+
+    async fn get_reservation(
+        &self,
+        _: Request<pb::GetReservationRequest>,
+    ) -> Result<Response<pb::Reservation>, Status> {
+        Err(status::not_yet("GetReservation"))
+    }
+
+    async fn allocate(
+        &self,
+        _: Request<pb::AllocateRequest>,
+    ) -> Result<Response<pb::CommitResponse>, Status> {
+        Err(status::not_yet("Allocate"))
+    }
+}

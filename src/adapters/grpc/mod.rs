@@ -1,0 +1,69 @@
+//! The gRPC edge: the two stockroute services, health and reflection on one
+//! port, with per-RPC request counts and latency histograms.
+
+pub mod catalog;
+pub mod convert;
+pub mod fulfillment;
+pub mod metrics_layer;
+pub mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+
+use crate::config::Config;
+use crate::domain::world::World;
+use crate::pb;
+
+pub use catalog::CatalogService;
+pub use fulfillment::FulfillmentService;
+
+/// Serves gRPC on `listener` until `shutdown` resolves, then finishes in-flight calls.
+pub async fn serve(
+    listener: TcpListener,
+    world: Arc<World>,
+    config: Arc<Config>,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let max_bytes = config.server.max_message_bytes;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| {
+            // The descriptor set is compiled in; a failure here is a build defect.
+            tracing::error!(error = %e, "reflection descriptor rejected");
+            e
+        });
+    let fulfillment = pb::fulfillment_server::FulfillmentServer::new(FulfillmentService::new(
+        Arc::clone(&world),
+        Arc::clone(&config),
+    ))
+    .max_decoding_message_size(max_bytes);
+    let catalog =
+        pb::catalog_server::CatalogServer::new(CatalogService::new(world, Arc::clone(&config)))
+            .max_decoding_message_size(max_bytes);
+    // `serve_with_incoming` ignores the builder's nodelay; set it on the sockets.
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)));
+    let mut router = Server::builder()
+        .max_concurrent_streams(config.server.max_concurrent_streams)
+        .layer(metrics_layer::MetricsLayer)
+        .add_service(health)
+        .add_service(fulfillment)
+        .add_service(catalog);
+    if let Ok(reflection) = reflection {
+        router = router.add_service(reflection);
+    }
+    router
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}

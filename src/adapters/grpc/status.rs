@@ -1,0 +1,39 @@
+//! The one place where errors become gRPC status codes.
+
+use tonic::Status;
+
+use crate::domain::feeds::FeedError;
+use crate::domain::freight::FreightError;
+use crate::domain::quoting::QuoteError;
+
+/// All-or-nothing could not be met: FAILED_PRECONDITION naming each short line.
+pub fn quote_error(e: QuoteError) -> Status {
+    match e {
+        QuoteError::Unfulfillable { .. } => Status::failed_precondition(e.to_string()),
+    }
+}
+
+/// Freight could not price the request.
+pub fn freight_error(e: FreightError) -> Status {
+    match e {
+        FreightError::UnknownCountry { .. }
+        | FreightError::BadPostalCode { .. }
+        | FreightError::EmptyShipment
+        | FreightError::InvalidRequest { .. } => Status::invalid_argument(e.to_string()),
+        FreightError::NoService { .. } => Status::failed_precondition(e.to_string()),
+        FreightError::Table { .. } | FreightError::Io { .. } => Status::internal(e.to_string()),
+    }
+}
+
+/// A feed that could not be read at all.
+pub fn feed_error(e: FeedError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+/// A reservation RPC that this build does not serve yet.
+pub fn not_yet(rpc: &str) -> Status {
+    Status::unimplemented(format!(
+        "{rpc} is not available: this server has no reservation ledger configured yet; \
+         Quote, CheckStock and the Catalog service work"
+    ))
+}

@@ -1,0 +1,4 @@
+//! HTTP for operators (`/metrics`, `/healthz`, `/readyz`) and the feed downloader.
+
+pub mod admin;
+pub mod feed_fetch;

@@ -1,0 +1,347 @@
+//! Wiring: load the world, start the gRPC and HTTP servers, load and
+//! schedule the feeds, and shut everything down in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::adapters::grpc;
+use crate::adapters::http::admin::{self, Readiness};
+use crate::adapters::http::feed_fetch::FeedFetcher;
+use crate::config::Config;
+use crate::domain::clock::SystemClock;
+use crate::domain::feeds::{FeedError, IngestReport};
+use crate::domain::suppliers::{FeedKind, SupplierId};
+use crate::domain::world::World;
+use crate::load::{self, WorldSource};
+use crate::pb;
+use crate::telemetry;
+
+/// Feeds loaded at once during start-up: one per core keeps both busy.
+const INITIAL_LOADS_PARALLEL: usize = 2;
+
+/// A running service.
+pub struct RunningApp {
+    /// Where gRPC listens.
+    pub grpc_addr: SocketAddr,
+    /// Where the HTTP endpoints listen.
+    pub http_addr: SocketAddr,
+    /// The world it answers from.
+    pub world: Arc<World>,
+    /// Readiness, as `/readyz` reports it.
+    pub readiness: Arc<Readiness>,
+    shutdown: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for RunningApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningApp")
+            .field("grpc_addr", &self.grpc_addr)
+            .field("http_addr", &self.http_addr)
+            .finish()
+    }
+}
+
+/// Resolves when the shutdown signal is sent.
+async fn until_shutdown(mut rx: watch::Receiver<bool>) {
+    // An error means the sender is gone, which is a shutdown too.
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Loads the world and starts serving. Feeds load in the background;
+/// `RunningApp::wait_ready` waits for them.
+pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
+    let started = Instant::now();
+    let config = Arc::new(config);
+    let metrics = telemetry::metrics_handle();
+    let (world, source) = {
+        let config = Arc::clone(&config);
+        tokio::task::spawn_blocking(move || {
+            let source = load::source_for(&config);
+            load::load_world(&config, &source, Arc::new(SystemClock)).map(|w| (w, source))
+        })
+        .await
+        .context("world loader stopped")??
+    };
+    let world = Arc::new(world);
+    tracing::info!(
+        products = world.catalog.len(),
+        suppliers = world.suppliers.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "catalog and suppliers loaded"
+    );
+
+    let grpc_listener = TcpListener::bind(&config.server.grpc_addr)
+        .await
+        .with_context(|| format!("cannot listen on gRPC address {}", config.server.grpc_addr))?;
+    let http_listener = TcpListener::bind(&config.server.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on HTTP address {}", config.server.http_addr))?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let http_addr = http_listener.local_addr()?;
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let readiness = Arc::new(Readiness::default());
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_not_serving::<pb::fulfillment_server::FulfillmentServer<grpc::FulfillmentService>>()
+        .await;
+    health_reporter
+        .set_not_serving::<pb::catalog_server::CatalogServer<grpc::CatalogService>>()
+        .await;
+
+    let mut servers = Vec::new();
+    {
+        let (world, config, rx) = (Arc::clone(&world), Arc::clone(&config), shutdown_rx.clone());
+        servers.push(tokio::spawn(async move {
+            if let Err(e) = grpc::serve(
+                grpc_listener,
+                world,
+                config,
+                health_service,
+                until_shutdown(rx),
+            )
+            .await
+            {
+                tracing::error!(error = %e, "gRPC server failed");
+            }
+        }));
+    }
+    let scheduled: Vec<SupplierId> = world
+        .suppliers
+        .iter()
+        .filter(|(_, s)| s.feed.is_some())
+        .map(|(id, _)| id)
+        .collect();
+    {
+        let (world, readiness, rx) = (
+            Arc::clone(&world),
+            Arc::clone(&readiness),
+            shutdown_rx.clone(),
+        );
+        let scheduled = scheduled.clone();
+        servers.push(tokio::spawn(async move {
+            if let Err(e) = admin::serve(
+                http_listener,
+                world,
+                readiness,
+                metrics,
+                scheduled,
+                until_shutdown(rx),
+            )
+            .await
+            {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }));
+    }
+    tracing::info!(%grpc_addr, %http_addr, "listening");
+
+    let fetcher = FeedFetcher::new(
+        Duration::from_millis(config.feeds.fetch_timeout_ms),
+        config.feeds.feed_bytes_max,
+    )
+    .context("cannot build the feed HTTP client")?;
+    let feeds = Arc::new(FeedLoader {
+        world: Arc::clone(&world),
+        source,
+        fetcher,
+        limit_bytes: config.feeds.feed_bytes_max,
+    });
+    let mut background = Vec::new();
+    {
+        let (feeds, readiness) = (Arc::clone(&feeds), Arc::clone(&readiness));
+        let scheduled = scheduled.clone();
+        let rx = shutdown_rx.clone();
+        let schedule = config.feeds.schedule;
+        background.push(tokio::spawn(async move {
+            let t0 = Instant::now();
+            futures::stream::iter(scheduled.iter().copied())
+                .for_each_concurrent(INITIAL_LOADS_PARALLEL, |s| {
+                    let feeds = Arc::clone(&feeds);
+                    async move {
+                        let _ = feeds.load(s).await;
+                    }
+                })
+                .await;
+            readiness.set_ready();
+            health_reporter
+                .set_serving::<pb::fulfillment_server::FulfillmentServer<grpc::FulfillmentService>>(
+                )
+                .await;
+            health_reporter
+                .set_serving::<pb::catalog_server::CatalogServer<grpc::CatalogService>>()
+                .await;
+            tracing::info!(
+                offers = feeds.world.index.offers_total(),
+                feeds_ms = t0.elapsed().as_millis() as u64,
+                since_start_ms = started.elapsed().as_millis() as u64,
+                "ready"
+            );
+            if schedule {
+                feeds.run_schedules(&scheduled, rx).await;
+            }
+        }));
+    }
+    Ok(RunningApp {
+        grpc_addr,
+        http_addr,
+        world,
+        readiness,
+        shutdown,
+        servers,
+        background,
+        grace: Duration::from_millis(config.server.shutdown_grace_ms),
+    })
+}
+
+impl RunningApp {
+    /// Waits until the first feeds are loaded.
+    pub async fn wait_ready(&self) {
+        while !self.readiness.is_ready() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops accepting, lets in-flight calls finish (up to the grace period) and returns.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        let _ = self.shutdown.send(true);
+        for task in &self.background {
+            task.abort();
+        }
+        let servers = futures::future::join_all(self.servers);
+        if tokio::time::timeout(self.grace, servers).await.is_err() {
+            tracing::warn!(
+                grace_ms = self.grace.as_millis() as u64,
+                "in-flight calls outlived the grace period"
+            );
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Loads feeds from their configured sources.
+struct FeedLoader {
+    world: Arc<World>,
+    source: WorldSource,
+    fetcher: FeedFetcher,
+    limit_bytes: u64,
+}
+
+impl FeedLoader {
+    /// Loads the configured feed of `supplier` once.
+    async fn load(&self, supplier: SupplierId) -> Result<IngestReport, FeedError> {
+        let Some(feed) = self
+            .world
+            .suppliers
+            .get(supplier)
+            .and_then(|s| s.feed.clone())
+        else {
+            return Err(FeedError::Unreadable("no feed configured".into()));
+        };
+        let outcome = if feed.source.starts_with("http://") || feed.source.starts_with("https://") {
+            self.fetcher
+                .fetch(Arc::clone(&self.world), supplier, feed.kind, &feed.source)
+                .await
+        } else {
+            let world = Arc::clone(&self.world);
+            let source = self.source.clone();
+            let limit = self.limit_bytes;
+            tokio::task::spawn_blocking(move || {
+                ingest_local(&world, &source, supplier, feed.kind, &feed.source, limit)
+            })
+            .await
+            .unwrap_or_else(|e| Err(FeedError::Unreadable(format!("feed loader stopped: {e}"))))
+        };
+        if let Err(e) = &outcome {
+            // `World::ingest` records its own failures; these happened before it ran.
+            if !self
+                .world
+                .feeds
+                .snapshot()
+                .get(supplier as usize)
+                .is_some_and(|s| s.last_error.is_some())
+            {
+                self.world.record_feed_failure(supplier, &e.to_string());
+            }
+        }
+        outcome
+    }
+
+    /// Reloads each feed on its interval until shutdown.
+    async fn run_schedules(
+        self: &Arc<Self>,
+        scheduled: &[SupplierId],
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let mut tasks = Vec::new();
+        for &s in scheduled {
+            let interval_secs = self
+                .world
+                .suppliers
+                .get(s)
+                .and_then(|x| x.feed.as_ref())
+                .map_or(0, |f| f.interval_secs);
+            // The built-in demo world's files never change: nothing to poll.
+            if interval_secs == 0 || matches!(self.source, WorldSource::Memory(_)) {
+                continue;
+            }
+            let this = Arc::clone(self);
+            let rx = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(interval_secs));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => { let _ = this.load(s).await; }
+                        _ = until_shutdown(rx.clone()) => break,
+                    }
+                }
+            }));
+        }
+        futures::future::join_all(tasks).await;
+    }
+}
+
+/// Ingests a feed from a file of the world's source.
+fn ingest_local(
+    world: &World,
+    source: &WorldSource,
+    supplier: SupplierId,
+    kind: FeedKind,
+    rel: &str,
+    limit_bytes: u64,
+) -> Result<IngestReport, FeedError> {
+    match source {
+        WorldSource::Memory(files) => match files.get(rel) {
+            Some(bytes) => world.ingest(supplier, kind, bytes.as_slice()),
+            None => Err(FeedError::Unreadable(format!(
+                "{rel}: not in the built-in demo world"
+            ))),
+        },
+        WorldSource::Dir(_) => {
+            let path = source.path(rel).unwrap_or_default();
+            let file = std::fs::File::open(&path)
+                .map_err(|e| FeedError::Unreadable(format!("{}: {e}", path.display())))?;
+            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+            if len > limit_bytes {
+                return Err(FeedError::Unreadable(format!(
+                    "{}: {len} bytes, more than the limit of {limit_bytes}",
+                    path.display()
+                )));
+            }
+            world.ingest(supplier, kind, file)
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Client commands for people at a terminal.
+
+pub mod quote;

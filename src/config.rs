@@ -1,0 +1,341 @@
+//! Settings: a TOML file, then `STOCKROUTE_*` environment overrides.
+//!
+//! Every key has a default, so an empty file (or none) is a valid config. An
+//! environment variable `STOCKROUTE_<SECTION>__<KEY>` overrides `[section] key`
+//! (double underscore between levels, case-insensitive); its value is read as a
+//! TOML literal when it parses as one (numbers, booleans) and as a string
+//! otherwise. docs/configuration.md lists every key.
+
+use std::path::{Path, PathBuf};
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use crate::limits;
+
+/// Prefix of environment variables that override config keys.
+pub const ENV_PREFIX: &str = "STOCKROUTE_";
+
+/// A config that could not be read or does not make sense.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML (after overrides) does not match the schema.
+    #[error("invalid config{}: {message}", origin.as_deref().map(|p| format!(" {p}")).unwrap_or_default())]
+    Invalid {
+        /// The file, when there was one.
+        origin: Option<String>,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// An environment override names no known key or has a bad value.
+    #[error("environment override {var}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Listen addresses and server limits.
+    pub server: ServerConfig,
+    /// Where the world (catalog, suppliers, freight tables) comes from.
+    pub data: DataConfig,
+    /// Feed ingest behaviour.
+    pub feeds: FeedsConfig,
+    /// Quote behaviour.
+    pub quote: QuoteConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Directory the config file was read from; relative data paths resolve against it.
+    #[serde(skip)]
+    pub base_dir: Option<PathBuf>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// gRPC listen address.
+    pub grpc_addr: String,
+    /// HTTP listen address (`/metrics`, `/healthz`, `/readyz`).
+    pub http_addr: String,
+    /// Largest gRPC message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// How long SIGTERM waits for in-flight calls before exiting anyway.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            grpc_addr: "0.0.0.0:50051".into(),
+            http_addr: "0.0.0.0:9090".into(),
+            max_message_bytes: limits::GRPC_MESSAGE_BYTES_MAX,
+            max_concurrent_streams: 256,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+/// `[data]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Directory holding the world; empty = the built-in demo world in memory.
+    pub dir: Option<PathBuf>,
+    /// Catalog CSV, relative to `dir`.
+    pub catalog: String,
+    /// Supplier registry TOML, relative to `dir`.
+    pub suppliers: String,
+    /// Freight tables directory, relative to `dir`.
+    pub freight_dir: String,
+    /// The merchant's currency; every price is in it.
+    pub currency: String,
+    /// Demo world size and seed, used when `dir` is empty.
+    pub demo_suppliers: u32,
+    /// Demo world product count.
+    pub demo_products: u32,
+    /// Demo world seed.
+    pub demo_seed: u64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            catalog: "catalog.csv".into(),
+            suppliers: "suppliers.toml".into(),
+            freight_dir: "freight".into(),
+            currency: "USD".into(),
+            demo_suppliers: 120,
+            demo_products: 100_000,
+            demo_seed: 42,
+        }
+    }
+}
+
+/// `[feeds]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedsConfig {
+    /// A feed whose rejected rows exceed this share (percent) is refused whole.
+    pub reject_threshold_pct: Decimal,
+    /// Row errors kept in an `IngestReport`; the count covers all of them.
+    pub errors_reported_max: usize,
+    /// Timeout of one HTTP feed download.
+    pub fetch_timeout_ms: u64,
+    /// Largest feed accepted, in bytes (files, downloads and `IngestFeed`).
+    pub feed_bytes_max: u64,
+    /// Run the per-supplier schedules (off: only the first load and `IngestFeed`).
+    pub schedule: bool,
+}
+
+impl Default for FeedsConfig {
+    fn default() -> Self {
+        Self {
+            reject_threshold_pct: Decimal::from(5),
+            errors_reported_max: 1000,
+            fetch_timeout_ms: 120_000,
+            feed_bytes_max: limits::FEED_BYTES_MAX,
+            schedule: true,
+        }
+    }
+}
+
+/// `[quote]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuoteConfig {
+    /// How long a quote's `valid_until` lies ahead.
+    pub valid_secs: u64,
+    /// Most lines in one basket.
+    pub basket_lines_max: usize,
+    /// Most units of one line.
+    pub line_quantity_max: u32,
+}
+
+impl Default for QuoteConfig {
+    fn default() -> Self {
+        Self {
+            valid_secs: 900,
+            basket_lines_max: limits::BASKET_LINES_MAX,
+            line_quantity_max: limits::LINE_QUANTITY_MAX,
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter directive, e.g. `info` or `stockroute=debug`; `RUST_LOG` wins.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (when given) and applies the environment's overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (text, origin) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?,
+                Some(p.display().to_string()),
+            ),
+            None => (String::new(), None),
+        };
+        let vars = std::env::vars().filter(|(k, _)| k.starts_with(ENV_PREFIX));
+        let mut config = Self::from_toml_with_env(&text, origin.as_deref(), vars)?;
+        if let Some(p) = path {
+            let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
+            config.base_dir = Some(base.clone());
+            // A config that sits in a world written by `demo-data` names files
+            // relative to itself; a config elsewhere names `data.dir`.
+            if config.data.dir.is_none() && base.join(&config.data.catalog).exists() {
+                config.data.dir = Some(base);
+            } else if let Some(dir) = config.data.dir.take() {
+                config.data.dir = Some(if dir.is_relative() {
+                    base.join(dir)
+                } else {
+                    dir
+                });
+            }
+        }
+        Ok(config)
+    }
+
+    /// Parses TOML text, then applies `(variable, value)` overrides.
+    pub fn from_toml_with_env(
+        text: &str,
+        origin: Option<&str>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            origin: origin.map(str::to_owned),
+            message,
+        };
+        let mut root: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        let mut vars: Vec<(String, String)> = vars.into_iter().collect();
+        // Sorted so that the outcome never depends on the environment's order.
+        vars.sort();
+        for (var, value) in vars {
+            apply_override(&mut root, &var, &value)?;
+        }
+        Config::deserialize(toml::Value::Table(root)).map_err(|e| invalid(e.to_string()))
+    }
+}
+
+/// Applies one `STOCKROUTE_SECTION__KEY=value` override to the TOML tree.
+fn apply_override(root: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
+    let env_err = |message: &str| ConfigError::Env {
+        var: var.to_owned(),
+        message: message.to_owned(),
+    };
+    let path = &var[ENV_PREFIX.len()..];
+    let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+    if keys.len() != 2 || keys.iter().any(String::is_empty) {
+        return Err(env_err(
+            "expected STOCKROUTE_<SECTION>__<KEY>, e.g. STOCKROUTE_SERVER__GRPC_ADDR",
+        ));
+    }
+    // Unknown sections or keys are caught when the tree is deserialized, with
+    // `deny_unknown_fields` naming the key.
+    let section = root
+        .entry(keys[0].clone())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let toml::Value::Table(section) = section else {
+        return Err(env_err("that config key is not a section"));
+    };
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    // Strings stay strings where the key is a string, even if they look like numbers.
+    let parsed = match (section.get(&keys[1]), parsed) {
+        (Some(toml::Value::String(_)), v) if !v.is_str() => toml::Value::String(value.to_owned()),
+        (_, v) => v,
+    };
+    section.insert(keys[1].clone(), parsed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_has_contract_defaults() {
+        let c = Config::from_toml_with_env("", None, []).unwrap();
+        assert_eq!(c.server.grpc_addr, "0.0.0.0:50051");
+        assert_eq!(c.server.http_addr, "0.0.0.0:9090");
+        assert_eq!(c.feeds.reject_threshold_pct, Decimal::from(5));
+        assert!(c.data.dir.is_none());
+    }
+
+    #[test]
+    fn env_overrides_file_values() {
+        let c = Config::from_toml_with_env(
+            "[server]\ngrpc_addr = \"127.0.0.1:1\"\n[feeds]\nreject_threshold_pct = 5\n",
+            None,
+            [
+                ("STOCKROUTE_SERVER__GRPC_ADDR".into(), "127.0.0.1:7".into()),
+                (
+                    "STOCKROUTE_FEEDS__REJECT_THRESHOLD_PCT".into(),
+                    "12.5".into(),
+                ),
+                ("STOCKROUTE_QUOTE__VALID_SECS".into(), "60".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.server.grpc_addr, "127.0.0.1:7");
+        assert_eq!(c.feeds.reject_threshold_pct, Decimal::new(125, 1));
+        assert_eq!(c.quote.valid_secs, 60);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_toml_with_env("[server]\ngrpc_adr = \"x\"\n", Some("a.toml"), [])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("grpc_adr"), "{err}");
+        let err = Config::from_toml_with_env("", None, [("STOCKROUTE_NOPE".into(), "1".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("STOCKROUTE_NOPE"), "{err}");
+        let err =
+            Config::from_toml_with_env("", None, [("STOCKROUTE_SERVER__NOPE".into(), "1".into())])
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("nope"), "{err}");
+    }
+}

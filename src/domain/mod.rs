@@ -1,0 +1,15 @@
+//! The domain: catalog, feeds, index, freight, planner. No transport types
+//! (tonic, prost, reqwest, SQL) appear here, so each part can be tested and
+//! benchmarked alone.
+
+pub mod address;
+pub mod catalog;
+pub mod clock;
+pub mod feeds;
+pub mod freight;
+pub mod index;
+pub mod money;
+pub mod planner;
+pub mod quoting;
+pub mod suppliers;
+pub mod world;

@@ -1,0 +1,294 @@
+//! Stock checks and quotes: gather what the index knows for a basket, then
+//! hand it to the planner and freight.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::address::Address;
+use super::catalog::ProductId;
+use super::freight::RatedShipment;
+use super::index::IndexView;
+use super::money::CostUnits;
+use super::planner::{
+    self, Candidate, LineInput, Objective, PlanError, PlanOptions, PlanOutcome, Rater, Short,
+};
+use super::suppliers::SupplierId;
+use super::world::World;
+
+/// A validated basket line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Demand {
+    /// The SKU as asked.
+    pub sku: String,
+    /// Its product, `None` when unknown.
+    pub product: Option<ProductId>,
+    /// Units wanted (at least 1).
+    pub qty: u32,
+}
+
+/// Where data about an offer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockSource {
+    /// The supplier's feed.
+    Feed,
+    /// A real-time answer during this request.
+    Realtime,
+    /// A recent real-time answer from the cache.
+    CachedRealtime,
+}
+
+/// One supplier's offer as a caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferInfo {
+    /// Who.
+    pub supplier: SupplierId,
+    /// Their code.
+    pub supplier_sku: String,
+    /// Units available to a new order.
+    pub available: u32,
+    /// Unit cost.
+    pub cost: CostUnits,
+    /// Data time (Unix seconds).
+    pub as_of_s: u32,
+    /// Where the numbers came from.
+    pub source: StockSource,
+}
+
+/// Stock of one basket line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockInfo {
+    /// The line asked.
+    pub demand: Demand,
+    /// Units available across suppliers.
+    pub available: u32,
+    /// Every supplier's offer.
+    pub offers: Vec<OfferInfo>,
+}
+
+/// Who was asked in real time and how it went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Freshness {
+    /// Real-time suppliers asked.
+    pub queried: u32,
+    /// Answered in time.
+    pub answered: u32,
+    /// Did not answer in time.
+    pub timed_out: u32,
+}
+
+/// A quote request past validation.
+#[derive(Debug, Clone)]
+pub struct QuoteInput {
+    /// The basket, duplicates merged.
+    pub lines: Vec<Demand>,
+    /// Destination.
+    pub ship_to: Address,
+    /// Plan options.
+    pub options: PlanOptions,
+    /// Suppliers not to use.
+    pub excluded: Vec<SupplierId>,
+}
+
+/// A quote: the plan, the alternatives and its identity.
+#[derive(Debug, Clone)]
+pub struct Quote {
+    /// Unique id.
+    pub quote_id: String,
+    /// The plan for the requested objective.
+    pub plan: PlanOutcome,
+    /// Best plans under the other objectives, where they differ.
+    pub alternatives: Vec<PlanOutcome>,
+    /// Real-time outcome.
+    pub freshness: Freshness,
+    /// Until when the quote holds (Unix ms).
+    pub valid_until_ms: i64,
+}
+
+/// Why a quote failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuoteError {
+    /// All-or-nothing cannot be met.
+    #[error("{}", describe_shorts(.lines, .shorts))]
+    Unfulfillable {
+        /// The basket, for naming lines.
+        lines: Vec<Demand>,
+        /// What is short.
+        shorts: Vec<Short>,
+    },
+}
+
+fn describe_shorts(lines: &[Demand], shorts: &[Short]) -> String {
+    let parts: Vec<String> = shorts
+        .iter()
+        .map(|s| {
+            let sku = lines.get(s.line).map_or("?", |d| d.sku.as_str());
+            let why = match s.reason {
+                planner::ShortReason::UnknownSku => "unknown SKU".to_string(),
+                planner::ShortReason::OutOfStock => {
+                    format!("out of stock: {} unit(s) missing", s.missing)
+                }
+                planner::ShortReason::Excluded => "in stock only at excluded suppliers".to_string(),
+                planner::ShortReason::ShipmentLimit => {
+                    format!("{} unit(s) do not fit within max_shipments", s.missing)
+                }
+                planner::ShortReason::NotShippable => {
+                    format!("{} unit(s) cannot be shipped to the destination", s.missing)
+                }
+            };
+            format!("lines[{}] {sku}: {why}", s.line)
+        })
+        .collect();
+    format!("cannot fulfil the whole basket: {}", parts.join("; "))
+}
+
+/// Quote ids: unique per process start and call.
+static QUOTE_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl World {
+    /// Stock and offers per line, from the index.
+    pub fn check_stock(&self, lines: &[Demand]) -> Vec<StockInfo> {
+        let view = self.index.view();
+        lines
+            .iter()
+            .map(|d| {
+                let offers: Vec<OfferInfo> = match d.product {
+                    Some(p) => offers_of(&view, p),
+                    None => Vec::new(),
+                };
+                StockInfo {
+                    demand: d.clone(),
+                    available: offers
+                        .iter()
+                        .map(|o| o.available)
+                        .fold(0u32, u32::saturating_add),
+                    offers,
+                }
+            })
+            .collect()
+    }
+
+    /// Every offer for a product.
+    pub fn offers(&self, product: ProductId) -> Vec<OfferInfo> {
+        offers_of(&self.index.view(), product)
+    }
+
+    /// Plans a basket under the requested objective and the others.
+    pub fn quote(&self, input: &QuoteInput, valid_secs: u64) -> Result<Quote, QuoteError> {
+        let view = self.index.view();
+        let mut offers = Vec::new();
+        let lines: Vec<LineInput> = input
+            .lines
+            .iter()
+            .map(|d| {
+                offers.clear();
+                if let Some(p) = d.product {
+                    view.offers_into(p, &mut offers);
+                }
+                let mut excluded_stock = false;
+                let candidates = offers
+                    .iter()
+                    .filter(|o| {
+                        let excluded = input.excluded.contains(&o.supplier);
+                        excluded_stock |= excluded && o.qty > 0;
+                        !excluded && o.qty > 0
+                    })
+                    .map(|o| Candidate {
+                        supplier: o.supplier,
+                        available: o.qty,
+                        cost: o.cost,
+                        as_of_s: o.as_of_s,
+                    })
+                    .collect();
+                LineInput {
+                    product: d.product,
+                    qty: d.qty,
+                    candidates,
+                    excluded_stock,
+                }
+            })
+            .collect();
+        let rater = WorldRater {
+            world: self,
+            ship_to: &input.ship_to,
+        };
+        let unfulfillable = |e: PlanError| match e {
+            PlanError::Unfulfillable(shorts) => QuoteError::Unfulfillable {
+                lines: input.lines.clone(),
+                shorts,
+            },
+        };
+        let plan = planner::plan(&lines, &input.options, &rater).map_err(unfulfillable)?;
+        let mut alternatives: Vec<PlanOutcome> = Vec::new();
+        for objective in Objective::ALL {
+            if objective == input.options.objective {
+                continue;
+            }
+            let options = PlanOptions {
+                objective,
+                ..input.options.clone()
+            };
+            if let Ok(alt) = planner::plan(&lines, &options, &rater) {
+                let differs = |p: &PlanOutcome| {
+                    p.shipments != alt.shipments || p.shortfalls != alt.shortfalls
+                };
+                if differs(&plan) && alternatives.iter().all(differs) {
+                    alternatives.push(alt);
+                }
+            }
+        }
+        let now_ms = self.clock.now_ms();
+        let seq = QUOTE_SEQ.fetch_add(1, Ordering::Relaxed);
+        Ok(Quote {
+            quote_id: format!("Q-{now_ms:x}-{seq:06x}"),
+            plan,
+            alternatives,
+            freshness: Freshness::default(),
+            valid_until_ms: now_ms + (valid_secs as i64) * 1000,
+        })
+    }
+}
+
+fn offers_of(view: &IndexView<'_>, product: ProductId) -> Vec<OfferInfo> {
+    let mut refs = Vec::new();
+    view.offers_into(product, &mut refs);
+    refs.iter()
+        .map(|o| OfferInfo {
+            supplier: o.supplier,
+            supplier_sku: o.supplier_sku.to_owned(),
+            available: o.qty,
+            cost: o.cost,
+            as_of_s: o.as_of_s,
+            source: StockSource::Feed,
+        })
+        .collect()
+}
+
+/// Freight for the planner: the world's rating to one destination.
+struct WorldRater<'a> {
+    world: &'a World,
+    ship_to: &'a Address,
+}
+
+impl Rater for WorldRater<'_> {
+    fn rate(
+        &self,
+        supplier: SupplierId,
+        lines: &[(ProductId, u32)],
+    ) -> Result<RatedShipment, String> {
+        let origin = &self
+            .world
+            .suppliers
+            .get(supplier)
+            .ok_or_else(|| format!("unknown supplier {supplier}"))?
+            .origin;
+        self.world
+            .rate_shipment(origin, self.ship_to, lines, Some(supplier))
+            .map_err(|e| e.to_string())
+    }
+
+    fn processing_days(&self, supplier: SupplierId) -> u32 {
+        self.world
+            .suppliers
+            .get(supplier)
+            .map_or(0, |s| s.processing_days)
+    }
+}

@@ -1,0 +1,196 @@
+//! The loaded world: catalog, suppliers, freight tables and the offer index,
+//! plus the one way feeds get into it.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::address::Address;
+use super::catalog::{Catalog, ProductId};
+use super::clock::Clock;
+use super::feeds::{
+    apply_parsed, parse_feed, FeedBoard, FeedError, FeedRules, IngestReport, Mapping,
+};
+use super::freight::{Endpoint, Freight, FreightError, Item, ItemLine, RateRequest, RatedShipment};
+use super::index::OfferIndex;
+use super::suppliers::{FeedKind, SupplierId, SupplierRegistry};
+
+/// Everything the service answers from.
+pub struct World {
+    /// The merchant's products.
+    pub catalog: Catalog,
+    /// Who ships.
+    pub suppliers: SupplierRegistry,
+    /// Carriers, zones, boxes.
+    pub freight: Freight,
+    /// Offers.
+    pub index: OfferIndex,
+    /// Per-supplier mapping files, by supplier id.
+    pub mappings: Vec<Option<Mapping>>,
+    /// How feeds are judged.
+    pub feed_rules: FeedRules,
+    /// Feed outcomes per supplier.
+    pub feeds: Arc<FeedBoard>,
+    /// The merchant's currency.
+    pub currency: String,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("products", &self.catalog.len())
+            .field("suppliers", &self.suppliers.len())
+            .field("offers", &self.index.offers_total())
+            .finish()
+    }
+}
+
+impl World {
+    /// Parses and applies one feed of `supplier`. Blocking and CPU-heavy: call
+    /// it off the async threads. The outcome is logged, counted and recorded.
+    pub fn ingest(
+        &self,
+        supplier: SupplierId,
+        kind: FeedKind,
+        reader: impl Read,
+    ) -> Result<IngestReport, FeedError> {
+        let started = Instant::now();
+        let external = self
+            .suppliers
+            .get(supplier)
+            .map(|s| s.id.clone())
+            .unwrap_or_default();
+        let mapping = self
+            .mappings
+            .get(supplier as usize)
+            .and_then(Option::as_ref);
+        let parsed = parse_feed(
+            reader,
+            &self.catalog,
+            mapping,
+            &self.feed_rules,
+            self.clock.now_s(),
+        );
+        let outcome = parsed.map(|p| {
+            apply_parsed(
+                &self.index,
+                supplier,
+                kind,
+                p,
+                &self.feed_rules,
+                self.clock.now_ms(),
+            )
+        });
+        let kind_label = match kind {
+            FeedKind::Full => "full",
+            FeedKind::Delta => "delta",
+        };
+        let result = match &outcome {
+            Ok(r) if r.refused.is_none() => "applied",
+            Ok(_) => "refused",
+            Err(_) => "unreadable",
+        };
+        metrics::counter!("stockroute_feed_ingests_total", "supplier" => external.clone(), "kind" => kind_label, "result" => result).increment(1);
+        metrics::histogram!("stockroute_feed_ingest_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match &outcome {
+            Ok(report) => {
+                metrics::counter!("stockroute_feed_rows_rejected_total", "supplier" => external.clone())
+                    .increment(report.rows_rejected);
+                for e in report.errors.iter().take(20) {
+                    tracing::warn!(supplier = %external, line = e.line, reason = %e.message, "feed row rejected");
+                }
+                if report.rows_rejected > 20 {
+                    tracing::warn!(supplier = %external, more = report.rows_rejected - 20, "further feed rows rejected");
+                }
+                match &report.refused {
+                    None => {
+                        tracing::info!(
+                            supplier = %external, kind = kind_label, rows_read = report.rows_read,
+                            rows_applied = report.rows_applied, rows_rejected = report.rows_rejected,
+                            elapsed_ms = started.elapsed().as_millis() as u64, "feed applied"
+                        );
+                        self.feeds.record(supplier, self.clock.now_ms(), Ok(()));
+                    }
+                    Some(why) => {
+                        tracing::error!(supplier = %external, reason = %why, "feed refused");
+                        self.feeds
+                            .record(supplier, self.clock.now_ms(), Err(why.clone()));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(supplier = %external, error = %e, "feed unreadable");
+                self.feeds
+                    .record(supplier, self.clock.now_ms(), Err(e.to_string()));
+            }
+        }
+        outcome
+    }
+
+    /// Records a feed that failed before parsing (a download error, say).
+    pub fn record_feed_failure(&self, supplier: SupplierId, error: &str) {
+        let external = self
+            .suppliers
+            .get(supplier)
+            .map(|s| s.id.clone())
+            .unwrap_or_default();
+        metrics::counter!("stockroute_feed_ingests_total", "supplier" => external.clone(), "kind" => "any", "result" => "unreadable").increment(1);
+        tracing::error!(supplier = %external, error, "feed fetch failed");
+        self.feeds
+            .record(supplier, self.clock.now_ms(), Err(error.to_owned()));
+    }
+
+    /// One unit of a product as freight sees it.
+    pub fn item(&self, product: ProductId) -> Option<Item> {
+        let p = self.catalog.get(product)?;
+        Some(Item {
+            weight_g: p.weight_g,
+            length_mm: p.length_mm,
+            width_mm: p.width_mm,
+            height_mm: p.height_mm,
+        })
+    }
+
+    /// Packs and rates `lines` from `origin` to `destination`, adding the
+    /// handling fee of `supplier` when given. The planner prices shipments
+    /// through this same function, which is why a plan's freight always equals
+    /// what `RateShipment` says for the same lines.
+    pub fn rate_shipment(
+        &self,
+        origin: &Address,
+        destination: &Address,
+        lines: &[(ProductId, u32)],
+        supplier: Option<SupplierId>,
+    ) -> Result<RatedShipment, FreightError> {
+        let mut items: Vec<ItemLine> = Vec::with_capacity(lines.len());
+        let mut sorted = lines.to_vec();
+        // One canonical order, so packing never depends on how the lines came.
+        sorted.sort_unstable();
+        for (product, quantity) in sorted {
+            if let Some(item) = self.item(product) {
+                items.push(ItemLine { item, quantity });
+            }
+        }
+        let handling_fee = supplier
+            .and_then(|s| self.suppliers.get(s))
+            .map(|s| s.handling_fee)
+            .unwrap_or_default();
+        self.freight.rate(&RateRequest {
+            origin: endpoint(origin),
+            destination: endpoint(destination),
+            lines: &items,
+            handling_fee,
+        })
+    }
+}
+
+fn endpoint(a: &Address) -> Endpoint<'_> {
+    Endpoint {
+        country_code: &a.country_code,
+        postal_code: &a.postal_code,
+        residential: a.residential,
+    }
+}
