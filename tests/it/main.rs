@@ -1,0 +1,8 @@
+//! Integration tests: the real server, started on free loopback ports, driven
+//! over gRPC and HTTP. One test binary, so the build happens once.
+
+mod feeds;
+mod helpers;
+mod process;
+mod quote;
+mod service;
