@@ -263,18 +263,6 @@ impl FeedLoader {
             .await
             .unwrap_or_else(|e| Err(FeedError::Unreadable(format!("feed loader stopped: {e}"))))
         };
-        if let Err(e) = &outcome {
-            // `World::ingest` records its own failures; these happened before it ran.
-            if !self
-                .world
-                .feeds
-                .snapshot()
-                .get(supplier as usize)
-                .is_some_and(|s| s.last_error.is_some())
-            {
-                self.world.record_feed_failure(supplier, &e.to_string());
-            }
-        }
         outcome
     }
 
@@ -332,16 +320,25 @@ fn ingest_local(
         },
         WorldSource::Dir(_) => {
             let path = source.path(rel).unwrap_or_default();
-            let file = std::fs::File::open(&path)
-                .map_err(|e| FeedError::Unreadable(format!("{}: {e}", path.display())))?;
-            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-            if len > limit_bytes {
-                return Err(FeedError::Unreadable(format!(
-                    "{}: {len} bytes, more than the limit of {limit_bytes}",
-                    path.display()
-                )));
+            let opened = std::fs::File::open(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|file| {
+                    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    if len > limit_bytes {
+                        return Err(format!(
+                            "{}: {len} bytes, more than the limit of {limit_bytes}",
+                            path.display()
+                        ));
+                    }
+                    Ok(file)
+                });
+            match opened {
+                Ok(file) => world.ingest(supplier, kind, file),
+                Err(why) => {
+                    world.record_feed_failure(supplier, &why);
+                    Err(FeedError::Unreadable(why))
+                }
             }
-            world.ingest(supplier, kind, file)
         }
     }
 }

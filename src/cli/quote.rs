@@ -158,8 +158,8 @@ pub fn render(r: &pb::QuoteResponse) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:<14} {:<16} {:>5} {:>12}  {}",
-            "SKU", "SUPPLIER SKU", "QTY", "UNIT COST", "SOURCE"
+            "  {:<14} {:<16} {:>5} {:>12}  SOURCE",
+            "SKU", "SUPPLIER SKU", "QTY", "UNIT COST"
         );
         for l in &s.lines {
             let source = match pb::StockSource::try_from(l.source) {

@@ -5,7 +5,7 @@
 //! arenas and the lookup tables hold only ids, which keeps a million-product
 //! catalog small and its lookups one hash and one compare.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
@@ -99,9 +99,7 @@ struct KeyIndex {
 }
 
 fn hash_key(key: &[u8]) -> u64 {
-    let mut h = FxBuildHasher.build_hasher();
-    key.hash(&mut h);
-    h.finish()
+    FxBuildHasher.hash_one(key)
 }
 
 impl KeyIndex {

@@ -366,9 +366,13 @@ struct Search<'a> {
     line_options: &'a [Vec<LineOption>],
     options: &'a PlanOptions,
     rater: &'a dyn Rater,
-    memo: HashMap<(SupplierId, Vec<(ProductId, u32)>), Option<Arc<RatedShipment>>>,
+    memo: RateMemo,
     evaluations: usize,
 }
+
+/// Ratings already made in this call, by supplier and canonical item list;
+/// `None` records a shipment no service can carry.
+type RateMemo = HashMap<(SupplierId, Vec<(ProductId, u32)>), Option<Arc<RatedShipment>>>;
 
 /// The chosen option per line (`None` for a line with nothing to ship).
 type Assignment = Vec<Option<LineOption>>;

@@ -42,6 +42,11 @@ pub async fn serve(
             tracing::error!(error = %e, "reflection descriptor rejected");
             e
         });
+    // v1alpha too: older grpcurl and tools only speak that one.
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha();
     let fulfillment = pb::fulfillment_server::FulfillmentServer::new(FulfillmentService::new(
         Arc::clone(&world),
         Arc::clone(&config),
@@ -61,6 +66,9 @@ pub async fn serve(
         .add_service(fulfillment)
         .add_service(catalog);
     if let Ok(reflection) = reflection {
+        router = router.add_service(reflection);
+    }
+    if let Ok(reflection) = reflection_alpha {
         router = router.add_service(reflection);
     }
     router

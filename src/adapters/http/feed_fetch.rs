@@ -40,13 +40,17 @@ impl FeedFetcher {
         kind: FeedKind,
         url: &str,
     ) -> Result<IngestReport, FeedError> {
-        let unreadable = |m: String| FeedError::Unreadable(format!("GET {url}: {m}"));
-        let response = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| unreadable(e.to_string()))?;
+        // Failures before parsing starts are recorded here; `World::ingest`
+        // records its own.
+        let unreadable = |m: String| {
+            let why = format!("GET {url}: {m}");
+            world.record_feed_failure(supplier, &why);
+            FeedError::Unreadable(why)
+        };
+        let response = match self.client.get(url).send().await {
+            Ok(r) => r,
+            Err(e) => return Err(unreadable(e.to_string())),
+        };
         let status = response.status();
         if !status.is_success() {
             return Err(unreadable(format!("HTTP {status}")));
