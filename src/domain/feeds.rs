@@ -560,4 +560,35 @@ mod tests {
         assert_eq!(r.rows_applied, 0);
         assert_eq!(idx.offers_total(), 19);
     }
+
+    proptest::proptest! {
+        /// Whatever bytes arrive, parsing never panics, and every row read is
+        /// either accepted or rejected.
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let cat = catalog();
+            let mut feed = b"supplier_sku,sku,qty,unit_cost,currency\n".to_vec();
+            feed.extend_from_slice(&body);
+            if let Ok(p) = parse_feed(feed.as_slice(), &cat, None, &FeedRules::default(), 1) {
+                proptest::prop_assert_eq!(p.report.rows_read, p.batch.rows.len() as u64 + p.report.rows_rejected);
+            }
+        }
+
+        /// Rows built from valid parts are all accepted with the values written.
+        #[test]
+        fn valid_rows_are_accepted_exactly(rows in proptest::collection::vec((0u32..100, 0u32..1_000_000, 0u32..10_000_000), 1..50)) {
+            let cat = catalog();
+            let mut feed = String::from("unit_cost,qty,sku,supplier_sku\n");
+            let mut last = std::collections::BTreeMap::new();
+            for (i, (p, q, c)) in rows.iter().enumerate() {
+                feed.push_str(&format!("{}.{:04},{q},SKU{p},S{i}\n", c / 10_000, c % 10_000));
+                last.insert(*p, (*q, *c));
+            }
+            let parsed = parse_feed(feed.as_bytes(), &cat, None, &FeedRules::default(), 1).unwrap();
+            let got: std::collections::BTreeMap<u32, (u32, u32)> =
+                parsed.batch.rows.iter().map(|r| (r.product, (r.qty, r.cost))).collect();
+            proptest::prop_assert_eq!(got, last);
+            proptest::prop_assert_eq!(parsed.report.rows_rejected as usize, rows.len() - parsed.batch.rows.len());
+        }
+    }
 }

@@ -514,4 +514,44 @@ mod tests {
         idx.apply_full(7, &batch(&[(1, 1, 1)]), 0);
         assert_eq!(idx.offers_total(), 0);
     }
+
+    proptest::proptest! {
+        /// Any sequence of full and delta feeds leaves the index equal to a
+        /// simple model: full replaces the supplier's map, delta updates it.
+        #[test]
+        fn index_matches_a_model(ops in proptest::collection::vec(
+            (0u16..3, proptest::prelude::any::<bool>(), proptest::collection::vec((0u32..64, 0u32..100), 0..20)),
+            1..20,
+        )) {
+            let idx = OfferIndex::new(3, 64);
+            let mut model: Vec<std::collections::BTreeMap<u32, u32>> = vec![Default::default(); 3];
+            for (supplier, full, rows) in ops {
+                let mut b = OfferBatch::default();
+                for &(p, q) in &rows {
+                    b.push(p, q, q, 1, b"x");
+                }
+                sort_dedup(&mut b);
+                let m = &mut model[supplier as usize];
+                if full {
+                    m.clear();
+                    idx.apply_full(supplier, &b, 1);
+                } else {
+                    idx.apply_delta(supplier, &b, 1);
+                }
+                for r in &b.rows {
+                    m.insert(r.product, r.qty);
+                }
+            }
+            let view = idx.view();
+            for p in 0..64u32 {
+                let got: Vec<(u16, u32)> = view.offers(p).iter().map(|o| (o.supplier, o.qty)).collect();
+                let want: Vec<(u16, u32)> = (0..3u16)
+                    .filter_map(|s| model[s as usize].get(&p).map(|&q| (s, q)))
+                    .collect();
+                proptest::prop_assert_eq!(got, want);
+            }
+            let total: usize = model.iter().map(|m| m.len()).sum();
+            proptest::prop_assert_eq!(idx.offers_total(), total as u64);
+        }
+    }
 }

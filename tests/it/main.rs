@@ -3,6 +3,7 @@
 
 mod feeds;
 mod helpers;
+mod http_feeds;
 mod process;
 mod quote;
 mod service;

@@ -1,0 +1,156 @@
+//! Feeds fetched over HTTP on a schedule, from a real server on loopback.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use parking_lot::Mutex;
+use stockroute::app;
+use stockroute::config::Config;
+use stockroute::pb;
+use tonic::transport::Channel;
+
+use crate::helpers::write_small_world;
+
+/// What the fake supplier serves as its feed.
+type FeedBody = Arc<Mutex<String>>;
+
+async fn serve_feed(State(body): State<FeedBody>) -> (StatusCode, String) {
+    (StatusCode::OK, body.lock().clone())
+}
+
+/// A supplier whose feed is a URL: loaded at start, reloaded on its interval;
+/// a supplier whose URL fails is reported, and serving goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_feeds_load_reload_and_report_failures() {
+    let body: FeedBody = Arc::new(Mutex::new(
+        "supplier_sku,sku,qty,unit_cost\nU-1,SR-000001,11,4.00\n".to_owned(),
+    ));
+    let router = Router::new()
+        .route("/feed.csv", get(serve_feed))
+        .route(
+            "/broken.csv",
+            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }),
+        )
+        .with_state(Arc::clone(&body));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let feed_addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let feed_server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    write_small_world(dir.path());
+    let registry = std::fs::read_to_string(dir.path().join("suppliers.toml")).unwrap();
+    let registry: String = registry
+        .lines()
+        .map(|l| {
+            if l.starts_with("feed = ") && l.contains("feeds/SUP001.csv") {
+                format!(r#"feed = {{ source = "http://{feed_addr}/feed.csv", kind = "full", interval_secs = 1 }}"#)
+            } else if l.starts_with("feed = ") && l.contains("feeds/SUP002.csv") {
+                format!(r#"feed = {{ source = "http://{feed_addr}/broken.csv", kind = "full", interval_secs = 3600 }}"#)
+            } else {
+                l.to_owned()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect();
+    assert!(
+        registry.contains("/feed.csv") && registry.contains("/broken.csv"),
+        "demo registry changed shape"
+    );
+    std::fs::write(dir.path().join("suppliers.toml"), registry).unwrap();
+
+    let mut config = Config::load(Some(&dir.path().join("stockroute.toml"))).unwrap();
+    config.server.grpc_addr = "127.0.0.1:0".into();
+    config.server.http_addr = "127.0.0.1:0".into();
+    let running = app::start(config).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), running.wait_ready())
+        .await
+        .unwrap();
+    let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut catalog = pb::catalog_client::CatalogClient::new(channel);
+    let sup001 = |offers: Vec<pb::Offer>| {
+        offers
+            .into_iter()
+            .find(|o| o.supplier_id == "SUP001")
+            .map(|o| o.available)
+    };
+    let offers = catalog
+        .get_offers(pb::GetOffersRequest {
+            sku: "SR-000001".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .offers;
+    assert_eq!(sup001(offers), Some(11));
+
+    let readyz: serde_json::Value = reqwest::get(format!("http://{}/readyz", running.http_addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        readyz["ready"], true,
+        "a failing feed does not keep the service unready"
+    );
+    let failing = readyz["feeds_failing"].as_array().unwrap();
+    assert!(
+        failing
+            .iter()
+            .any(|f| f["supplier"] == "SUP002" && f["error"].as_str().unwrap().contains("503")),
+        "{readyz}"
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", running.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("stockroute_feed_ingests_total")
+                && l.contains(r#"supplier="SUP002""#)
+                && l.contains(r#"result="unreadable""#)),
+        "feed failure not in metrics"
+    );
+
+    // The supplier publishes a new feed; the schedule picks it up.
+    *body.lock() = "supplier_sku,sku,qty,unit_cost\nU-1,SR-000001,22,4.00\n".to_owned();
+    let mut seen = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let offers = catalog
+            .get_offers(pb::GetOffersRequest {
+                sku: "SR-000001".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .offers;
+        seen = sup001(offers);
+        if seen == Some(22) {
+            break;
+        }
+    }
+    assert_eq!(seen, Some(22), "the scheduled reload did not apply");
+
+    running.shutdown().await;
+    let _ = stop_tx.send(());
+    feed_server.await.unwrap().unwrap();
+}
