@@ -1,6 +1,7 @@
 //! Stock checks and quotes: gather what the index knows for a basket, then
 //! hand it to the planner and freight.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::address::Address;
@@ -101,6 +102,9 @@ pub struct Quote {
     pub freshness: Freshness,
     /// Until when the quote holds (Unix ms).
     pub valid_until_ms: i64,
+    /// The supplier's code for each (supplier, product) in the plans, read
+    /// from the same index view the plans were made from.
+    pub supplier_skus: HashMap<(SupplierId, ProductId), String>,
 }
 
 /// Why a quote failed.
@@ -237,7 +241,22 @@ impl World {
         }
         let now_ms = self.clock.now_ms();
         let seq = QUOTE_SEQ.fetch_add(1, Ordering::Relaxed);
+        let mut supplier_skus = HashMap::new();
+        for p in std::iter::once(&plan).chain(&alternatives) {
+            for s in &p.shipments {
+                for a in &s.allocations {
+                    supplier_skus
+                        .entry((s.supplier, a.product))
+                        .or_insert_with(|| {
+                            view.offer(s.supplier, a.product)
+                                .map(|o| o.supplier_sku.to_owned())
+                                .unwrap_or_default()
+                        });
+                }
+            }
+        }
         Ok(Quote {
+            supplier_skus,
             quote_id: format!("Q-{now_ms:x}-{seq:06x}"),
             plan,
             alternatives,

@@ -300,7 +300,6 @@ pub fn plan(world: &World, quote: &Quote, p: &PlanOutcome, lines: &[Demand]) -> 
     let currency = &world.currency;
     let goods = round_cents(p.goods);
     let freight = round_cents(p.freight);
-    let view = world.index.view();
     let shipments = p
         .shipments
         .iter()
@@ -314,9 +313,10 @@ pub fn plan(world: &World, quote: &Quote, p: &PlanOutcome, lines: &[Demand]) -> 
                     .iter()
                     .map(|a| pb::PlanLine {
                         sku: lines.get(a.line).map(|d| d.sku.clone()).unwrap_or_default(),
-                        supplier_sku: view
-                            .offer(s.supplier, a.product)
-                            .map(|o| o.supplier_sku.to_owned())
+                        supplier_sku: quote
+                            .supplier_skus
+                            .get(&(s.supplier, a.product))
+                            .cloned()
                             .unwrap_or_default(),
                         quantity: a.qty,
                         unit_cost: Some(money(cost_to_decimal(a.cost), currency)),

@@ -1,0 +1,80 @@
+//! OAuth client-credentials token cache shared by one carrier's callers.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::FallbackReason;
+
+/// A token as issued.
+#[derive(Debug)]
+pub(super) struct Token {
+    pub(super) access_token: String,
+    pub(super) expires_in: Duration,
+}
+
+struct Held {
+    token: Arc<str>,
+    valid_until: Instant,
+}
+
+/// Holds the current token; concurrent callers that find none share one fetch (the first takes
+/// the lock and fetches, the rest wait on the lock and then find the fresh token).
+pub(super) struct TokenCache {
+    held: Mutex<Option<Held>>,
+}
+
+/// How long before the issuer's expiry a token stops being used: a tenth of its lifetime,
+/// at most 60 s, so a token is never presented in its last moments.
+fn margin(expires_in: Duration) -> Duration {
+    (expires_in / 10).min(Duration::from_secs(60))
+}
+
+impl TokenCache {
+    pub(super) fn new() -> Self {
+        TokenCache {
+            held: Mutex::new(None),
+        }
+    }
+
+    /// The current token, fetching one with `fetch` if there is none or it is about to expire.
+    pub(super) async fn get<F, Fut>(&self, fetch: F) -> Result<Arc<str>, FallbackReason>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Token, FallbackReason>>,
+    {
+        let mut held = self.held.lock().await;
+        let now = Instant::now();
+        if let Some(h) = held.as_ref() {
+            if now < h.valid_until {
+                return Ok(h.token.clone());
+            }
+        }
+        *held = None;
+        let fresh = fetch().await?;
+        if fresh.access_token.is_empty() {
+            return Err(FallbackReason::Auth(
+                "token endpoint issued an empty token".into(),
+            ));
+        }
+        let token: Arc<str> = Arc::from(fresh.access_token);
+        let lifetime = fresh.expires_in.saturating_sub(margin(fresh.expires_in));
+        *held = Some(Held {
+            token: token.clone(),
+            valid_until: now.checked_add(lifetime).unwrap_or(now),
+        });
+        Ok(token)
+    }
+
+    /// Forgets `refused` if it is still the current token (a concurrent caller may already
+    /// have replaced it, in which case the replacement is kept).
+    pub(super) async fn invalidate(&self, refused: &str) {
+        let mut held = self.held.lock().await;
+        if held.as_ref().is_some_and(|h| &*h.token == refused) {
+            *held = None;
+        }
+    }
+}
