@@ -214,18 +214,37 @@ pub fn parse_feed(
     let cols = Columns::from_header(&header)?;
     let mut out = ParsedFeed::default();
     let mut lines: Vec<u64> = Vec::new();
-    let mut record = csv::ByteRecord::new();
     let empty_mapping = Mapping::default();
     let mapping = mapping.unwrap_or(&empty_mapping);
-    while rdr.read_byte_record(&mut record).map_err(unreadable)? {
-        out.report.rows_read += 1;
-        let line = record.position().map_or(0, |p| p.line());
-        match parse_row(&record, &cols, catalog, mapping, rules) {
-            Ok((product, qty, cost, sku)) => {
-                out.batch.push(product, qty, cost, as_of_s, sku);
-                lines.push(line);
+    // Rows are read a chunk at a time and the chunk's `sku` lookups done
+    // together: the lookups are independent, so their cache misses in a large
+    // catalog overlap instead of queueing one behind the other.
+    let mut records = vec![csv::ByteRecord::new(); ROWS_PER_CHUNK];
+    let mut sku_matches: Vec<Option<ProductId>> = Vec::with_capacity(ROWS_PER_CHUNK);
+    loop {
+        let mut n = 0;
+        while n < ROWS_PER_CHUNK && rdr.read_byte_record(&mut records[n]).map_err(unreadable)? {
+            n += 1;
+        }
+        sku_matches.clear();
+        sku_matches.extend(
+            records[..n]
+                .iter()
+                .map(|r| catalog.by_sku(column(r, cols.sku))),
+        );
+        for (record, &sku_match) in records[..n].iter().zip(&sku_matches) {
+            out.report.rows_read += 1;
+            let line = record.position().map_or(0, |p| p.line());
+            match parse_row(record, &cols, catalog, mapping, rules, sku_match) {
+                Ok((product, qty, cost, sku)) => {
+                    out.batch.push(product, qty, cost, as_of_s, sku);
+                    lines.push(line);
+                }
+                Err(message) => reject(&mut out.report, rules, line, message),
             }
-            Err(message) => reject(&mut out.report, rules, line, message),
+        }
+        if n < ROWS_PER_CHUNK {
+            break;
         }
     }
     for pos in sort_dedup(&mut out.batch) {
@@ -241,6 +260,16 @@ pub fn parse_feed(
     Ok(out)
 }
 
+/// Rows read and matched together by `parse_feed`.
+const ROWS_PER_CHUNK: usize = 64;
+
+/// An optional column of a row, trimmed; empty when absent.
+fn column(rec: &csv::ByteRecord, c: Option<usize>) -> &[u8] {
+    c.and_then(|c| rec.get(c))
+        .map(<[u8]>::trim_ascii)
+        .unwrap_or_default()
+}
+
 fn reject(report: &mut IngestReport, rules: &FeedRules, line: u64, message: String) {
     report.rows_rejected += 1;
     if report.errors.len() < rules.errors_reported_max {
@@ -254,6 +283,7 @@ fn parse_row<'r>(
     catalog: &Catalog,
     mapping: &Mapping,
     rules: &FeedRules,
+    sku_match: Option<ProductId>,
 ) -> Result<(ProductId, u32, u32, &'r [u8]), String> {
     let field = |c: usize, name: &str| {
         rec.get(c)
@@ -283,15 +313,12 @@ fn parse_row<'r>(
             ));
         }
     }
-    let key = |c: Option<usize>| {
-        c.and_then(|c| rec.get(c))
-            .map(<[u8]>::trim_ascii)
-            .unwrap_or_default()
-    };
+    let key = |c: Option<usize>| column(rec, c);
     let (sku, mpn, ean) = (key(cols.sku), key(cols.mpn), key(cols.ean));
+    // `sku_match` is `catalog.by_sku(sku)`, looked up ahead with the chunk.
     let product = mapping
         .get(ssku)
-        .or_else(|| catalog.by_sku(sku))
+        .or(sku_match)
         .or_else(|| catalog.by_mpn(mpn))
         .or_else(|| catalog.by_ean(ean));
     match product {
