@@ -638,6 +638,8 @@ mod tests {
             let base = self.fee[supplier as usize] + Decimal::from(units);
             Ok(RatedShipment {
                 parcels: Vec::new(),
+                boxes_cost: Decimal::ZERO,
+                handling_fee: Decimal::ZERO,
                 rates: vec![
                     ServiceRate {
                         carrier: "X".into(),

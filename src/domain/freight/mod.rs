@@ -1,4 +1,5 @@
-//! Freight quoting: table-based FedEx/UPS rates plus a simple box packer.
+//! Freight quoting: table-based FedEx/UPS rates, a cost-minimising box packer
+//! and rate shopping.
 //!
 //! [`Freight`] is loaded once from a directory of TOML tables (see
 //! `docs/freight.md`) and then answers [`Freight::rate`] on the quote hot path
@@ -18,7 +19,7 @@ use std::path::Path;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 pub use self::error::FreightError;
-use self::rating::{ParcelFacts, Refusal};
+use self::rating::{ParcelFacts, Pricer, Refusal};
 use self::tables::{Delivery, Model, Scope};
 
 /// `box_id` of a parcel shipped in the item's own packaging (no catalog box fits it).
@@ -77,7 +78,9 @@ pub struct Parcel {
     pub box_id: String,
     /// Gross weight (contents plus box tare) in grams.
     pub weight_g: u32,
-    /// Greater of actual and dimensional weight, as whole pounds expressed in grams (rounded down).
+    /// Greater of actual and dimensional weight under the reference service's rule (whole
+    /// pounds, or whole kilograms for a metric table), expressed in grams (pounds rounded
+    /// down). Each service bills with its own divisor; this is for display.
     pub billable_weight_g: u32,
     /// Outer length (longest side) in millimetres.
     pub length_mm: u32,
@@ -101,12 +104,104 @@ pub struct ServiceRate {
 }
 
 /// Parcels and every service that can carry them, cheapest first.
+///
+/// Invariant, for every rate: `amount == round_cents(carrier_charge_with_surcharges +
+/// boxes_cost + handling_fee)`, rounding half away from zero, once. When the handling
+/// fee and the box costs have at most two decimal places, [`RatedShipment::carrier_charge`]
+/// is exactly the carrier charge rounded to cents.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RatedShipment {
-    /// Packing result (independent of the service).
+    /// Packing result (the same for every service).
     pub parcels: Vec<Parcel>,
     /// Sorted by (amount, transit_days, carrier, service).
     pub rates: Vec<ServiceRate>,
+    /// Sum of the catalog cost of the boxes used (own packaging costs nothing).
+    pub boxes_cost: Decimal,
+    /// The request's handling fee, as given.
+    pub handling_fee: Decimal,
+}
+
+impl RatedShipment {
+    /// The carrier's part of a rate: `amount - boxes_cost - handling_fee`, that is the
+    /// carrier charge with surcharges and fuel (rounded to cents when the fee and box
+    /// costs are whole cents). What a live carrier quote should be compared with.
+    pub fn carrier_charge(&self, rate: &ServiceRate) -> Decimal {
+        rate.amount - self.boxes_cost - self.handling_fee
+    }
+}
+
+/// How [`Freight::rate_with`] packs the units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Packing {
+    /// Minimise reference freight plus box cost (what [`Freight::rate`] does).
+    Optimised,
+    /// Each unit alone in its cheapest holding box (the baseline packing is compared with).
+    OnePerBox,
+}
+
+/// Objective for [`choose`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateChoice {
+    /// Lowest amount; ties: fewer transit days, then carrier, then service name.
+    Cheapest,
+    /// Fewest transit days; ties: lower amount, then carrier, then service name.
+    Fastest,
+    /// Lowest amount among rates with `transit_days <= n`; ties as `Cheapest`.
+    /// `None` when no rate arrives in time.
+    CheapestWithinDays(u32),
+}
+
+/// Picks the rate that best meets `choice`; `None` for no rates (or none in time).
+/// Deterministic: ties are broken as documented on [`RateChoice`], whatever the order
+/// of `rates`, and equal rates resolve to the first in the slice.
+pub fn choose(rates: &[ServiceRate], choice: RateChoice) -> Option<&ServiceRate> {
+    let mut best: Option<&ServiceRate> = None;
+    for r in rates {
+        if let RateChoice::CheapestWithinDays(n) = choice {
+            if r.transit_days > n {
+                continue;
+            }
+        }
+        let better = match best {
+            None => true,
+            Some(b) => {
+                let (amount, days) = (r.amount.cmp(&b.amount), r.transit_days.cmp(&b.transit_days));
+                let first = match choice {
+                    RateChoice::Fastest => days.then(amount),
+                    _ => amount.then(days),
+                };
+                first
+                    .then_with(|| r.carrier.cmp(&b.carrier))
+                    .then_with(|| r.service.cmp(&b.service))
+                    .is_lt()
+            }
+        };
+        if better {
+            best = Some(r);
+        }
+    }
+    best
+}
+
+/// Reference charge of a parcel the reference service refuses: large enough that the
+/// packer avoids such parcels whenever it can.
+const REFUSED_PARCEL_COST: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+
+fn round_cents(d: Decimal) -> Decimal {
+    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// What rating needs after validation and packing.
+struct Plan<'a> {
+    lane: Vec<LaneService<'a>>,
+    reference: Option<Pricer<'a>>,
+    open: Vec<packing::OpenParcel>,
+}
+
+/// A service that serves the lane, ready to price parcels.
+struct LaneService<'a> {
+    pricer: Pricer<'a>,
+    transit_days: u32,
 }
 
 /// Loaded rate tables, zones, box catalog and settings.
@@ -198,7 +293,8 @@ impl Freight {
         Self::from_files(&Self::sample_files()).expect("embedded sample freight tables are valid")
     }
 
-    /// Checks that an address is one we can rate: known country, postal code well-formed for it.
+    /// Checks that an address is one we can rate: known country, postal code well-formed for
+    /// it and, in the domestic country, a ZIP3 prefix that is in use.
     pub fn validate_address(
         &self,
         country_code: &str,
@@ -219,86 +315,175 @@ impl Freight {
             .map_err(|_| unknown())?;
         let patterns = &self.model.countries[idx].postal_patterns;
         let code = postal_code.trim();
-        // Countries without postal codes have no patterns: anything (or nothing) goes.
-        if patterns.is_empty() || patterns.iter().any(|p| zones::postal_matches(p, code)) {
-            return Ok(idx);
-        }
-        Err(FreightError::BadPostalCode {
+        let bad = |reason: String| FreightError::BadPostalCode {
             country_code: String::from_utf8_lossy(&key).into_owned(),
             postal_code: postal_code.to_string(),
-            reason: if code.is_empty() {
-                "a postal code is required".to_string()
-            } else {
-                format!("expected one of {patterns:?} (9 digit, A letter, N letter or digit)")
-            },
+            reason,
+        };
+        // Countries without postal codes have no patterns: anything (or nothing) goes.
+        if patterns.is_empty() || patterns.iter().any(|p| zones::postal_matches(p, code)) {
+            if key == self.model.settings.domestic_country {
+                match zones::zip_prefix(code) {
+                    Some(p) if self.model.domestic.unknown[usize::from(p)] => {
+                        return Err(bad(format!("ZIP prefix {p:03} is not in use")));
+                    }
+                    Some(_) => {}
+                    None => {
+                        return Err(bad("domestic postal codes must start with 3 digits".into()))
+                    }
+                }
+            }
+            return Ok(idx);
+        }
+        Err(bad(if code.is_empty() {
+            "a postal code is required".to_string()
+        } else {
+            format!("expected one of {patterns:?} (9 digit, A letter, N letter or digit)")
+        }))
+    }
+
+    /// The carrier's API service code of a service, e.g. `("FedEx", "FedEx 2Day")` ->
+    /// `"FEDEX_2_DAY"`, `("ups", "UPS Ground")` -> `"03"`. The carrier is matched by its
+    /// display name or file id and the service by its display name, both ignoring ASCII case.
+    pub fn service_code(&self, carrier: &str, service: &str) -> Option<&str> {
+        self.services_of(carrier)
+            .find(|s| s.name.eq_ignore_ascii_case(service.trim()))
+            .map(|s| s.code.as_str())
+    }
+
+    /// The reverse of [`Freight::service_code`]: the service display name for a carrier's
+    /// API code (codes compare exactly, after trimming).
+    pub fn service_by_code(&self, carrier: &str, code: &str) -> Option<&str> {
+        self.services_of(carrier)
+            .find(|s| s.code == code.trim())
+            .map(|s| s.name.as_str())
+    }
+
+    fn services_of(&self, carrier: &str) -> impl Iterator<Item = &tables::Service> + '_ {
+        let c = carrier.trim();
+        let idx = self
+            .model
+            .carriers
+            .iter()
+            .position(|k| k.name.eq_ignore_ascii_case(c) || k.id.eq_ignore_ascii_case(c));
+        self.model
+            .services
+            .iter()
+            .filter(move |s| Some(s.carrier) == idx)
+    }
+
+    /// The reference service used when no lane is known ([`Freight::pack`]): the first
+    /// domestic service that delivers to businesses, at its first priced zone.
+    fn default_pricer(&self) -> Option<Pricer<'_>> {
+        let m = &self.model;
+        let pick = |s: &&tables::Service| {
+            s.scope == Scope::Domestic && s.delivery != Delivery::Residential
+        };
+        let s = m
+            .services
+            .iter()
+            .find(pick)
+            .or_else(|| m.services.first())?;
+        let prices = s.prices.iter().flatten().next()?;
+        Some(Pricer {
+            carrier: m.carriers.get(s.carrier)?,
+            service: s,
+            prices,
+            residential: false,
+            delivery_area: Decimal::ZERO,
         })
     }
 
-    /// Packs the lines into parcels without pricing them.
+    fn packer_parts<'a>(
+        &'a self,
+        reference: Option<Pricer<'a>>,
+    ) -> impl Fn(u32, [u32; 3]) -> Decimal + 'a {
+        move |weight_g, dims| match &reference {
+            Some(p) => p
+                .charge(&ParcelFacts::new(weight_g, dims))
+                .unwrap_or(REFUSED_PARCEL_COST),
+            None => Decimal::ZERO,
+        }
+    }
+
+    fn billable_g(reference: Option<&Pricer<'_>>, weight_g: u32, dims: [u32; 3]) -> u32 {
+        match reference {
+            Some(p) => p
+                .service
+                .dim
+                .units_to_g(p.service.dim.billable(weight_g, dims)),
+            None => rating::lb_to_g(rating::billable_lb(weight_g, dims, 139)),
+        }
+    }
+
+    fn pack_units(
+        &self,
+        units: &[packing::Unit],
+        reference: Option<Pricer<'_>>,
+        how: Packing,
+    ) -> Vec<packing::OpenParcel> {
+        let freight = self.packer_parts(reference);
+        let packer = packing::Packer {
+            boxes: &self.model.boxes,
+            fill_pct: self.model.settings.fill_factor_pct,
+            exact_max_units: self.model.settings.exact_packing_max_units as usize,
+            freight: &freight,
+        };
+        match how {
+            Packing::Optimised => packer.pack(units),
+            Packing::OnePerBox => packer.one_per_box(units),
+        }
+    }
+
+    /// Packs the lines into parcels without pricing them. With no lane known, the
+    /// packing minimises the freight of the first domestic business service at its first
+    /// zone plus box cost; [`Freight::rate`] packs for the actual lane.
     pub fn pack(&self, lines: &[ItemLine]) -> Result<Vec<Parcel>, FreightError> {
-        let open = packing::pack(lines, &self.model.boxes, &self.model.settings)?;
-        Ok(open.iter().map(|p| self.to_parcel(p)).collect())
-    }
-
-    fn to_parcel(&self, p: &packing::OpenParcel) -> Parcel {
-        let divisor = self.model.settings.dim_divisor_in3_per_lb;
-        packing::to_parcel(p, &self.model.boxes, |weight_g, dims| {
-            rating::lb_to_g(rating::billable_lb(weight_g, dims, divisor))
-        })
+        let units = packing::units(lines, &self.model.settings)?;
+        let reference = self.default_pricer();
+        let open = self.pack_units(&units, reference, Packing::Optimised);
+        Ok(open
+            .iter()
+            .map(|p| {
+                packing::to_parcel(p, &self.model.boxes, |w, d| {
+                    Self::billable_g(reference.as_ref(), w, d)
+                })
+            })
+            .collect())
     }
 
     /// Packs the lines into parcels and prices every carrier service that can carry them.
+    /// Same as `rate_with(req, Packing::Optimised)`.
     pub fn rate(&self, req: &RateRequest<'_>) -> Result<RatedShipment, FreightError> {
-        let m = &self.model;
-        let origin = self.country_index(req.origin.country_code, req.origin.postal_code)?;
-        let dest = self.country_index(req.destination.country_code, req.destination.postal_code)?;
-        if req.handling_fee.is_sign_negative() && !req.handling_fee.is_zero() {
-            return Err(FreightError::InvalidRequest {
-                reason: "handling_fee must not be negative".into(),
-            });
-        }
-        let open = packing::pack(req.lines, &m.boxes, &m.settings)?;
-        let mut box_cost = Decimal::ZERO;
-        let mut parcels = Vec::with_capacity(open.len());
-        let mut facts = Vec::with_capacity(open.len());
-        for p in &open {
-            if let Some(b) = p.box_idx.and_then(|b| m.boxes.get(b)) {
-                box_cost += b.cost;
-            }
-            let parcel = self.to_parcel(p);
-            facts.push(ParcelFacts::new(
-                parcel.weight_g,
-                parcel.billable_weight_g,
-                [parcel.length_mm, parcel.width_mm, parcel.height_mm],
-            ));
-            parcels.push(parcel);
-        }
-        let fixed =
-            box_cost
-                .checked_add(req.handling_fee)
-                .ok_or_else(|| FreightError::InvalidRequest {
-                    reason: "handling_fee is too large".into(),
-                })?;
+        self.rate_with(req, Packing::Optimised)
+    }
 
+    /// Every service that serves the lane (route, zone, delivery type), in file order.
+    fn lane<'a>(
+        &'a self,
+        req: &RateRequest<'_>,
+        origin: usize,
+        dest: usize,
+    ) -> Vec<LaneService<'a>> {
+        let m = &self.model;
         let (origin_key, dest_key) = (m.countries[origin].key, m.countries[dest].key);
         let domestic = origin_key == dest_key && origin_key == m.settings.domestic_country;
         let domestic_zone = if domestic {
-            // Both codes passed the US patterns, which start with 3 digits.
+            // Both codes passed the domestic checks, which require 3 leading digits.
             match (
                 zones::zip_prefix(req.origin.postal_code),
                 zones::zip_prefix(req.destination.postal_code),
             ) {
-                (Some(o), Some(d)) => m.domestic_zone.get(usize::from(o.abs_diff(d))).copied(),
+                (Some(o), Some(d)) => Some(m.domestic.zone(o, d)),
                 _ => None,
             }
         } else {
             None
         };
         let residential = req.destination.residential;
-
-        let mut rates = Vec::new();
-        let mut pair_served = false;
-        let mut worst: Option<Refusal> = None;
+        // Delivery-area tier per carrier, looked up once (no allocation for up to 8 carriers).
+        let mut das_tier: [Option<u8>; 8] = [None; 8];
+        let mut out = Vec::with_capacity(m.services.len());
         for s in &m.services {
             let Some(carrier) = m.carriers.get(s.carrier) else {
                 continue;
@@ -328,19 +513,181 @@ impl Freight {
             if !delivers {
                 continue;
             }
-            pair_served = true;
+            let delivery_area = match (&carrier.delivery_area, domestic) {
+                (Some(da), true) => {
+                    let tier = match das_tier.get_mut(s.carrier) {
+                        Some(slot) => {
+                            *slot.get_or_insert_with(|| da.tier(req.destination.postal_code))
+                        }
+                        None => da.tier(req.destination.postal_code),
+                    };
+                    da.amount(tier, residential)
+                }
+                _ => Decimal::ZERO,
+            };
+            out.push(LaneService {
+                pricer: Pricer {
+                    carrier,
+                    service: s,
+                    prices,
+                    residential,
+                    delivery_area,
+                },
+                transit_days: *transit_days,
+            });
+        }
+        out
+    }
+
+    /// Validates the request, finds the lane's services and the reference service, and packs.
+    fn plan(&self, req: &RateRequest<'_>, how: Packing) -> Result<Plan<'_>, FreightError> {
+        let m = &self.model;
+        let origin = self.country_index(req.origin.country_code, req.origin.postal_code)?;
+        let dest = self.country_index(req.destination.country_code, req.destination.postal_code)?;
+        if req.handling_fee.is_sign_negative() && !req.handling_fee.is_zero() {
+            return Err(FreightError::InvalidRequest {
+                reason: "handling_fee must not be negative".into(),
+            });
+        }
+        let units = packing::units(req.lines, &m.settings)?;
+        let lane = self.lane(req, origin, dest);
+        let residential = req.destination.residential;
+        if lane.is_empty() {
+            let o = String::from_utf8_lossy(&m.countries[origin].key).into_owned();
+            let d = String::from_utf8_lossy(&m.countries[dest].key).into_owned();
+            return Err(FreightError::NoService {
+                reason: format!(
+                    "no service from {o} to {d}{}",
+                    if residential { " (residential)" } else { "" }
+                ),
+            });
+        }
+        // An item no service can carry even alone cannot ship at all: name it.
+        for (i, line) in req.lines.iter().enumerate() {
+            if line.quantity == 0 {
+                continue;
+            }
+            let it = &line.item;
+            let mut dims = [it.length_mm, it.width_mm, it.height_mm];
+            dims.sort_unstable_by(|a, b| b.cmp(a));
+            let facts = ParcelFacts::new(it.weight_g, dims);
+            if lane.iter().all(|l| l.pricer.charge(&facts).is_err()) {
+                let limit = lane
+                    .iter()
+                    .find_map(|l| rating::limit_broken(l.pricer.carrier, &facts))
+                    .unwrap_or_else(|| "billable weight is over every service's rate table".into());
+                return Err(FreightError::NoService {
+                    reason: format!(
+                        "line {i} item ({} g, {}x{}x{} mm) is over every limit: {limit}",
+                        it.weight_g, dims[0], dims[1], dims[2]
+                    ),
+                });
+            }
+        }
+        // Reference service: the lane's cheapest for a 1 lb parcel (first in file order on ties).
+        let tiny = ParcelFacts::new(1, [1, 1, 1]);
+        let reference = lane
+            .iter()
+            .filter_map(|l| l.pricer.charge(&tiny).ok().map(|c| (c, l.pricer)))
+            .fold(None::<(Decimal, Pricer<'_>)>, |best, (c, p)| match best {
+                Some((bc, _)) if bc <= c => best,
+                _ => Some((c, p)),
+            })
+            .map(|(_, p)| p);
+        let open = self.pack_units(&units, reference, how);
+        Ok(Plan {
+            lane,
+            reference,
+            open,
+        })
+    }
+
+    /// Reference cost (freight plus boxes) of the packing `rate_with` would use.
+    #[cfg(test)]
+    fn reference_cost(
+        &self,
+        req: &RateRequest<'_>,
+        how: Packing,
+    ) -> Result<(Vec<packing::OpenParcel>, Decimal), FreightError> {
+        let plan = self.plan(req, how)?;
+        let freight = self.packer_parts(plan.reference);
+        let packer = packing::Packer {
+            boxes: &self.model.boxes,
+            fill_pct: self.model.settings.fill_factor_pct,
+            exact_max_units: self.model.settings.exact_packing_max_units as usize,
+            freight: &freight,
+        };
+        let cost = packer.cost(&plan.open);
+        Ok((plan.open, cost))
+    }
+
+    /// Unrounded carrier charge (with surcharges and fuel) per served service name.
+    #[cfg(test)]
+    fn carrier_charges_unrounded(&self, req: &RateRequest<'_>) -> Vec<(String, Decimal)> {
+        let Ok(plan) = self.plan(req, Packing::Optimised) else {
+            return Vec::new();
+        };
+        let facts: Vec<ParcelFacts> = plan
+            .open
+            .iter()
+            .map(|p| {
+                let (dims, w) = packing::outer(p, &self.model.boxes);
+                ParcelFacts::new(w, dims)
+            })
+            .collect();
+        plan.lane
+            .iter()
+            .filter_map(|l| {
+                let total = facts
+                    .iter()
+                    .map(|f| l.pricer.charge(f).ok())
+                    .sum::<Option<Decimal>>()?;
+                Some((l.pricer.service.name.clone(), total))
+            })
+            .collect()
+    }
+
+    /// [`Freight::rate`] with a choice of packing (for comparisons and explanations).
+    pub fn rate_with(
+        &self,
+        req: &RateRequest<'_>,
+        how: Packing,
+    ) -> Result<RatedShipment, FreightError> {
+        let m = &self.model;
+        let too_large = || FreightError::InvalidRequest {
+            reason: "handling_fee is too large".into(),
+        };
+        let Plan {
+            lane,
+            reference,
+            open,
+        } = self.plan(req, how)?;
+
+        let mut boxes_cost = Decimal::ZERO;
+        let mut parcels = Vec::with_capacity(open.len());
+        let mut facts = Vec::with_capacity(open.len());
+        for p in &open {
+            if let Some(b) = p.box_idx.and_then(|b| m.boxes.get(b)) {
+                boxes_cost += b.cost;
+            }
+            let (dims, weight_g) = packing::outer(p, &m.boxes);
+            facts.push(ParcelFacts::new(weight_g, dims));
+            parcels.push(packing::to_parcel(p, &m.boxes, |w, d| {
+                Self::billable_g(reference.as_ref(), w, d)
+            }));
+        }
+        let fixed = boxes_cost
+            .checked_add(req.handling_fee)
+            .ok_or_else(too_large)?;
+
+        let mut rates = Vec::with_capacity(lane.len());
+        let mut worst: Option<Refusal> = None;
+        for l in &lane {
             let mut total = fixed;
             let mut refused = None;
             for f in &facts {
-                match rating::parcel_charge(carrier, s, prices, f, residential) {
-                    Ok(c) => {
-                        total =
-                            total
-                                .checked_add(c)
-                                .ok_or_else(|| FreightError::InvalidRequest {
-                                    reason: "handling_fee is too large".into(),
-                                })?;
-                    }
+                match l.pricer.charge(f) {
+                    Ok(c) => total = total.checked_add(c).ok_or_else(too_large)?,
                     Err(r) => {
                         refused = Some(r);
                         break;
@@ -355,20 +702,14 @@ impl Freight {
                 continue;
             }
             rates.push(ServiceRate {
-                carrier: carrier.name.clone(),
-                service: s.name.clone(),
-                amount: total.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero),
-                transit_days: *transit_days,
+                carrier: l.pricer.carrier.name.clone(),
+                service: l.pricer.service.name.clone(),
+                amount: round_cents(total),
+                transit_days: l.transit_days,
             });
         }
         if rates.is_empty() {
-            let o = String::from_utf8_lossy(&origin_key).into_owned();
-            let d = String::from_utf8_lossy(&dest_key).into_owned();
             let reason = match worst {
-                _ if !pair_served => format!(
-                    "no service from {o} to {d}{}",
-                    if residential { " (residential)" } else { "" }
-                ),
                 Some(Refusal::CarrierLimit) => {
                     "a parcel is over every carrier's weight or size limit (actual weight, length, length+girth)".into()
                 }
@@ -384,6 +725,11 @@ impl Freight {
                 &b.service,
             ))
         });
-        Ok(RatedShipment { parcels, rates })
+        Ok(RatedShipment {
+            parcels,
+            rates,
+            boxes_cost,
+            handling_fee: req.handling_fee,
+        })
     }
 }

@@ -1,32 +1,79 @@
-//! Box packing v1: first-fit decreasing by volume with box upgrades.
+//! Box packing that minimises billed freight plus box cost under a reference service.
 //!
-//! This is a volume heuristic, not a 3D placement search: every unit must fit
-//! the box's inner dimensions on its own (any axis-aligned rotation), and the
-//! units in a box together may use at most `fill_factor_pct` of its inner
-//! volume, which stands in for the space real-world packing wastes.
+//! Fit rule (simple and sound for what it claims): every unit must fit the box's
+//! inner dimensions on its own under some axis-aligned rotation (sorted sides
+//! compared pairwise), the units in a box together may use at most
+//! `fill_factor_pct` of its inner volume (the allowance for the gaps real packing
+//! leaves), and the gross weight must stay within the box's max weight (already
+//! capped at the settings' parcel limit). A unit that fits no box ships alone in
+//! its own packaging.
+//!
+//! Search: up to `exact_packing_max_units` units, an exact dynamic programme over
+//! subsets (every partition of the units into parcels, each parcel in its cheapest
+//! holding box); above that, several first-fit-decreasing constructions, each
+//! parcel re-boxed to its cheapest holding box, the cheapest construction then
+//! improved by relocating units and dissolving parcels while the cost drops. The
+//! one-unit-per-box packing is always a candidate, so the result never costs more.
+//! Everything iterates in a fixed order: the same input gives the same packing.
+
+use rust_decimal::Decimal;
 
 use super::tables::{BoxSpec, Settings};
 use super::{FreightError, Item, ItemLine, Parcel, OWN_PACKAGING};
 
+/// Local search runs only up to this many units (it is O(units × parcels × boxes) per pass).
+const LOCAL_SEARCH_MAX_UNITS: usize = 120;
+/// Passes of improvement moves at most.
+const LOCAL_SEARCH_PASSES: usize = 4;
+
 /// One unit to pack, with its dimensions sorted longest first.
 #[derive(Clone, Copy, Debug)]
-struct Unit {
-    dims_mm: [u32; 3],
-    weight_g: u32,
-    volume_mm3: u128,
+pub(super) struct Unit {
+    pub dims_mm: [u32; 3],
+    pub weight_g: u32,
+    pub volume_mm3: u128,
+    /// Index of the request line it came from.
+    pub line: usize,
 }
 
-/// A parcel being filled: which box, and the running envelope of its contents.
+/// Aggregate of a set of units, enough to decide which boxes hold them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Summary {
+    /// Element-wise max of the units' sorted sides: a box holds every unit (each
+    /// rotated on its own) iff this fits its sorted inner dimensions.
+    max_dims: [u32; 3],
+    volume: u128,
+    weight: u64,
+    count: usize,
+}
+
+impl Summary {
+    fn add(mut self, u: &Unit) -> Self {
+        for (a, b) in self.max_dims.iter_mut().zip(u.dims_mm) {
+            *a = (*a).max(b);
+        }
+        self.volume += u.volume_mm3;
+        self.weight += u64::from(u.weight_g);
+        self.count += 1;
+        self
+    }
+
+    fn of(units: &[Unit], idx: impl Iterator<Item = usize>) -> Self {
+        idx.fold(Summary::default(), |s, i| s.add(&units[i]))
+    }
+}
+
+/// A packed parcel: which box, and the envelope of its contents.
 #[derive(Clone, Debug)]
 pub(super) struct OpenParcel {
     /// Index into the box catalog, or `None` for a unit in its own packaging.
     pub box_idx: Option<usize>,
-    /// Element-wise max of the contents' sorted dimensions: a box holds every
-    /// unit (each rotated on its own) iff this fits its sorted inner dimensions.
     pub max_dims_mm: [u32; 3],
+    #[cfg_attr(not(test), allow(dead_code))] // read by tests and `Packer::cost`
     pub contents_volume_mm3: u128,
     pub contents_weight_g: u64,
-    /// Indices into the request's lines, one per unit (for tests and callers that need contents).
+    /// Indices into the request's lines, one per unit (sorted).
+    #[cfg_attr(not(test), allow(dead_code))] // read by tests
     pub units: Vec<usize>,
 }
 
@@ -36,38 +83,22 @@ fn sorted_dims(item: &Item) -> [u32; 3] {
     d
 }
 
-fn holds(
-    b: &BoxSpec,
-    max_dims: [u32; 3],
-    volume: u128,
-    weight: u64,
-    count: usize,
-    fill_pct: u32,
-) -> bool {
-    let dims_ok = max_dims.iter().zip(b.inner_mm.iter()).all(|(d, i)| d <= i);
-    let weight_ok = weight + u64::from(b.tare_weight_g) <= u64::from(b.max_weight_g);
+fn holds(b: &BoxSpec, s: &Summary, fill_pct: u32) -> bool {
+    let dims_ok = s
+        .max_dims
+        .iter()
+        .zip(b.inner_mm.iter())
+        .all(|(d, i)| d <= i);
+    let weight_ok = s.weight + u64::from(b.tare_weight_g) <= u64::from(b.max_weight_g);
     // A lone unit that fits the dimensions always fits; the fill factor models
     // the gaps left between several units.
-    let volume_ok = count <= 1 || volume * 100 <= b.inner_volume_mm3 * u128::from(fill_pct);
+    let volume_ok = s.count <= 1 || s.volume * 100 <= b.inner_volume_mm3 * u128::from(fill_pct);
     dims_ok && weight_ok && volume_ok
 }
 
-fn merged(p: &OpenParcel, u: &Unit) -> ([u32; 3], u128, u64, usize) {
-    let mut m = p.max_dims_mm;
-    for (a, b) in m.iter_mut().zip(u.dims_mm) {
-        *a = (*a).max(b);
-    }
-    (
-        m,
-        p.contents_volume_mm3 + u.volume_mm3,
-        p.contents_weight_g + u64::from(u.weight_g),
-        p.units.len() + 1,
-    )
-}
-
-/// Checks the request lines and returns the number of units.
-pub(super) fn count_units(lines: &[ItemLine], settings: &Settings) -> Result<usize, FreightError> {
-    let mut units: u64 = 0;
+/// Checks the request lines and expands them into units, largest first.
+pub(super) fn units(lines: &[ItemLine], settings: &Settings) -> Result<Vec<Unit>, FreightError> {
+    let mut count: u64 = 0;
     for (i, line) in lines.iter().enumerate() {
         if line.quantity == 0 {
             continue;
@@ -78,99 +109,426 @@ pub(super) fn count_units(lines: &[ItemLine], settings: &Settings) -> Result<usi
                 reason: format!("line {i}: item dimensions must be positive"),
             });
         }
-        units += u64::from(line.quantity);
+        if it.weight_g == 0 {
+            return Err(FreightError::InvalidRequest {
+                reason: format!("line {i}: item weight must be positive"),
+            });
+        }
+        count += u64::from(line.quantity);
     }
-    if units == 0 {
+    if count == 0 {
         return Err(FreightError::EmptyShipment);
     }
-    if units > u64::from(settings.max_units_per_request) {
+    if count > u64::from(settings.max_units_per_request) {
         return Err(FreightError::InvalidRequest {
             reason: format!(
-                "{units} units; at most {} are rated at once",
+                "{count} units; at most {} are rated at once",
                 settings.max_units_per_request
             ),
         });
     }
-    usize::try_from(units).map_err(|_| FreightError::InvalidRequest {
-        reason: "too many units".into(),
-    })
-}
-
-/// Packs the lines into open parcels (boxes first in opening order, then own-packaging units).
-pub(super) fn pack(
-    lines: &[ItemLine],
-    boxes: &[BoxSpec],
-    settings: &Settings,
-) -> Result<Vec<OpenParcel>, FreightError> {
-    let n = count_units(lines, settings)?;
-    let mut order: Vec<(Unit, usize)> = Vec::with_capacity(n);
-    for (li, line) in lines.iter().enumerate() {
-        let dims_mm = sorted_dims(&line.item);
+    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    for (line, l) in lines.iter().enumerate() {
+        let dims_mm = sorted_dims(&l.item);
         // u128: three u32 sides overflow u64.
         let volume_mm3 = dims_mm.iter().map(|&d| u128::from(d)).product();
-        let unit = Unit {
+        let u = Unit {
             dims_mm,
-            weight_g: line.item.weight_g,
+            weight_g: l.item.weight_g,
             volume_mm3,
+            line,
         };
-        order.extend(std::iter::repeat_n((unit, li), line.quantity as usize));
+        out.extend(std::iter::repeat_n(u, l.quantity as usize));
     }
     // Decreasing volume, then weight; the line index keeps ties deterministic.
-    order.sort_by(|(a, ai), (b, bi)| {
-        (b.volume_mm3, b.weight_g, b.dims_mm, ai).cmp(&(a.volume_mm3, a.weight_g, a.dims_mm, bi))
+    out.sort_by(|a, b| {
+        (b.volume_mm3, b.weight_g, b.dims_mm, a.line).cmp(&(
+            a.volume_mm3,
+            a.weight_g,
+            a.dims_mm,
+            b.line,
+        ))
     });
+    Ok(out)
+}
 
-    let fill = settings.fill_factor_pct;
-    let mut parcels: Vec<OpenParcel> = Vec::new();
-    let mut own: Vec<OpenParcel> = Vec::new();
-    'units: for (u, li) in order {
-        // 1. First fit into an open box.
-        for p in parcels.iter_mut() {
-            let (m, v, w, c) = merged(p, &u);
-            if p.box_idx
-                .and_then(|b| boxes.get(b))
-                .is_some_and(|b| holds(b, m, v, w, c, fill))
-            {
-                (p.max_dims_mm, p.contents_volume_mm3, p.contents_weight_g) = (m, v, w);
-                p.units.push(li);
-                continue 'units;
+/// Packs units to minimise reference freight plus box cost.
+pub(super) struct Packer<'a> {
+    pub boxes: &'a [BoxSpec],
+    pub fill_pct: u32,
+    pub exact_max_units: usize,
+    /// Reference freight of one parcel: (gross weight g, outer dims sorted) -> amount.
+    pub freight: &'a dyn Fn(u32, [u32; 3]) -> Decimal,
+}
+
+/// A parcel under construction: unit indices (into the unit slice) and its choice.
+#[derive(Clone, Debug)]
+struct Bin {
+    units: Vec<usize>,
+    sum: Summary,
+    box_idx: Option<usize>,
+    cost: Decimal,
+}
+
+impl Packer<'_> {
+    /// Cheapest way to ship a set of units as one parcel: (box or own packaging, cost).
+    /// `None` when several units fit no box together.
+    fn best_box(&self, s: &Summary) -> Option<(Option<usize>, Decimal)> {
+        let mut best: Option<(Option<usize>, Decimal)> = None;
+        for (bi, b) in self.boxes.iter().enumerate() {
+            if !holds(b, s, self.fill_pct) {
+                continue;
+            }
+            let gross = u32::try_from(s.weight + u64::from(b.tare_weight_g)).unwrap_or(u32::MAX);
+            let c = (self.freight)(gross, b.outer_mm) + b.cost;
+            if best.is_none_or(|(_, bc)| c < bc) {
+                best = Some((Some(bi), c));
             }
         }
-        // 2. Upgrade an open box to a bigger one holding its contents plus this unit:
-        //    one larger parcel almost always costs less than two.
-        for p in parcels.iter_mut() {
-            let (m, v, w, c) = merged(p, &u);
-            let current = p.box_idx.unwrap_or(0);
-            if let Some(bi) =
-                (current + 1..boxes.len()).find(|&bi| holds(&boxes[bi], m, v, w, c, fill))
-            {
-                p.box_idx = Some(bi);
-                (p.max_dims_mm, p.contents_volume_mm3, p.contents_weight_g) = (m, v, w);
-                p.units.push(li);
-                continue 'units;
-            }
+        if best.is_none() && s.count == 1 {
+            let gross = u32::try_from(s.weight).unwrap_or(u32::MAX);
+            best = Some((None, (self.freight)(gross, s.max_dims)));
         }
-        // 3. Open the smallest box that holds it, else ship it in its own packaging.
-        let fresh = OpenParcel {
-            box_idx: None,
-            max_dims_mm: u.dims_mm,
-            contents_volume_mm3: u.volume_mm3,
-            contents_weight_g: u64::from(u.weight_g),
-            units: vec![li],
-        };
-        match boxes
+        best
+    }
+
+    fn bin(&self, units: &[Unit], idx: Vec<usize>) -> Option<Bin> {
+        let sum = Summary::of(units, idx.iter().copied());
+        let (box_idx, cost) = self.best_box(&sum)?;
+        Some(Bin {
+            units: idx,
+            sum,
+            box_idx,
+            cost,
+        })
+    }
+
+    /// One unit per parcel, each in its cheapest holding box (the baseline).
+    pub fn one_per_box(&self, units: &[Unit]) -> Vec<OpenParcel> {
+        let bins: Vec<Bin> = (0..units.len())
+            .filter_map(|i| self.bin(units, vec![i]))
+            .collect();
+        finish(units, bins)
+    }
+
+    /// Reference cost of a packing (freight plus box cost).
+    #[cfg(test)]
+    pub fn cost(&self, parcels: &[OpenParcel]) -> Decimal {
+        parcels
             .iter()
-            .position(|b| holds(b, u.dims_mm, u.volume_mm3, u64::from(u.weight_g), 1, fill))
-        {
-            Some(bi) => parcels.push(OpenParcel {
-                box_idx: Some(bi),
-                ..fresh
-            }),
-            None => own.push(fresh),
+            .map(|p| {
+                let s = Summary {
+                    max_dims: p.max_dims_mm,
+                    volume: p.contents_volume_mm3,
+                    weight: p.contents_weight_g,
+                    count: p.units.len(),
+                };
+                match p.box_idx.and_then(|b| self.boxes.get(b)) {
+                    Some(b) => {
+                        let gross = u32::try_from(s.weight + u64::from(b.tare_weight_g))
+                            .unwrap_or(u32::MAX);
+                        (self.freight)(gross, b.outer_mm) + b.cost
+                    }
+                    None => (self.freight)(u32::try_from(s.weight).unwrap_or(u32::MAX), s.max_dims),
+                }
+            })
+            .sum()
+    }
+
+    /// The packing of `units` (sorted largest first, as [`units`] returns them).
+    pub fn pack(&self, units: &[Unit]) -> Vec<OpenParcel> {
+        let bins = if units.len() <= self.exact_max_units.min(16) {
+            self.exact(units)
+        } else {
+            self.heuristic(units)
+        };
+        finish(units, bins)
+    }
+
+    /// Exact minimum over all partitions of the units: DP over subsets.
+    fn exact(&self, units: &[Unit]) -> Vec<Bin> {
+        let n = units.len();
+        let full = (1usize << n) - 1;
+        // Cheapest single parcel per subset (None: the units do not fit one box).
+        let mut sums = vec![Summary::default(); full + 1];
+        let mut block: Vec<Option<(Option<usize>, Decimal)>> = vec![None; full + 1];
+        for mask in 1..=full {
+            let low = mask.trailing_zeros() as usize;
+            sums[mask] = sums[mask & (mask - 1)].add(&units[low]);
+            // A superset of a set that fits no box fits none either (dims, volume and weight only grow).
+            let sub_ok = mask & (mask - 1) == 0 || block[mask & (mask - 1)].is_some();
+            if sub_ok {
+                block[mask] = self.best_box(&sums[mask]);
+            }
+        }
+        let mut best: Vec<Option<(Decimal, usize)>> = vec![None; full + 1];
+        best[0] = Some((Decimal::ZERO, 0));
+        for mask in 1..=full {
+            let low = mask & mask.wrapping_neg();
+            let rest = mask ^ low;
+            let mut sub = rest;
+            let mut chosen: Option<(Decimal, usize)> = None;
+            loop {
+                let blk = sub | low;
+                if let (Some((_, c)), Some((r, _))) = (block[blk], best[mask ^ blk]) {
+                    let total = c + r;
+                    if chosen.is_none_or(|(bc, _)| total < bc) {
+                        chosen = Some((total, blk));
+                    }
+                }
+                if sub == 0 {
+                    break;
+                }
+                sub = (sub - 1) & rest;
+            }
+            best[mask] = chosen;
+        }
+        let mut bins = Vec::new();
+        let mut mask = full;
+        while mask != 0 {
+            let Some((_, blk)) = best[mask] else { break };
+            if let Some((box_idx, cost)) = block[blk] {
+                bins.push(Bin {
+                    units: (0..n).filter(|i| blk & (1 << i) != 0).collect(),
+                    sum: sums[blk],
+                    box_idx,
+                    cost,
+                });
+            }
+            mask ^= blk;
+        }
+        bins
+    }
+
+    /// First-fit-decreasing constructions plus improvement moves.
+    fn heuristic(&self, units: &[Unit]) -> Vec<Bin> {
+        let mut candidates: Vec<Vec<Bin>> = Vec::new();
+        // Units are in decreasing volume. Variant per catalog box: open that box
+        // whenever a new parcel is needed and the unit fits it, else the smallest that fits.
+        for preferred in 0..=self.boxes.len() {
+            candidates.push(self.first_fit(units, preferred));
+        }
+        candidates.push(
+            (0..units.len())
+                .filter_map(|i| self.bin(units, vec![i]))
+                .collect(),
+        );
+        let total = |bins: &[Bin]| bins.iter().map(|b| b.cost).sum::<Decimal>();
+        let mut best_i = 0;
+        let mut best_c = total(&candidates[0]);
+        for (i, c) in candidates.iter().enumerate().skip(1) {
+            let t = total(c);
+            if t < best_c {
+                (best_i, best_c) = (i, t);
+            }
+        }
+        let mut bins = candidates.swap_remove(best_i);
+        if units.len() <= LOCAL_SEARCH_MAX_UNITS {
+            self.improve(units, &mut bins);
+        }
+        bins.retain(|b| !b.units.is_empty());
+        bins
+    }
+
+    /// First fit decreasing; new parcels use box `preferred` when the unit fits
+    /// it alone (`preferred == boxes.len()`: always the smallest box that fits).
+    /// Every finished parcel is then re-boxed to its cheapest holding box.
+    fn first_fit(&self, units: &[Unit], preferred: usize) -> Vec<Bin> {
+        let mut open: Vec<(usize, Summary, Vec<usize>)> = Vec::new();
+        let mut own: Vec<Bin> = Vec::new();
+        'units: for (ui, u) in units.iter().enumerate() {
+            for (bi, sum, idx) in open.iter_mut() {
+                let s = sum.add(u);
+                if holds(&self.boxes[*bi], &s, self.fill_pct) {
+                    *sum = s;
+                    idx.push(ui);
+                    continue 'units;
+                }
+            }
+            let alone = Summary::default().add(u);
+            let fits = |b: &BoxSpec| holds(b, &alone, self.fill_pct);
+            let choice = self
+                .boxes
+                .get(preferred)
+                .filter(|b| fits(b))
+                .map(|_| preferred)
+                .or_else(|| self.boxes.iter().position(fits));
+            match choice {
+                Some(bi) => open.push((bi, alone, vec![ui])),
+                None => own.extend(self.bin(units, vec![ui])),
+            }
+        }
+        let mut bins: Vec<Bin> = open
+            .into_iter()
+            .map(|(bi, sum, idx)| {
+                let (box_idx, cost) = self.best_box(&sum).unwrap_or_else(|| {
+                    let b = &self.boxes[bi];
+                    let gross =
+                        u32::try_from(sum.weight + u64::from(b.tare_weight_g)).unwrap_or(u32::MAX);
+                    (Some(bi), (self.freight)(gross, b.outer_mm) + b.cost)
+                });
+                Bin {
+                    units: idx,
+                    sum,
+                    box_idx,
+                    cost,
+                }
+            })
+            .collect();
+        bins.extend(own);
+        bins
+    }
+
+    /// Relocates single units and dissolves whole parcels while the total cost drops.
+    fn improve(&self, units: &[Unit], bins: &mut Vec<Bin>) {
+        for _ in 0..LOCAL_SEARCH_PASSES {
+            let mut improved = false;
+            // Dissolve: move every unit of a parcel into the others (cheapest insertion each).
+            let mut a = 0;
+            while a < bins.len() {
+                if let Some(new_bins) = self.try_dissolve(units, bins, a) {
+                    *bins = new_bins;
+                    improved = true;
+                } else {
+                    a += 1;
+                }
+            }
+            // Relocate: one unit from parcel a to parcel b.
+            for a in 0..bins.len() {
+                let mut k = 0;
+                while k < bins[a].units.len() {
+                    let ui = bins[a].units[k];
+                    // Identical units were tried already.
+                    if bins[a].units[..k]
+                        .iter()
+                        .any(|&x| units[x].line == units[ui].line)
+                    {
+                        k += 1;
+                        continue;
+                    }
+                    let rest: Vec<usize> =
+                        bins[a].units.iter().copied().filter(|&x| x != ui).collect();
+                    let rest_cost = if rest.is_empty() {
+                        Some((None, Decimal::ZERO, Summary::default()))
+                    } else {
+                        let s = Summary::of(units, rest.iter().copied());
+                        self.best_box(&s).map(|(bx, c)| (bx, c, s))
+                    };
+                    let Some((rest_box, rest_c, rest_sum)) = rest_cost else {
+                        k += 1;
+                        continue;
+                    };
+                    let mut best: Option<(usize, Option<usize>, Decimal, Decimal)> = None;
+                    for (b, bin) in bins.iter().enumerate() {
+                        if b == a || bin.units.is_empty() {
+                            continue;
+                        }
+                        let s = bin.sum.add(&units[ui]);
+                        if let Some((bx, c)) = self.best_box(&s) {
+                            let delta = c + rest_c - bin.cost - bins[a].cost;
+                            if delta < Decimal::ZERO && best.is_none_or(|(_, _, _, d)| delta < d) {
+                                best = Some((b, bx, c, delta));
+                            }
+                        }
+                    }
+                    if let Some((b, bx, c, _)) = best {
+                        let s = bins[b].sum.add(&units[ui]);
+                        let target = &mut bins[b];
+                        target.units.push(ui);
+                        target.sum = s;
+                        target.box_idx = bx;
+                        target.cost = c;
+                        let src = &mut bins[a];
+                        src.units = rest;
+                        src.sum = rest_sum;
+                        src.box_idx = rest_box;
+                        src.cost = rest_c;
+                        improved = true;
+                    } else {
+                        k += 1;
+                    }
+                }
+            }
+            bins.retain(|b| !b.units.is_empty());
+            if !improved {
+                break;
+            }
         }
     }
-    parcels.extend(own);
-    Ok(parcels)
+
+    fn try_dissolve(&self, units: &[Unit], bins: &[Bin], a: usize) -> Option<Vec<Bin>> {
+        if bins.len() < 2 {
+            return None;
+        }
+        let mut trial: Vec<Bin> = bins.to_vec();
+        let moving = std::mem::take(&mut trial[a].units);
+        trial[a].cost = Decimal::ZERO;
+        for ui in moving {
+            let mut best: Option<(usize, Option<usize>, Decimal, Decimal)> = None;
+            for (b, bin) in trial.iter().enumerate() {
+                if b == a || bin.units.is_empty() {
+                    continue;
+                }
+                let s = bin.sum.add(&units[ui]);
+                if let Some((bx, c)) = self.best_box(&s) {
+                    let delta = c - bin.cost;
+                    if best.is_none_or(|(_, _, _, d)| delta < d) {
+                        best = Some((b, bx, c, delta));
+                    }
+                }
+            }
+            let (b, bx, c, _) = best?;
+            let s = trial[b].sum.add(&units[ui]);
+            let t = &mut trial[b];
+            t.units.push(ui);
+            t.sum = s;
+            t.box_idx = bx;
+            t.cost = c;
+        }
+        let before: Decimal = bins.iter().map(|b| b.cost).sum();
+        let after: Decimal = trial.iter().map(|b| b.cost).sum();
+        if after < before {
+            trial.remove(a);
+            Some(trial)
+        } else {
+            None
+        }
+    }
+}
+
+/// Turns bins into parcels: boxed parcels first, in construction order, then own packaging.
+fn finish(units: &[Unit], bins: Vec<Bin>) -> Vec<OpenParcel> {
+    let mut out: Vec<OpenParcel> = Vec::with_capacity(bins.len());
+    let mut own = Vec::new();
+    for b in bins {
+        let mut lines: Vec<usize> = b.units.iter().map(|&i| units[i].line).collect();
+        lines.sort_unstable();
+        let p = OpenParcel {
+            box_idx: b.box_idx,
+            max_dims_mm: b.sum.max_dims,
+            contents_volume_mm3: b.sum.volume,
+            contents_weight_g: b.sum.weight,
+            units: lines,
+        };
+        if p.box_idx.is_some() {
+            out.push(p);
+        } else {
+            own.push(p);
+        }
+    }
+    out.extend(own);
+    out
+}
+
+/// Outer dimensions (sorted) and gross weight of a packed parcel.
+pub(super) fn outer(p: &OpenParcel, boxes: &[BoxSpec]) -> ([u32; 3], u32) {
+    let (dims, tare) = match p.box_idx.and_then(|b| boxes.get(b)) {
+        Some(b) => (b.outer_mm, b.tare_weight_g),
+        None => (p.max_dims_mm, 0),
+    };
+    // Saturate rather than wrap: an absurd weight is then rejected by carrier limits.
+    let weight_g = u32::try_from(p.contents_weight_g + u64::from(tare)).unwrap_or(u32::MAX);
+    (dims, weight_g)
 }
 
 /// Turns an open parcel into the public description (outer dimensions, gross weight).
@@ -179,12 +537,11 @@ pub(super) fn to_parcel(
     boxes: &[BoxSpec],
     billable_weight_g: impl Fn(u32, [u32; 3]) -> u32,
 ) -> Parcel {
-    let (box_id, dims, tare) = match p.box_idx.and_then(|b| boxes.get(b)) {
-        Some(b) => (b.id.clone(), b.outer_mm, b.tare_weight_g),
-        None => (OWN_PACKAGING.to_string(), p.max_dims_mm, 0),
+    let box_id = match p.box_idx.and_then(|b| boxes.get(b)) {
+        Some(b) => b.id.clone(),
+        None => OWN_PACKAGING.to_string(),
     };
-    // Saturate rather than wrap: an absurd weight is then rejected by carrier limits.
-    let weight_g = u32::try_from(p.contents_weight_g + u64::from(tare)).unwrap_or(u32::MAX);
+    let (dims, weight_g) = outer(p, boxes);
     Parcel {
         box_id,
         weight_g,

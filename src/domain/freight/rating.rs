@@ -3,7 +3,7 @@
 
 use rust_decimal::Decimal;
 
-use super::tables::{Carrier, Service, G_PER_LB_X1E5};
+use super::tables::{Carrier, DimRule, Service, G_PER_LB_X1E5, MM_X10_PER_IN};
 
 /// Cubic millimetres per cubic inch, times 1000 (16 387.064 mm³ exactly).
 const MM3_PER_IN3_X1000: u128 = 16_387_064;
@@ -19,6 +19,11 @@ pub fn lb_to_g(lb: u32) -> u32 {
     u32::try_from(u64::from(lb) * G_PER_LB_X1E5 / 100_000).unwrap_or(u32::MAX)
 }
 
+/// Whole kilograms needed to cover `weight_g`.
+pub fn ceil_kg(weight_g: u32) -> u32 {
+    weight_g.div_ceil(1000)
+}
+
 /// Dimensional weight in whole pounds: L×W×H in in³ / divisor, rounded up.
 /// Uses exact millimetres rather than first rounding each side to an inch.
 pub fn dim_lb(dims_mm: [u32; 3], divisor_in3_per_lb: u32) -> u32 {
@@ -28,28 +33,68 @@ pub fn dim_lb(dims_mm: [u32; 3], divisor_in3_per_lb: u32) -> u32 {
     u32::try_from(lb).unwrap_or(u32::MAX)
 }
 
+/// Dimensional weight in whole kilograms: L×W×H in cm³ / divisor, rounded up.
+pub fn dim_kg(dims_mm: [u32; 3], divisor_cm3_per_kg: u32) -> u32 {
+    let volume_mm3: u128 = dims_mm.iter().map(|&d| u128::from(d)).product();
+    let kg = volume_mm3.div_ceil(1000 * u128::from(divisor_cm3_per_kg.max(1)));
+    u32::try_from(kg).unwrap_or(u32::MAX)
+}
+
 /// Billable weight in whole pounds: the greater of actual and dimensional weight.
 pub fn billable_lb(weight_g: u32, dims_mm: [u32; 3], divisor_in3_per_lb: u32) -> u32 {
     ceil_lb(weight_g).max(dim_lb(dims_mm, divisor_in3_per_lb))
 }
 
+impl DimRule {
+    /// Billable weight in the rule's whole units (lb, or kg when metric).
+    pub fn billable(self, weight_g: u32, dims_mm: [u32; 3]) -> u32 {
+        if self.metric {
+            ceil_kg(weight_g).max(dim_kg(dims_mm, self.divisor))
+        } else {
+            billable_lb(weight_g, dims_mm, self.divisor)
+        }
+    }
+
+    /// Grams in `units` of the rule's unit (lb rounded down to whole grams).
+    pub fn units_to_g(self, units: u32) -> u32 {
+        if self.metric {
+            units.saturating_mul(1000)
+        } else {
+            lb_to_g(units)
+        }
+    }
+
+    /// `lb` pounds in the rule's unit, rounded up.
+    pub fn units_from_lb(self, lb: u32) -> u32 {
+        if self.metric {
+            u32::try_from((u64::from(lb) * G_PER_LB_X1E5).div_ceil(100_000_000)).unwrap_or(u32::MAX)
+        } else {
+            lb
+        }
+    }
+}
+
 /// Measures of one parcel in the integer units carrier thresholds are stored in.
 #[derive(Clone, Copy, Debug)]
 pub struct ParcelFacts {
-    pub billable_lb: u32,
+    pub weight_g: u32,
+    pub dims_mm: [u32; 3],
     pub weight_g_x1e5: u64,
     pub longest_mm_x10: u64,
+    pub second_mm_x10: u64,
     pub length_plus_girth_mm_x10: u64,
 }
 
 impl ParcelFacts {
     /// `dims_mm` sorted longest first.
-    pub fn new(weight_g: u32, billable_weight_g: u32, dims_mm: [u32; 3]) -> Self {
+    pub fn new(weight_g: u32, dims_mm: [u32; 3]) -> Self {
         let [l, w, h] = dims_mm.map(u64::from);
         Self {
-            billable_lb: ceil_lb(billable_weight_g),
+            weight_g,
+            dims_mm,
             weight_g_x1e5: u64::from(weight_g) * 100_000,
             longest_mm_x10: l * 10,
+            second_mm_x10: w * 10,
             length_plus_girth_mm_x10: (l + 2 * w + 2 * h) * 10,
         }
     }
@@ -64,37 +109,75 @@ pub enum Refusal {
     ServiceWeight,
 }
 
-/// The charge for one parcel before rounding, or why the service refuses it.
-pub fn parcel_charge(
-    carrier: &Carrier,
-    service: &Service,
-    prices: &[Decimal],
-    facts: &ParcelFacts,
-    residential: bool,
-) -> Result<Decimal, Refusal> {
-    if facts.weight_g_x1e5 > carrier.max_weight_g_x1e5
-        || facts.longest_mm_x10 > carrier.max_length_mm_x10
-        || facts.length_plus_girth_mm_x10 > carrier.max_lg_mm_x10
-    {
-        return Err(Refusal::CarrierLimit);
+/// Which hard limit of a carrier a parcel breaks first, as a message, if any.
+pub fn limit_broken(carrier: &Carrier, f: &ParcelFacts) -> Option<String> {
+    let [max_lb, max_len, max_lg] = carrier.limits;
+    if f.weight_g_x1e5 > u64::from(max_lb) * G_PER_LB_X1E5 {
+        Some(format!(
+            "actual weight {} g is over {}'s {max_lb} lb limit",
+            f.weight_g, carrier.name
+        ))
+    } else if f.longest_mm_x10 > u64::from(max_len) * MM_X10_PER_IN {
+        Some(format!(
+            "longest side {} mm is over {}'s {max_len} in limit",
+            f.dims_mm[0], carrier.name
+        ))
+    } else if f.length_plus_girth_mm_x10 > u64::from(max_lg) * MM_X10_PER_IN {
+        Some(format!(
+            "length + girth {} mm is over {}'s {max_lg} in limit",
+            f.length_plus_girth_mm_x10 / 10,
+            carrier.name
+        ))
+    } else {
+        None
     }
-    let idx = usize::try_from(facts.billable_lb)
-        .unwrap_or(usize::MAX)
-        .max(1)
-        - 1;
-    let base = *prices.get(idx).ok_or(Refusal::ServiceWeight)?;
-    let mut charge = base.max(service.minimum_charge);
-    if residential {
-        charge += service.residential_surcharge;
+}
+
+/// Everything that prices parcels on one service for one lane.
+#[derive(Clone, Copy)]
+pub struct Pricer<'a> {
+    pub carrier: &'a Carrier,
+    pub service: &'a Service,
+    /// The service's dense price row for the lane's zone.
+    pub prices: &'a [Decimal],
+    pub residential: bool,
+    /// Delivery-area surcharge per parcel on this lane (already chosen by tier).
+    pub delivery_area: Decimal,
+}
+
+impl Pricer<'_> {
+    /// The charge for one parcel before rounding, or why the service refuses it.
+    pub fn charge(&self, f: &ParcelFacts) -> Result<Decimal, Refusal> {
+        let (carrier, service) = (self.carrier, self.service);
+        if f.weight_g_x1e5 > carrier.max_weight_g_x1e5
+            || f.longest_mm_x10 > carrier.max_length_mm_x10
+            || f.length_plus_girth_mm_x10 > carrier.max_lg_mm_x10
+        {
+            return Err(Refusal::CarrierLimit);
+        }
+        let oversize = f.length_plus_girth_mm_x10 > carrier.oversize_lg_mm_x10;
+        let mut billable = service.dim.billable(f.weight_g, f.dims_mm);
+        if oversize {
+            billable = billable.max(service.dim.units_from_lb(carrier.oversize_min_lb));
+        }
+        let idx = usize::try_from(billable).unwrap_or(usize::MAX).max(1) - 1;
+        let base = *self.prices.get(idx).ok_or(Refusal::ServiceWeight)?;
+        let mut charge = base.max(service.minimum_charge);
+        if self.residential {
+            charge += service.residential_surcharge;
+        }
+        charge += self.delivery_area;
+        // Oversize supersedes additional handling, as with both carriers.
+        if oversize {
+            charge += carrier.oversize;
+        } else if f.longest_mm_x10 > carrier.ah_longest_mm_x10
+            || f.second_mm_x10 > carrier.ah_second_mm_x10
+            || f.length_plus_girth_mm_x10 > carrier.ah_lg_mm_x10
+            || f.weight_g_x1e5 > carrier.ah_weight_g_x1e5
+        {
+            charge += carrier.additional_handling;
+        }
+        // Fuel applies to transportation and surcharges alike.
+        Ok(charge * service.fuel_factor)
     }
-    // Oversize supersedes additional handling, as with both carriers.
-    if facts.length_plus_girth_mm_x10 > carrier.oversize_lg_mm_x10 {
-        charge += carrier.oversize;
-    } else if facts.longest_mm_x10 > carrier.ah_longest_mm_x10
-        || facts.weight_g_x1e5 > carrier.ah_weight_g_x1e5
-    {
-        charge += carrier.additional_handling;
-    }
-    // Fuel applies to transportation and surcharges alike.
-    Ok(charge * service.fuel_factor)
 }

@@ -46,6 +46,12 @@ struct RawSettings {
     max_parcel_weight_g: u32,
     max_units_per_request: u32,
     domestic_country: String,
+    #[serde(default = "default_exact_units")]
+    exact_packing_max_units: u32,
+}
+
+fn default_exact_units() -> u32 {
+    8
 }
 
 #[derive(Deserialize)]
@@ -86,7 +92,26 @@ struct RawBox {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDomestic {
+    #[serde(default)]
+    unknown_prefixes: Vec<String>,
     band: Vec<RawBand>,
+    #[serde(default)]
+    chart: Vec<RawChart>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChart {
+    name: String,
+    origins: Vec<String>,
+    destinations: Vec<RawDest>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDest {
+    zip3: String,
+    zone: String,
 }
 
 #[derive(Deserialize)]
@@ -114,14 +139,54 @@ struct RawCarrier {
     max_length_in: u32,
     max_length_plus_girth_in: u32,
     international_origins: Vec<String>,
+    #[serde(default)]
+    dim_divisor_in3_per_lb: Option<u32>,
+    #[serde(default)]
+    additional_handling_second_side_in: Option<u32>,
+    #[serde(default)]
+    additional_handling_length_plus_girth_in: Option<u32>,
+    #[serde(default)]
+    oversize_min_billable_lb: Option<u32>,
+    #[serde(default)]
+    delivery_area: Option<RawDeliveryArea>,
     service: Vec<RawService>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeliveryArea {
+    commercial: String,
+    residential: String,
+    extended_commercial: String,
+    extended_residential: String,
+    zip_prefixes: Vec<String>,
+    #[serde(default)]
+    extended_zip_prefixes: Vec<String>,
+}
+
+/// Units of a service's weight breaks.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum WeightUnit {
+    /// Pounds; dimensional weight in in³ per lb.
+    #[default]
+    Lb,
+    /// Kilograms; dimensional weight in cm³ per kg.
+    Kg,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawService {
     name: String,
+    code: String,
     scope: Scope,
+    #[serde(default)]
+    weight_unit: WeightUnit,
+    #[serde(default)]
+    dim_divisor_in3_per_lb: Option<u32>,
+    #[serde(default)]
+    dim_divisor_cm3_per_kg: Option<u32>,
     delivery: Delivery,
     minimum_charge: String,
     #[serde(default)]
@@ -145,7 +210,10 @@ enum RawTransit {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawBreak {
-    lb: u32,
+    #[serde(default)]
+    lb: Option<u32>,
+    #[serde(default)]
+    kg: Option<u32>,
     prices: Vec<String>,
 }
 
@@ -185,6 +253,91 @@ pub struct Settings {
     pub max_units_per_request: u32,
     /// Country whose internal shipments are domestic.
     pub domestic_country: [u8; 2],
+    /// Shipments with at most this many units are packed by exact search.
+    pub exact_packing_max_units: u32,
+}
+
+/// How a service turns a parcel into billable weight units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DimRule {
+    /// Whole kilograms (cm³ / divisor) instead of whole pounds (in³ / divisor).
+    pub metric: bool,
+    /// Dimensional divisor: in³ per lb, or cm³ per kg when metric.
+    pub divisor: u32,
+}
+
+/// No chart / no zone marker in the domestic zone arrays.
+pub const NO_ZONE: u16 = u16::MAX;
+
+/// Domestic zone charts, all indexed by ZIP3 (0..=999).
+pub struct DomesticZones {
+    /// Default chart: zone id per |origin ZIP3 - destination ZIP3|.
+    pub by_distance: Vec<u16>,
+    /// Per origin ZIP3: index of its chart in `charts`, or `NO_ZONE` for the default chart.
+    pub origin_chart: Vec<u16>,
+    /// Chart rows, 1000 entries each: zone id per destination ZIP3, `NO_ZONE` = default chart.
+    pub charts: Vec<u16>,
+    /// ZIP3 prefixes not in use.
+    pub unknown: Vec<bool>,
+}
+
+impl DomesticZones {
+    /// Zone id between two ZIP3 prefixes (both 0..=999).
+    pub fn zone(&self, origin: u16, dest: u16) -> u16 {
+        let (o, d) = (usize::from(origin), usize::from(dest));
+        let chart = self.origin_chart.get(o).copied().unwrap_or(NO_ZONE);
+        if chart != NO_ZONE {
+            let z = self
+                .charts
+                .get(usize::from(chart) * 1000 + d)
+                .copied()
+                .unwrap_or(NO_ZONE);
+            if z != NO_ZONE {
+                return z;
+            }
+        }
+        self.by_distance[usize::from(origin.abs_diff(dest)).min(999)]
+    }
+}
+
+/// Delivery-area surcharge tiers for domestic destinations.
+pub struct DeliveryArea {
+    /// Per parcel: [commercial, residential, extended commercial, extended residential].
+    pub amounts: [Decimal; 4],
+    /// Tier per ZIP3: 0 none, 1 delivery area, 2 extended.
+    pub zip3: Vec<u8>,
+    /// 5-digit overrides, sorted by ZIP.
+    pub zip5: Vec<(u32, u8)>,
+}
+
+impl DeliveryArea {
+    /// Tier (0 none, 1 delivery area, 2 extended) of a US postal code.
+    pub fn tier(&self, postal_code: &str) -> u8 {
+        let b = postal_code.trim().as_bytes();
+        if b.len() >= 5 && b[..5].iter().all(u8::is_ascii_digit) {
+            let zip5 = b[..5]
+                .iter()
+                .fold(0u32, |a, d| a * 10 + u32::from(d - b'0'));
+            if let Ok(i) = self.zip5.binary_search_by_key(&zip5, |e| e.0) {
+                return self.zip5[i].1;
+            }
+        }
+        match zones::zip_prefix(postal_code) {
+            Some(p) => self.zip3[usize::from(p)],
+            None => 0,
+        }
+    }
+
+    /// The surcharge per parcel for a tier.
+    pub fn amount(&self, tier: u8, residential: bool) -> Decimal {
+        match (tier, residential) {
+            (1, false) => self.amounts[0],
+            (1, true) => self.amounts[1],
+            (2, false) => self.amounts[2],
+            (2, true) => self.amounts[3],
+            _ => Decimal::ZERO,
+        }
+    }
 }
 
 /// A country that can be rated.
@@ -215,8 +368,20 @@ pub struct BoxSpec {
 
 /// Carrier-wide surcharges and limits, thresholds pre-converted to integer units.
 pub struct Carrier {
+    /// File id, e.g. "fedex".
+    pub id: String,
     /// Display name.
     pub name: String,
+    /// Additional handling threshold on the second-longest side (`u64::MAX`: none).
+    pub ah_second_mm_x10: u64,
+    /// Additional handling threshold on length + girth (`u64::MAX`: none).
+    pub ah_lg_mm_x10: u64,
+    /// Least billable weight (in the service's units) of an oversize parcel.
+    pub oversize_min_lb: u32,
+    /// Delivery-area surcharges, if the carrier file has them.
+    pub delivery_area: Option<DeliveryArea>,
+    /// Hard limits as published (for messages): weight lb, longest side in, length + girth in.
+    pub limits: [u32; 3],
     /// Additional handling charge per parcel.
     pub additional_handling: Decimal,
     /// Additional handling threshold on the longest side.
@@ -245,6 +410,10 @@ pub struct Service {
     pub carrier: usize,
     /// Display name.
     pub name: String,
+    /// The carrier's API service code.
+    pub code: String,
+    /// Billable-weight rule (units and divisor).
+    pub dim: DimRule,
     /// Domestic or international.
     pub scope: Scope,
     /// Which destinations it serves.
@@ -255,7 +424,7 @@ pub struct Service {
     pub fuel_factor: Decimal,
     /// Charge per parcel delivered to a home.
     pub residential_surcharge: Decimal,
-    /// Per zone id: price for 1 lb, 2 lb, ... up to the service's last weight break.
+    /// Per zone id: price for 1, 2, ... weight units (lb, or kg when metric) up to the last break.
     pub prices: Vec<Option<Vec<Decimal>>>,
     /// Per zone id: business days in transit.
     pub transit_days: Vec<Option<u32>>,
@@ -269,8 +438,8 @@ pub struct Model {
     pub countries: Vec<Country>,
     /// Sorted by (inner volume, cost, id): the packer takes the first that fits.
     pub boxes: Vec<BoxSpec>,
-    /// Zone id per |origin prefix - destination prefix|, 0..=999.
-    pub domestic_zone: Vec<u16>,
+    /// Domestic zone charts.
+    pub domestic: DomesticZones,
     /// Carriers in file-name order.
     pub carriers: Vec<Carrier>,
     /// Services in file order.
@@ -391,7 +560,7 @@ pub fn compile(files: &[(String, Vec<u8>)]) -> Result<Model, FreightError> {
     let countries = compile_countries(files.get(COUNTRIES)?)?;
     let boxes = compile_boxes(files.get(BOXES)?, &settings)?;
     let mut zone_ids = Zones::default();
-    let domestic_zone = compile_domestic(files.get(DOMESTIC_ZONES)?, &mut zone_ids)?;
+    let domestic = compile_domestic(files.get(DOMESTIC_ZONES)?, &mut zone_ids)?;
     let intl: RawIntl = parse_toml(INTL_ZONES, files.get(INTL_ZONES)?)?;
 
     let mut carriers = Vec::new();
@@ -412,7 +581,15 @@ pub fn compile(files: &[(String, Vec<u8>)]) -> Result<Model, FreightError> {
         let zone_map = intl.get(&raw.id);
         let idx = carriers.len();
         carrier_ids.push(raw.id.clone());
-        let (carrier, svcs) = compile_carrier(path, raw, idx, zone_map, &countries, &mut zone_ids)?;
+        let (carrier, svcs) = compile_carrier(
+            path,
+            raw,
+            idx,
+            zone_map,
+            &countries,
+            &mut zone_ids,
+            settings.dim_divisor_in3_per_lb,
+        )?;
         carriers.push(carrier);
         services.extend(svcs);
     }
@@ -439,7 +616,7 @@ pub fn compile(files: &[(String, Vec<u8>)]) -> Result<Model, FreightError> {
         settings,
         countries,
         boxes,
-        domestic_zone,
+        domestic,
         carriers,
         services,
     })
@@ -473,12 +650,20 @@ fn compile_settings(text: &str) -> Result<Settings, FreightError> {
     }
     let domestic_country = zones::country_key(&raw.domestic_country)
         .ok_or_else(|| table_err(SETTINGS, "domestic_country", "must be a two-letter code"))?;
+    if raw.exact_packing_max_units > 12 {
+        return Err(table_err(
+            SETTINGS,
+            "exact_packing_max_units",
+            "must be at most 12 (the search is exponential)",
+        ));
+    }
     Ok(Settings {
         dim_divisor_in3_per_lb: raw.dim_divisor_in3_per_lb,
         fill_factor_pct: raw.fill_factor_pct,
         max_parcel_weight_g: raw.max_parcel_weight_g,
         max_units_per_request: raw.max_units_per_request,
         domestic_country,
+        exact_packing_max_units: raw.exact_packing_max_units,
     })
 }
 
@@ -566,7 +751,36 @@ fn compile_boxes(text: &str, settings: &Settings) -> Result<Vec<BoxSpec>, Freigh
     Ok(out)
 }
 
-fn compile_domestic(text: &str, zone_ids: &mut Zones) -> Result<Vec<u16>, FreightError> {
+/// Parses "NNN" or "NNN-NNN" into an inclusive ZIP3 range.
+fn zip3_range(file: &str, key: &str, s: &str) -> Result<(u16, u16), FreightError> {
+    let bad = || {
+        table_err(
+            file,
+            key,
+            format!("{s:?} is not a ZIP3 prefix or range NNN-NNN"),
+        )
+    };
+    let one = |t: &str| -> Result<u16, FreightError> {
+        let t = t.trim();
+        if t.len() != 3 || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        t.parse().map_err(|_| bad())
+    };
+    let (lo, hi) = match s.split_once('-') {
+        Some((a, b)) => (one(a)?, one(b)?),
+        None => {
+            let v = one(s)?;
+            (v, v)
+        }
+    };
+    if lo > hi {
+        return Err(bad());
+    }
+    Ok((lo, hi))
+}
+
+fn compile_domestic(text: &str, zone_ids: &mut Zones) -> Result<DomesticZones, FreightError> {
     let raw: RawDomestic = parse_toml(DOMESTIC_ZONES, text)?;
     let mut out = Vec::with_capacity(1000);
     let mut prev: Option<u16> = None;
@@ -591,7 +805,70 @@ fn compile_domestic(text: &str, zone_ids: &mut Zones) -> Result<Vec<u16>, Freigh
             "the last band must reach max_prefix_distance 999",
         ));
     }
-    Ok(out)
+    let mut unknown = vec![false; 1000];
+    for (i, r) in raw.unknown_prefixes.iter().enumerate() {
+        let (lo, hi) = zip3_range(DOMESTIC_ZONES, &format!("unknown_prefixes[{i}]"), r)?;
+        for p in lo..=hi {
+            unknown[usize::from(p)] = true;
+        }
+    }
+    let mut origin_chart = vec![NO_ZONE; 1000];
+    let mut charts = Vec::with_capacity(raw.chart.len() * 1000);
+    for (ci, c) in raw.chart.iter().enumerate() {
+        let key = |k: &str| format!("chart[{ci}].{k}");
+        if c.name.trim().is_empty() || c.origins.is_empty() || c.destinations.is_empty() {
+            return Err(table_err(
+                DOMESTIC_ZONES,
+                key("name"),
+                "a chart needs a name, origins and destinations",
+            ));
+        }
+        let idx = u16::try_from(ci)
+            .ok()
+            .filter(|&i| i < NO_ZONE)
+            .ok_or_else(|| table_err(DOMESTIC_ZONES, key("name"), "too many charts"))?;
+        for (oi, r) in c.origins.iter().enumerate() {
+            let k = key(&format!("origins[{oi}]"));
+            let (lo, hi) = zip3_range(DOMESTIC_ZONES, &k, r)?;
+            for p in lo..=hi {
+                let slot = &mut origin_chart[usize::from(p)];
+                if *slot != NO_ZONE {
+                    return Err(table_err(
+                        DOMESTIC_ZONES,
+                        k,
+                        format!("origin prefix {p:03} is already in chart[{}]", *slot),
+                    ));
+                }
+                *slot = idx;
+            }
+        }
+        let mut row = vec![NO_ZONE; 1000];
+        for (di, d) in c.destinations.iter().enumerate() {
+            let k = key(&format!("destinations[{di}]"));
+            let (lo, hi) = zip3_range(DOMESTIC_ZONES, &k, &d.zip3)?;
+            if d.zone.trim().is_empty() {
+                return Err(table_err(DOMESTIC_ZONES, k, "zone must not be empty"));
+            }
+            let id = zone_ids.id(&d.zone);
+            for p in lo..=hi {
+                if row[usize::from(p)] != NO_ZONE {
+                    return Err(table_err(
+                        DOMESTIC_ZONES,
+                        k,
+                        format!("destination prefix {p:03} is listed twice"),
+                    ));
+                }
+                row[usize::from(p)] = id;
+            }
+        }
+        charts.extend(row);
+    }
+    Ok(DomesticZones {
+        by_distance: out,
+        origin_chart,
+        charts,
+        unknown,
+    })
 }
 
 fn in_to_mm_x10(inches: u32) -> u64 {
@@ -614,8 +891,24 @@ fn compile_carrier(
     zone_map: Option<&BTreeMap<String, String>>,
     countries: &[Country],
     zone_ids: &mut Zones,
+    default_divisor: u32,
 ) -> Result<(Carrier, Vec<Service>), FreightError> {
     let id = raw.id.as_str();
+    if raw.dim_divisor_in3_per_lb == Some(0) {
+        return Err(table_err(
+            file,
+            "dim_divisor_in3_per_lb",
+            "must be positive",
+        ));
+    }
+    let divisor = raw.dim_divisor_in3_per_lb.unwrap_or(default_divisor);
+    if raw.max_weight_lb == 0 || raw.max_length_in == 0 || raw.max_length_plus_girth_in == 0 {
+        return Err(table_err(
+            file,
+            "max_weight_lb",
+            "hard limits must be positive",
+        ));
+    }
     let fuel_factor = pct_factor(file, "fuel_surcharge_pct", &raw.fuel_surcharge_pct, true)?;
     let residential = money(file, "residential_surcharge", &raw.residential_surcharge)?;
     let mut intl_origins = Vec::new();
@@ -648,13 +941,46 @@ fn compile_carrier(
             si,
             s,
             carrier_idx,
-            fuel_factor,
-            residential,
+            CarrierDefaults {
+                fuel: fuel_factor,
+                residential,
+                divisor,
+            },
             zone_ids,
         )?);
+        let prev = &services[..si];
+        let this = &services[si];
+        if prev
+            .iter()
+            .any(|p: &Service| p.code == this.code || p.name == this.name)
+        {
+            return Err(table_err(
+                file,
+                format!("service[{si}].code"),
+                "service name or code used twice in this carrier",
+            ));
+        }
     }
+    let delivery_area = match &raw.delivery_area {
+        Some(d) => Some(compile_delivery_area(file, d)?),
+        None => None,
+    };
     let carrier = Carrier {
+        id: raw.id.clone(),
         name: raw.name.clone(),
+        ah_second_mm_x10: raw
+            .additional_handling_second_side_in
+            .map_or(u64::MAX, in_to_mm_x10),
+        ah_lg_mm_x10: raw
+            .additional_handling_length_plus_girth_in
+            .map_or(u64::MAX, in_to_mm_x10),
+        oversize_min_lb: raw.oversize_min_billable_lb.unwrap_or(0),
+        delivery_area,
+        limits: [
+            raw.max_weight_lb,
+            raw.max_length_in,
+            raw.max_length_plus_girth_in,
+        ],
         additional_handling: money(file, "additional_handling", &raw.additional_handling)?,
         ah_longest_mm_x10: in_to_mm_x10(raw.additional_handling_longest_side_in),
         ah_weight_g_x1e5: lb_to_g_x1e5(raw.additional_handling_weight_lb),
@@ -669,16 +995,116 @@ fn compile_carrier(
     Ok((carrier, services))
 }
 
+fn compile_delivery_area(file: &str, d: &RawDeliveryArea) -> Result<DeliveryArea, FreightError> {
+    let k = |s: &str| format!("delivery_area.{s}");
+    let amounts = [
+        money(file, &k("commercial"), &d.commercial)?,
+        money(file, &k("residential"), &d.residential)?,
+        money(file, &k("extended_commercial"), &d.extended_commercial)?,
+        money(file, &k("extended_residential"), &d.extended_residential)?,
+    ];
+    let mut zip3 = vec![0u8; 1000];
+    let mut zip5: Vec<(u32, u8)> = Vec::new();
+    for (tier, list, name) in [
+        (1u8, &d.zip_prefixes, "zip_prefixes"),
+        (2u8, &d.extended_zip_prefixes, "extended_zip_prefixes"),
+    ] {
+        for (i, p) in list.iter().enumerate() {
+            let key = k(&format!("{name}[{i}]"));
+            let p = p.trim();
+            if !p.bytes().all(|b| b.is_ascii_digit()) || !(p.len() == 3 || p.len() == 5) {
+                return Err(table_err(
+                    file,
+                    key,
+                    format!("{p:?} must be a 3- or 5-digit ZIP prefix"),
+                ));
+            }
+            let v: u32 = p.parse().map_err(|_| table_err(file, &key, "bad prefix"))?;
+            let dup = if p.len() == 3 {
+                let slot = &mut zip3[v as usize];
+                let dup = *slot != 0;
+                *slot = tier;
+                dup
+            } else if zip5.iter().any(|e| e.0 == v) {
+                true
+            } else {
+                zip5.push((v, tier));
+                false
+            };
+            if dup {
+                return Err(table_err(file, key, format!("prefix {p} is listed twice")));
+            }
+        }
+    }
+    zip5.sort_unstable();
+    Ok(DeliveryArea {
+        amounts,
+        zip3,
+        zip5,
+    })
+}
+
+/// Carrier-wide values a service inherits unless it overrides them.
+#[derive(Clone, Copy)]
+struct CarrierDefaults {
+    fuel: Decimal,
+    residential: Decimal,
+    divisor: u32,
+}
+
 fn compile_service(
     file: &str,
     si: usize,
     s: &RawService,
     carrier: usize,
-    carrier_fuel: Decimal,
-    carrier_residential: Decimal,
+    defaults: CarrierDefaults,
     zone_ids: &mut Zones,
 ) -> Result<Service, FreightError> {
+    let CarrierDefaults {
+        fuel: carrier_fuel,
+        residential: carrier_residential,
+        divisor: carrier_divisor,
+    } = defaults;
     let key = |k: &str| format!("service[{si}].{k}");
+    if s.code.trim().is_empty() || s.name.trim().is_empty() {
+        return Err(table_err(
+            file,
+            key("code"),
+            "name and code must not be empty",
+        ));
+    }
+    let metric = s.weight_unit == WeightUnit::Kg;
+    let divisor = match (metric, s.dim_divisor_in3_per_lb, s.dim_divisor_cm3_per_kg) {
+        (false, d, None) => d.unwrap_or(carrier_divisor),
+        (true, None, d) => d.unwrap_or(5000),
+        _ => return Err(table_err(
+            file,
+            key("weight_unit"),
+            "use dim_divisor_in3_per_lb with lb tables and dim_divisor_cm3_per_kg with kg tables",
+        )),
+    };
+    if divisor == 0 {
+        return Err(table_err(file, key("dim_divisor"), "must be positive"));
+    }
+    // The weight of each break in the table's unit; the other unit's key is an error.
+    let mut break_w = Vec::with_capacity(s.breaks.len());
+    for (bi, b) in s.breaks.iter().enumerate() {
+        let w = match (metric, b.lb, b.kg) {
+            (false, Some(w), None) | (true, None, Some(w)) => w,
+            _ => {
+                return Err(table_err(
+                    file,
+                    key(&format!("breaks[{bi}]")),
+                    if metric {
+                        "a kg table's breaks need `kg` (and no `lb`)"
+                    } else {
+                        "an lb table's breaks need `lb` (and no `kg`)"
+                    },
+                ))
+            }
+        };
+        break_w.push(w);
+    }
     let fuel_factor = match &s.fuel_surcharge_pct {
         Some(p) => pct_factor(file, &key("fuel_surcharge_pct"), p, true)?,
         None => carrier_fuel,
@@ -699,14 +1125,14 @@ fn compile_service(
             "a service needs zones and weight breaks",
         ));
     }
-    if s.breaks[0].lb != 1 || s.breaks.windows(2).any(|w| w[1].lb <= w[0].lb) {
+    if break_w[0] != 1 || break_w.windows(2).any(|w| w[1] <= w[0]) {
         return Err(table_err(
             file,
             key("breaks"),
-            "weight breaks must start at lb = 1 and increase",
+            "weight breaks must start at 1 and increase",
         ));
     }
-    let max_lb = s.breaks.last().map_or(1, |b| b.lb);
+    let max_lb = break_w.last().copied().unwrap_or(1);
     if max_lb > 1000 {
         return Err(table_err(
             file,
@@ -750,11 +1176,11 @@ fn compile_service(
         }
         let mut dense = Vec::with_capacity(max_lb as usize);
         for bi in 1..s.breaks.len() {
-            let (lo, hi) = (&s.breaks[bi - 1], &s.breaks[bi]);
+            let (lo, hi) = (break_w[bi - 1], break_w[bi]);
             let (p0, p1) = (grid[bi - 1][zi], grid[bi][zi]);
             // Linear interpolation between published breaks, rounded to cents like a printed table.
-            for lb in lo.lb..hi.lb {
-                let frac = Decimal::from(lb - lo.lb) / Decimal::from(hi.lb - lo.lb);
+            for lb in lo..hi {
+                let frac = Decimal::from(lb - lo) / Decimal::from(hi - lo);
                 let p = p1
                     .checked_sub(p0)
                     .and_then(|d| d.checked_mul(frac))
@@ -797,6 +1223,8 @@ fn compile_service(
     Ok(Service {
         carrier,
         name: s.name.clone(),
+        code: s.code.trim().to_string(),
+        dim: DimRule { metric, divisor },
         scope: s.scope,
         delivery: s.delivery,
         minimum_charge,

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 
-use super::packing::{self, OpenParcel};
+use super::packing;
 use super::rating;
 use super::*;
 
@@ -543,69 +543,165 @@ fn sorted(d: [u32; 3]) -> [u32; 3] {
     d
 }
 
-proptest! {
-    #[test]
-    fn packing_invariants(lines in prop::collection::vec(line_strategy(), 1..6)) {
-        let f = Freight::sample();
-        let m = &f.model;
-        let total_units: u32 = lines.iter().map(|l| l.quantity).sum();
-        let packed = packing::pack(&lines, &m.boxes, &m.settings);
-        if total_units == 0 {
-            prop_assert_eq!(packed.unwrap_err(), FreightError::EmptyShipment);
+fn check_packing(
+    f: &Freight,
+    lines: &[ItemLine],
+    r: &RateRequest<'_>,
+) -> Result<(), TestCaseError> {
+    let m = &f.model;
+    let total_units: u32 = lines.iter().map(|l| l.quantity).sum();
+    let packed = f.reference_cost(r, Packing::Optimised);
+    if total_units == 0 {
+        prop_assert_eq!(packed.unwrap_err(), FreightError::EmptyShipment);
+        return Ok(());
+    }
+    let (packed, cost) = match packed {
+        Ok(p) => p,
+        // An item over every limit is refused up front, by name.
+        Err(FreightError::NoService { reason }) => {
+            prop_assert!(reason.contains("line "), "{}", reason);
             return Ok(());
         }
-        let packed: Vec<OpenParcel> = packed.unwrap();
-        // Every unit exactly once.
-        let mut seen = vec![0u32; lines.len()];
-        for p in &packed {
-            for &li in &p.units {
-                seen[li] += 1;
+        Err(e) => return Err(TestCaseError::fail(format!("{e:?}"))),
+    };
+    // Every unit exactly once.
+    let mut seen = vec![0u32; lines.len()];
+    for p in &packed {
+        for &li in &p.units {
+            seen[li] += 1;
+        }
+    }
+    prop_assert_eq!(seen, lines.iter().map(|l| l.quantity).collect::<Vec<_>>());
+    let parcels: Vec<Parcel> = packed
+        .iter()
+        .map(|p| packing::to_parcel(p, &m.boxes, |w, _| w))
+        .collect();
+    let mut tares: u64 = 0;
+    for (op, parcel) in packed.iter().zip(&parcels) {
+        let contents: u64 = op
+            .units
+            .iter()
+            .map(|&li| u64::from(lines[li].item.weight_g))
+            .sum();
+        prop_assert_eq!(op.contents_weight_g, contents);
+        match op.box_idx {
+            Some(bi) => {
+                let b = &m.boxes[bi];
+                prop_assert_eq!(&parcel.box_id, &b.id);
+                prop_assert!(u64::from(parcel.weight_g) <= u64::from(b.max_weight_g));
+                prop_assert!(parcel.weight_g <= m.settings.max_parcel_weight_g);
+                prop_assert_eq!(
+                    u64::from(parcel.weight_g),
+                    contents + u64::from(b.tare_weight_g)
+                );
+                tares += u64::from(b.tare_weight_g);
+                for &li in &op.units {
+                    let it = lines[li].item;
+                    let d = sorted([it.length_mm, it.width_mm, it.height_mm]);
+                    prop_assert!(
+                        d.iter().zip(b.inner_mm).all(|(x, y)| *x <= y),
+                        "{:?} in {}",
+                        d,
+                        b.id
+                    );
+                }
+                let volume: u128 = op
+                    .units
+                    .iter()
+                    .map(|&li| {
+                        let it = lines[li].item;
+                        u128::from(it.length_mm)
+                            * u128::from(it.width_mm)
+                            * u128::from(it.height_mm)
+                    })
+                    .sum();
+                prop_assert!(op.units.len() == 1 || volume * 100 <= b.inner_volume_mm3 * 85);
+            }
+            None => {
+                prop_assert_eq!(parcel.box_id.as_str(), OWN_PACKAGING);
+                prop_assert_eq!(op.units.len(), 1);
+                prop_assert_eq!(u64::from(parcel.weight_g), contents);
+                // Own packaging only when no box holds the unit.
+                let it = lines[op.units[0]].item;
+                let d = sorted([it.length_mm, it.width_mm, it.height_mm]);
+                let boxed = m.boxes.iter().any(|b| {
+                    d.iter().zip(b.inner_mm).all(|(x, y)| *x <= y)
+                        && it.weight_g + b.tare_weight_g <= b.max_weight_g
+                });
+                prop_assert!(!boxed);
             }
         }
-        prop_assert_eq!(seen, lines.iter().map(|l| l.quantity).collect::<Vec<_>>());
+    }
+    let items: u64 = lines
+        .iter()
+        .map(|l| u64::from(l.item.weight_g) * u64::from(l.quantity))
+        .sum();
+    let total: u64 = parcels.iter().map(|p| u64::from(p.weight_g)).sum();
+    prop_assert_eq!(total, items + tares);
+    // Never worse than one unit per box under the reference service.
+    let (_, baseline) = f.reference_cost(r, Packing::OnePerBox).unwrap();
+    prop_assert!(cost <= baseline, "{} > {}", cost, baseline);
+    // Deterministic, and rating reports the same parcels.
+    prop_assert_eq!(f.reference_cost(r, Packing::Optimised).unwrap().1, cost);
+    if let Ok(a) = f.rate(r) {
+        prop_assert_eq!(a.parcels.len(), parcels.len());
+        prop_assert_eq!(&a, &f.rate(r).unwrap());
+        let weights: Vec<u32> = a.parcels.iter().map(|p| p.weight_g).collect();
+        prop_assert_eq!(
+            weights,
+            parcels.iter().map(|p| p.weight_g).collect::<Vec<_>>()
+        );
+    }
+    Ok(())
+}
 
-        let parcels = f.pack(&lines).unwrap();
-        prop_assert_eq!(parcels.len(), packed.len());
-        let mut tares: u64 = 0;
-        for (op, parcel) in packed.iter().zip(&parcels) {
-            let contents: u64 = op.units.iter().map(|&li| u64::from(lines[li].item.weight_g)).sum();
-            match op.box_idx {
-                Some(bi) => {
-                    let b = &m.boxes[bi];
-                    prop_assert_eq!(&parcel.box_id, &b.id);
-                    prop_assert!(u64::from(parcel.weight_g) <= u64::from(b.max_weight_g));
-                    prop_assert_eq!(u64::from(parcel.weight_g), contents + u64::from(b.tare_weight_g));
-                    tares += u64::from(b.tare_weight_g);
-                    for &li in &op.units {
-                        let it = lines[li].item;
-                        let d = sorted([it.length_mm, it.width_mm, it.height_mm]);
-                        prop_assert!(d.iter().zip(b.inner_mm).all(|(x, y)| *x <= y), "{:?} in {}", d, b.id);
-                    }
-                    let volume: u128 = op.units.iter().map(|&li| {
-                        let it = lines[li].item;
-                        u128::from(it.length_mm) * u128::from(it.width_mm) * u128::from(it.height_mm)
-                    }).sum();
-                    prop_assert!(op.units.len() == 1 || volume * 100 <= b.inner_volume_mm3 * 85);
-                }
-                None => {
-                    prop_assert_eq!(parcel.box_id.as_str(), OWN_PACKAGING);
-                    prop_assert_eq!(op.units.len(), 1);
-                    prop_assert_eq!(u64::from(parcel.weight_g), contents);
-                }
-            }
-            prop_assert!(parcel.billable_weight_g >= parcel.weight_g);
-        }
-        let items: u64 = lines.iter().map(|l| u64::from(l.item.weight_g) * u64::from(l.quantity)).sum();
-        let total: u64 = parcels.iter().map(|p| u64::from(p.weight_g)).sum();
-        prop_assert_eq!(total, items + tares);
-
-        // Deterministic, and rating agrees with packing.
-        prop_assert_eq!(&f.pack(&lines).unwrap(), &parcels);
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+    #[test]
+    fn packing_invariants_small(lines in prop::collection::vec(line_strategy(), 1..4)) {
+        // Few units: the exact search.
+        let f = Freight::sample();
         let r = req(us("10001", false), us("90210", true), &lines);
-        let a = f.rate(&r);
-        prop_assert_eq!(&a, &f.rate(&r));
-        if let Ok(a) = a {
-            prop_assert_eq!(a.parcels, parcels);
+        check_packing(&f, &lines, &r)?;
+    }
+
+    #[test]
+    fn packing_invariants_large(
+        lines in prop::collection::vec(line_strategy(), 1..6),
+        extra in 0u32..25,
+    ) {
+        // Many units: the heuristic.
+        let mut lines = lines;
+        lines[0].quantity += extra;
+        let f = Freight::sample();
+        let r = req(us("30301", false), us("60601", false), &lines);
+        check_packing(&f, &lines, &r)?;
+    }
+
+    #[test]
+    fn rating_invariant_amount_is_charge_plus_boxes_plus_fee(
+        lines in prop::collection::vec(line_strategy(), 1..4),
+        fee_cents in 0u32..10_000,
+        residential in any::<bool>(),
+    ) {
+        let f = Freight::sample();
+        let mut r = req(us("10001", false), us("59935", residential), &lines);
+        r.handling_fee = Decimal::new(i64::from(fee_cents), 2);
+        if let Ok(out) = f.rate(&r) {
+            let boxes: Decimal = out
+                .parcels
+                .iter()
+                .filter_map(|p| f.model.boxes.iter().find(|b| b.id == p.box_id))
+                .map(|b| b.cost)
+                .sum();
+            prop_assert_eq!(out.boxes_cost, boxes);
+            prop_assert_eq!(out.handling_fee, r.handling_fee);
+            for rate in &out.rates {
+                let charge = out.carrier_charge(rate);
+                prop_assert!(charge > Decimal::ZERO);
+                prop_assert_eq!(charge.round_dp(2), charge);
+                prop_assert_eq!(rate.amount, charge + out.boxes_cost + out.handling_fee);
+            }
         }
     }
 }
@@ -624,4 +720,461 @@ proptest! {
         // Either outcome is fine; what matters is that loading returns.
         let _ = Freight::from_files(&files);
     }
+}
+
+#[test]
+fn zone_charts_per_origin_with_default_fallback() {
+    let f = Freight::sample();
+    let d = &f.model.domestic;
+    let zone = |o: u16, t: u16| {
+        let id = d.zone(o, t);
+        // Ground transit days are 1, 2, 3, 3, 4, 5, 5 for zones 2..8.
+        let s = &f.model.services[0];
+        s.transit_days[usize::from(id)].unwrap()
+    };
+    // Northeast chart: 100 -> 104 zone 2, 100 -> 606 zone 6.
+    assert_eq!(zone(100, 104), 1);
+    assert_eq!(zone(100, 606), 4);
+    // Midwest chart: 606 -> 100 is zone 5, whereas the distance bands would say zone 7.
+    assert_eq!(zone(606, 100), 3);
+    // An origin in no chart uses the distance bands: 500 -> 506 zone 2, 500 -> 999 zone 7.
+    assert_eq!(zone(500, 506), 1);
+    assert_eq!(zone(500, 999), 5);
+    let lines = [ItemLine {
+        item: SMALL,
+        quantity: 1,
+    }];
+    let chi_ny = f
+        .rate(&req(us("60601", false), us("10001", false), &lines))
+        .unwrap();
+    assert_eq!(find(&chi_ny, "UPS Ground").unwrap().transit_days, 3);
+}
+
+#[test]
+fn unknown_postal_codes_and_countries_are_errors() {
+    let f = Freight::sample();
+    for zip in ["00012", "21301", "99999-", "1000", "ABCDE", ""] {
+        assert!(
+            matches!(
+                f.validate_address("US", zip),
+                Err(FreightError::BadPostalCode { .. })
+            ),
+            "{zip}"
+        );
+    }
+    match f.validate_address("US", "21301") {
+        Err(FreightError::BadPostalCode { reason, .. }) => assert!(reason.contains("213")),
+        other => panic!("{other:?}"),
+    }
+    let lines = [ItemLine {
+        item: SMALL,
+        quantity: 1,
+    }];
+    let zz = Endpoint {
+        country_code: "ZZ",
+        postal_code: "1",
+        residential: false,
+    };
+    assert!(matches!(
+        f.rate(&req(us("10001", false), zz, &lines)),
+        Err(FreightError::UnknownCountry { .. })
+    ));
+    assert!(matches!(
+        f.rate(&req(us("00012", false), us("10001", false), &lines)),
+        Err(FreightError::BadPostalCode { .. })
+    ));
+}
+
+#[test]
+fn zero_weight_and_zero_dimension_items_are_rejected() {
+    let f = Freight::sample();
+    for it in [
+        item(0, 10, 10, 10),
+        item(10, 0, 10, 10),
+        item(10, 10, 0, 10),
+        item(10, 10, 10, 0),
+    ] {
+        let lines = [
+            ItemLine {
+                item: SMALL,
+                quantity: 1,
+            },
+            ItemLine {
+                item: it,
+                quantity: 2,
+            },
+        ];
+        match f.rate(&req(us("10001", false), us("10401", false), &lines)) {
+            Err(FreightError::InvalidRequest { reason }) => {
+                assert!(reason.starts_with("line 1"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            f.pack(&lines),
+            Err(FreightError::InvalidRequest { .. })
+        ));
+    }
+}
+
+#[test]
+fn over_limit_items_name_the_item_and_the_limit() {
+    let f = Freight::sample();
+    let (o, d) = (us("10001", false), us("10401", false));
+    for (it, limit) in [
+        (item(80_000, 300, 300, 300), "150 lb"),
+        (item(5_000, 3000, 100, 100), "108 in"),
+        (item(5_000, 2500, 500, 400), "165 in"),
+    ] {
+        let lines = [
+            ItemLine {
+                item: SMALL,
+                quantity: 1,
+            },
+            ItemLine {
+                item: it,
+                quantity: 1,
+            },
+        ];
+        match f.rate(&req(o, d, &lines)) {
+            Err(FreightError::NoService { reason }) => {
+                assert!(reason.contains("line 1"), "{reason}");
+                assert!(reason.contains(limit), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn metric_tables_bill_whole_kilograms() {
+    let rule = tables::DimRule {
+        metric: true,
+        divisor: 5000,
+    };
+    // 400 x 300 x 200 mm = 24 000 cm³ / 5000 = 4.8 -> 5 kg; 1001 g -> 2 kg.
+    assert_eq!(rule.billable(100, [400, 300, 200]), 5);
+    assert_eq!(rule.billable(1001, [10, 10, 10]), 2);
+    assert_eq!(rule.units_to_g(5), 5000);
+    assert_eq!(rule.units_from_lb(90), 41);
+    let f = Freight::sample();
+    let gb = Endpoint {
+        country_code: "GB",
+        postal_code: "SW1A 1AA",
+        residential: false,
+    };
+    let lines = [ItemLine {
+        item: SMALL,
+        quantity: 1,
+    }];
+    let out = f.rate(&req(us("10001", false), gb, &lines)).unwrap();
+    // 310 g in MAILER-S -> 1 kg; zone 53 1 kg 94.69 x 1.225 fuel = 115.99525, + 0.45 box.
+    assert_eq!(
+        find(&out, "UPS Worldwide Expedited").unwrap().amount,
+        dec("116.45")
+    );
+}
+
+#[test]
+fn divisor_is_configurable_per_carrier_and_service() {
+    let lines = [ItemLine {
+        item: item(500, 580, 480, 430),
+        quantity: 1,
+    }];
+    let r = req(us("10001", false), us("10401", false), &lines);
+    let list = Freight::sample().rate(&r).unwrap();
+    let f = with_file("carriers/fedex.toml", |s| {
+        s.replacen(
+            "dim_divisor_in3_per_lb = 139",
+            "dim_divisor_in3_per_lb = 250",
+            1,
+        )
+    })
+    .unwrap();
+    let cheaper = f.rate(&r).unwrap();
+    assert!(
+        find(&cheaper, "FedEx Ground").unwrap().amount
+            < find(&list, "FedEx Ground").unwrap().amount
+    );
+    assert_eq!(
+        find(&cheaper, "UPS Ground").unwrap().amount,
+        find(&list, "UPS Ground").unwrap().amount
+    );
+    // A service-level override beats the carrier's.
+    let g = with_file("carriers/ups.toml", |s| {
+        s.replacen(
+            "code = \"03\"\n",
+            "code = \"03\"\ndim_divisor_in3_per_lb = 250\n",
+            1,
+        )
+    })
+    .unwrap();
+    let ups = g.rate(&r).unwrap();
+    assert!(find(&ups, "UPS Ground").unwrap().amount < find(&list, "UPS Ground").unwrap().amount);
+    assert_eq!(
+        find(&ups, "UPS 2nd Day Air").unwrap().amount,
+        find(&list, "UPS 2nd Day Air").unwrap().amount
+    );
+}
+
+#[test]
+fn delivery_area_surcharges_by_zip_prefix() {
+    let f = Freight::sample();
+    let lines = [ItemLine {
+        item: SMALL,
+        quantity: 1,
+    }];
+    let ground = |zip: &str| {
+        let out = f
+            .rate(&req(us("10001", false), us(zip, false), &lines))
+            .unwrap();
+        find(&out, "FedEx Ground").unwrap().amount
+    };
+    // Zone 3 1 lb 11.67; x 1.185 fuel; + 0.45 box.
+    assert_eq!(ground("04011"), dec("14.28")); // no surcharge
+    assert_eq!(ground("04630"), dec("18.96")); // 046: + 3.95
+    assert_eq!(ground("04631"), dec("20.38")); // 04631 extended: + 5.15
+    let home = f
+        .rate(&req(us("10001", false), us("04631", true), &lines))
+        .unwrap();
+    // (11.67 + 5.95 residential + 7.60 extended residential) x 1.185 + 0.45 = 30.3357 -> 30.34.
+    assert_eq!(
+        find(&home, "FedEx Home Delivery").unwrap().amount,
+        dec("30.34")
+    );
+}
+
+#[test]
+fn additional_handling_and_oversize_thresholds() {
+    let f = Freight::sample();
+    let (o, d) = (us("10001", false), us("10401", false));
+    let ground = |it: Item| {
+        let lines = [ItemLine {
+            item: it,
+            quantity: 1,
+        }];
+        let out = f.rate(&req(o, d, &lines)).unwrap();
+        (
+            out.parcels[0].clone(),
+            find(&out, "FedEx Ground").unwrap().amount,
+        )
+    };
+    // Second side 780 mm (30.7 in) > 30 in: additional handling.
+    // Own packaging; 800 x 780 x 50 = 31.2e6 mm³ = 1904 in³ / 139 -> 14 lb: zone 2
+    // 16.27 + 4 x 0.58 = 18.59; + 31.50 = 50.09; x 1.185 = 59.35665.
+    let (p, amount) = ground(item(3_000, 800, 780, 50));
+    assert_eq!(p.box_id, OWN_PACKAGING);
+    assert_eq!(amount, dec("59.36"));
+    // Length + girth 2700 + 4 x 160 = 3980 mm (156.7 in) > 130: oversize, billed at least
+    // 90 lb: zone 2 90 lb = 49.33 + 20/30 x 14.79 = 59.19; (59.19 + 265) x 1.185 = 384.16515.
+    let (p, amount) = ground(item(5_000, 2700, 160, 160));
+    assert_eq!(p.box_id, OWN_PACKAGING);
+    assert_eq!(amount, dec("384.17"));
+}
+
+#[test]
+fn service_codes_round_trip() {
+    let f = Freight::sample();
+    assert_eq!(f.service_code("FedEx", "FedEx 2Day"), Some("FEDEX_2_DAY"));
+    assert_eq!(
+        f.service_code("fedex", "fedex home delivery"),
+        Some("GROUND_HOME_DELIVERY")
+    );
+    assert_eq!(f.service_code("UPS", "UPS Ground"), Some("03"));
+    assert_eq!(f.service_code("UPS", "UPS Worldwide Saver"), Some("65"));
+    assert_eq!(f.service_code("UPS", "FedEx 2Day"), None);
+    assert_eq!(f.service_code("DHL", "UPS Ground"), None);
+    assert_eq!(
+        f.service_by_code("UPS", "08"),
+        Some("UPS Worldwide Expedited")
+    );
+    assert_eq!(
+        f.service_by_code("FedEx", "INTERNATIONAL_ECONOMY"),
+        Some("FedEx International Economy")
+    );
+    assert_eq!(f.service_by_code("FedEx", "03"), None);
+    for s in &f.model.services {
+        let c = &f.model.carriers[s.carrier];
+        let code = f.service_code(&c.name, &s.name).unwrap();
+        assert_eq!(f.service_by_code(&c.id, code), Some(s.name.as_str()));
+    }
+    let dup = with_file("carriers/ups.toml", |s| {
+        s.replacen("code = \"12\"", "code = \"03\"", 1)
+    });
+    assert_eq!(
+        table_error(dup).2,
+        "service name or code used twice in this carrier"
+    );
+    let missing = with_file("carriers/ups.toml", |s| {
+        s.replacen("code = \"12\"\n", "", 1)
+    });
+    assert_eq!(table_error(missing).0, "carriers/ups.toml");
+}
+
+fn sr(carrier: &str, service: &str, amount: &str, days: u32) -> ServiceRate {
+    ServiceRate {
+        carrier: carrier.into(),
+        service: service.into(),
+        amount: dec(amount),
+        transit_days: days,
+    }
+}
+
+#[test]
+fn rate_shopping_choices_and_tie_breaks() {
+    let rates = vec![
+        sr("UPS", "UPS Next Day Air", "60.00", 1),
+        sr("FedEx", "FedEx Ground", "12.00", 4),
+        sr("UPS", "UPS Ground", "12.00", 4),
+        sr("FedEx", "FedEx 2Day", "30.00", 2),
+        sr("FedEx", "FedEx Priority Overnight", "60.00", 1),
+        sr("UPS", "UPS 3 Day Select", "25.00", 3),
+        sr("FedEx", "FedEx Express Saver", "12.00", 3),
+    ];
+    let pick = |c| choose(&rates, c).map(|r| r.service.as_str());
+    // Cheapest: 12.00 three ways; fewer days wins.
+    assert_eq!(pick(RateChoice::Cheapest), Some("FedEx Express Saver"));
+    // Fastest: 1 day twice at 60.00; carrier name breaks the tie.
+    assert_eq!(pick(RateChoice::Fastest), Some("FedEx Priority Overnight"));
+    assert_eq!(pick(RateChoice::CheapestWithinDays(2)), Some("FedEx 2Day"));
+    assert_eq!(
+        pick(RateChoice::CheapestWithinDays(4)),
+        Some("FedEx Express Saver")
+    );
+    assert_eq!(pick(RateChoice::CheapestWithinDays(0)), None);
+    assert_eq!(choose(&[], RateChoice::Cheapest), None);
+    // Order of the input does not matter.
+    let mut rev = rates.clone();
+    rev.reverse();
+    for c in [
+        RateChoice::Cheapest,
+        RateChoice::Fastest,
+        RateChoice::CheapestWithinDays(2),
+    ] {
+        assert_eq!(choose(&rev, c), choose(&rates, c));
+    }
+    // On real output, Cheapest is the first rate (same sort order).
+    let f = Freight::sample();
+    let lines = [ItemLine {
+        item: SMALL,
+        quantity: 2,
+    }];
+    let out = f
+        .rate(&req(us("10001", false), us("94105", false), &lines))
+        .unwrap();
+    assert_eq!(choose(&out.rates, RateChoice::Cheapest), out.rates.first());
+    let fast = choose(&out.rates, RateChoice::Fastest).unwrap();
+    assert_eq!(fast.transit_days, 1);
+}
+
+#[test]
+fn shipment_fields_satisfy_the_amount_invariant() {
+    let f = Freight::sample();
+    let lines = [
+        ItemLine {
+            item: SMALL,
+            quantity: 3,
+        },
+        ItemLine {
+            item: item(4_000, 400, 300, 200),
+            quantity: 2,
+        },
+    ];
+    let mut r = req(us("30301", false), us("60601", true), &lines);
+    r.handling_fee = dec("1.25");
+    let out = f.rate(&r).unwrap();
+    let unrounded = f.carrier_charges_unrounded(&r);
+    assert_eq!(unrounded.len(), out.rates.len());
+    for rate in &out.rates {
+        let c = unrounded
+            .iter()
+            .find(|(s, _)| *s == rate.service)
+            .unwrap()
+            .1;
+        assert_eq!(
+            rate.amount,
+            (c + out.boxes_cost + out.handling_fee)
+                .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+        );
+        assert_eq!(
+            out.carrier_charge(rate),
+            c.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+        );
+    }
+    assert_eq!(out.handling_fee, dec("1.25"));
+    assert!(out.boxes_cost > Decimal::ZERO);
+}
+
+#[test]
+fn packing_beats_one_per_box_and_exact_beats_heuristic() {
+    let f = Freight::sample();
+    let lines = [
+        ItemLine {
+            item: SMALL,
+            quantity: 5,
+        },
+        ItemLine {
+            item: item(1_200, 250, 200, 100),
+            quantity: 3,
+        },
+    ];
+    let r = req(us("10001", false), us("94105", false), &lines);
+    let (packed, cost) = f.reference_cost(&r, Packing::Optimised).unwrap();
+    let (single, baseline) = f.reference_cost(&r, Packing::OnePerBox).unwrap();
+    assert_eq!(single.len(), 8);
+    assert!(packed.len() < 8);
+    assert!(cost < baseline, "{cost} vs {baseline}");
+    let opt = f.rate(&r).unwrap();
+    let one = f.rate_with(&r, Packing::OnePerBox).unwrap();
+    assert!(opt.rates[0].amount < one.rates[0].amount);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn exact_search_is_never_worse_than_the_heuristic(
+        lines in prop::collection::vec(line_strategy(), 1..4),
+    ) {
+        let units: u32 = lines.iter().map(|l| l.quantity).sum();
+        prop_assume!((1..=10).contains(&units));
+        let exact = with_file("settings.toml", |s| s.replace("exact_packing_max_units = 8", "exact_packing_max_units = 10")).unwrap();
+        let heur = with_file("settings.toml", |s| s.replace("exact_packing_max_units = 8", "exact_packing_max_units = 0")).unwrap();
+        let r = req(us("10001", false), us("94105", false), &lines);
+        if let (Ok((_, e)), Ok((_, h))) = (
+            exact.reference_cost(&r, Packing::Optimised),
+            heur.reference_cost(&r, Packing::Optimised),
+        ) {
+            prop_assert!(e <= h, "exact {} > heuristic {}", e, h);
+        }
+    }
+}
+
+#[test]
+fn new_table_keys_are_checked() {
+    let e = table_error(with_file("zones/domestic.toml", |s| {
+        s.replacen("origins = [\"600-629\"]", "origins = [\"100-105\"]", 1)
+    }));
+    assert_eq!(
+        (e.0.as_str(), e.1.as_str()),
+        ("zones/domestic.toml", "chart[2].origins[0]")
+    );
+    let e = table_error(with_file("zones/domestic.toml", |s| {
+        s.replacen("{ zip3 = \"005-069\"", "{ zip3 = \"05-069\"", 1)
+    }));
+    assert_eq!(e.1, "chart[0].destinations[0]");
+    let e = table_error(with_file("carriers/ups.toml", |s| {
+        s.replacen("{ kg =  1,", "{ lb =  1,", 1)
+    }));
+    assert_eq!(e.1, "service[4].breaks[0]");
+    let e = table_error(with_file("carriers/fedex.toml", |s| {
+        s.replacen("\"12870\"", "\"1287\"", 1)
+    }));
+    assert!(e.1.starts_with("delivery_area.zip_prefixes"), "{e:?}");
+    let e = table_error(with_file("settings.toml", |s| {
+        s.replace(
+            "exact_packing_max_units = 8",
+            "exact_packing_max_units = 20",
+        )
+    }));
+    assert_eq!(e.1, "exact_packing_max_units");
 }
