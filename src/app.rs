@@ -13,10 +13,13 @@ use tokio::task::JoinHandle;
 
 use crate::adapters::grpc;
 use crate::adapters::http::admin::{self, Readiness};
+use crate::adapters::http::carriers::fake::FakeCarrierServer;
+use crate::adapters::http::carriers::CarrierClients;
 use crate::adapters::http::feed_fetch::FeedFetcher;
 use crate::config::Config;
 use crate::domain::clock::SystemClock;
 use crate::domain::feeds::{FeedError, IngestReport};
+use crate::domain::live_rates::LiveRater;
 use crate::domain::suppliers::{FeedKind, SupplierId};
 use crate::domain::world::World;
 use crate::load::{self, WorldSource};
@@ -40,6 +43,8 @@ pub struct RunningApp {
     servers: Vec<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
     grace: Duration,
+    /// The demo world's fake FedEx and UPS, kept running as long as the service.
+    fake_carriers: Option<FakeCarrierServer>,
 }
 
 impl std::fmt::Debug for RunningApp {
@@ -80,6 +85,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         "catalog and suppliers loaded"
     );
 
+    let (live, fake_carriers) = live_rater(&config).await?;
+
     let grpc_listener = TcpListener::bind(&config.server.grpc_addr)
         .await
         .with_context(|| format!("cannot listen on gRPC address {}", config.server.grpc_addr))?;
@@ -107,6 +114,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
                 grpc_listener,
                 world,
                 config,
+                live,
                 health_service,
                 until_shutdown(rx),
             )
@@ -201,7 +209,34 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         servers,
         background,
         grace: Duration::from_millis(config.server.shutdown_grace_ms),
+        fake_carriers,
     })
+}
+
+/// The live carrier clients: as configured, or against the demo world's fakes.
+async fn live_rater(
+    config: &Config,
+) -> anyhow::Result<(Option<Arc<dyn LiveRater>>, Option<FakeCarrierServer>)> {
+    let configured = config.carriers.fedex.is_some() || config.carriers.ups.is_some();
+    let wants_fakes = config.data.dir.is_none() || config.data.fake_carriers;
+    if configured {
+        let clients = CarrierClients::new(&config.carriers).context("carrier configuration")?;
+        tracing::info!(carriers = ?clients.configured(), "live carrier rating on");
+        return Ok((Some(Arc::new(clients)), None));
+    }
+    if !wants_fakes {
+        tracing::info!("no carrier APIs configured: freight from the local tables only");
+        return Ok((None, None));
+    }
+    let fake = FakeCarrierServer::start()
+        .await
+        .context("cannot start the fake carrier APIs")?;
+    let mut carriers = fake.config();
+    carriers.cache_ttl_secs = config.carriers.cache_ttl_secs;
+    carriers.cache_capacity = config.carriers.cache_capacity;
+    let clients = CarrierClients::new(&carriers).context("fake carrier configuration")?;
+    tracing::info!(base_url = %fake.base_url(), "demo: fake FedEx and UPS APIs on loopback");
+    Ok((Some(Arc::new(clients)), Some(fake)))
 }
 
 impl RunningApp {
@@ -225,6 +260,9 @@ impl RunningApp {
                 grace_ms = self.grace.as_millis() as u64,
                 "in-flight calls outlived the grace period"
             );
+        }
+        if let Some(fake) = self.fake_carriers {
+            fake.shutdown().await;
         }
         tracing::info!("stopped");
     }

@@ -59,6 +59,8 @@ pub struct Config {
     pub quote: QuoteConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Live carrier rating (FedEx, UPS); see docs/carriers.md.
+    pub carriers: crate::adapters::http::carriers::CarriersConfig,
     /// Directory the config file was read from; relative data paths resolve against it.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -112,6 +114,9 @@ pub struct DataConfig {
     pub demo_products: u32,
     /// Demo world seed.
     pub demo_seed: u64,
+    /// Start the fake FedEx and UPS APIs on loopback and rate against them
+    /// (always on for the built-in demo world, unless carriers are configured).
+    pub fake_carriers: bool,
 }
 
 impl Default for DataConfig {
@@ -125,6 +130,7 @@ impl Default for DataConfig {
             demo_suppliers: 120,
             demo_products: 100_000,
             demo_seed: 42,
+            fake_carriers: false,
         }
     }
 }
@@ -167,6 +173,10 @@ pub struct QuoteConfig {
     pub basket_lines_max: usize,
     /// Most units of one line.
     pub line_quantity_max: u32,
+    /// Time allowed for live carrier rates when the caller set no deadline.
+    pub live_budget_ms: u64,
+    /// Kept back from the caller's deadline for planning and the answer.
+    pub deadline_reserve_ms: u64,
 }
 
 impl Default for QuoteConfig {
@@ -175,6 +185,8 @@ impl Default for QuoteConfig {
             valid_secs: 900,
             basket_lines_max: limits::BASKET_LINES_MAX,
             line_quantity_max: limits::LINE_QUANTITY_MAX,
+            live_budget_ms: 1_500,
+            deadline_reserve_ms: 20,
         }
     }
 }

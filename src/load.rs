@@ -194,8 +194,19 @@ pub fn source_for(config: &Config) -> WorldSource {
 }
 
 /// Writes the demo world, with sample freight tables, to `dir`.
+///
+/// Its config turns on the fake carrier APIs, so the written world, like the
+/// built-in one, exercises live rating out of the box.
 pub fn write_demo(dir: &Path, params: &DemoParams, freight_dir: &str) -> std::io::Result<()> {
     let mut world = demo::generate(params);
     add_freight_samples(&mut world.files, freight_dir);
+    if let Some(config) = world.files.get_mut("stockroute.toml") {
+        let text = String::from_utf8_lossy(config).replacen(
+            "[data]\n",
+            "[data]\n# Rate against fake FedEx and UPS APIs started on loopback.\nfake_carriers = true\n",
+            1,
+        );
+        *config = text.into_bytes();
+    }
     world.write_to(dir)
 }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod feeds;
 pub mod freight;
 pub mod index;
+pub mod live_rates;
 pub mod money;
 pub mod planner;
 pub mod quoting;

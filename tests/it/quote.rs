@@ -79,6 +79,12 @@ async fn quote_totals_add_up_and_freight_matches_rate_shipment() {
             "shipment from {}",
             s.supplier_id
         );
+        // The test world rates against the fake carrier APIs: both figures are live.
+        assert!(
+            s.freight_live && same.live,
+            "shipment from {} not priced live",
+            s.supplier_id
+        );
         assert_eq!(rated.parcels, s.parcels);
     }
 

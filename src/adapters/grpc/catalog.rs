@@ -1,29 +1,45 @@
 //! `stockroute.v1.Catalog`: feed pushes, offer inspection and freight rating.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{convert, status};
+use super::{convert, deadline, status};
 use crate::config::Config;
 use crate::domain::feeds::IngestReport;
+use crate::domain::live_rates::{merge, LiveRater, LiveShipment};
 use crate::domain::suppliers::FeedKind;
 use crate::domain::world::World;
 use crate::ingest::ingest_chunks;
 use crate::pb;
 
 /// The Catalog service.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CatalogService {
     world: Arc<World>,
     config: Arc<Config>,
+    /// Carrier APIs for live freight, when configured.
+    live: Option<Arc<dyn LiveRater>>,
+}
+
+impl std::fmt::Debug for CatalogService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogService")
+            .field("live", &self.live.is_some())
+            .finish()
+    }
 }
 
 impl CatalogService {
     /// A service over `world`.
-    pub fn new(world: Arc<World>, config: Arc<Config>) -> Self {
-        Self { world, config }
+    pub fn new(world: Arc<World>, config: Arc<Config>, live: Option<Arc<dyn LiveRater>>) -> Self {
+        Self {
+            world,
+            config,
+            live,
+        }
     }
 }
 
@@ -126,6 +142,7 @@ impl pb::catalog_server::Catalog for CatalogService {
         &self,
         request: Request<pb::RateShipmentRequest>,
     ) -> Result<Response<pb::RateShipmentResponse>, Status> {
+        let deadline = deadline::deadline(request.metadata(), Instant::now());
         let pb::RateShipmentRequest {
             origin,
             destination,
@@ -155,6 +172,27 @@ impl pb::catalog_server::Catalog for CatalogService {
             .world
             .rate_shipment(&origin, &destination, &items, supplier)
             .map_err(status::freight_error)?;
-        Ok(Response::new(convert::rated(&rated, &self.world.currency)))
+        let answers = match &self.live {
+            Some(rater) => {
+                let budget = deadline::budget(
+                    deadline,
+                    Duration::from_millis(self.config.quote.deadline_reserve_ms),
+                    Duration::from_millis(self.config.quote.live_budget_ms),
+                );
+                let shipment = LiveShipment {
+                    origin,
+                    destination,
+                    parcels: rated.parcels.clone(),
+                };
+                rater.rates(&shipment, budget).await
+            }
+            None => Vec::new(),
+        };
+        let rates = merge(&self.world.freight, &rated, &answers);
+        Ok(Response::new(convert::rated(
+            &rated.parcels,
+            &rates,
+            &self.world.currency,
+        )))
     }
 }

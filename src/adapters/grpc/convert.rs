@@ -11,7 +11,8 @@ use tonic::Status;
 
 use crate::config::QuoteConfig;
 use crate::domain::address::Address;
-use crate::domain::freight::{FreightError, Parcel, RatedShipment};
+use crate::domain::freight::{FreightError, Parcel};
+use crate::domain::live_rates::PricedRate;
 use crate::domain::money::{cost_to_decimal, round_cents};
 use crate::domain::planner::{Objective, PlanOptions, PlanOutcome, ShortReason};
 use crate::domain::quoting::{Demand, Freshness, OfferInfo, Quote, StockSource};
@@ -296,14 +297,22 @@ pub fn reason(r: ShortReason) -> pb::shortfall::Reason {
 }
 
 /// A plan as the API shows it.
-pub fn plan(world: &World, quote: &Quote, p: &PlanOutcome, lines: &[Demand]) -> pb::Plan {
+/// `live[i]` says whether shipment `i`'s freight was priced by the carrier's API.
+pub fn plan(
+    world: &World,
+    quote: &Quote,
+    p: &PlanOutcome,
+    lines: &[Demand],
+    live: &[bool],
+) -> pb::Plan {
     let currency = &world.currency;
     let goods = round_cents(p.goods);
     let freight = round_cents(p.freight);
     let shipments = p
         .shipments
         .iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(i, s)| {
             let supplier = world.suppliers.get(s.supplier);
             pb::Shipment {
                 supplier_id: supplier.map(|x| x.id.clone()).unwrap_or_default(),
@@ -330,6 +339,7 @@ pub fn plan(world: &World, quote: &Quote, p: &PlanOutcome, lines: &[Demand]) -> 
                 freight: Some(money(s.rate.amount, currency)),
                 transit_days: s.rate.transit_days,
                 processing_days: s.processing_days,
+                freight_live: live.get(i).copied().unwrap_or(false),
             }
         })
         .collect();
@@ -356,18 +366,17 @@ pub fn plan(world: &World, quote: &Quote, p: &PlanOutcome, lines: &[Demand]) -> 
 }
 
 /// A rated shipment as `RateShipment` answers it.
-pub fn rated(r: &RatedShipment, currency: &str) -> pb::RateShipmentResponse {
+pub fn rated(parcels: &[Parcel], rates: &[PricedRate], currency: &str) -> pb::RateShipmentResponse {
     pb::RateShipmentResponse {
-        parcels: r.parcels.iter().map(parcel).collect(),
-        rates: r
-            .rates
+        parcels: parcels.iter().map(parcel).collect(),
+        rates: rates
             .iter()
-            .map(|x| pb::Rate {
-                carrier: x.carrier.clone(),
-                service: x.service.clone(),
-                amount: Some(money(x.amount, currency)),
-                transit_days: x.transit_days,
-                live: false,
+            .map(|p| pb::Rate {
+                carrier: p.rate.carrier.clone(),
+                service: p.rate.service.clone(),
+                amount: Some(money(p.rate.amount, currency)),
+                transit_days: p.rate.transit_days,
+                live: p.live,
             })
             .collect(),
     }

@@ -2,12 +2,14 @@
 //! reservation RPCs answer UNIMPLEMENTED until a ledger is configured.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tonic::{Request, Response, Status};
 
-use super::convert;
 use super::status;
+use super::{convert, deadline};
 use crate::config::Config;
+use crate::domain::live_rates::{price_quote, LivePricing, LiveRater};
 use crate::domain::quoting::QuoteInput;
 use crate::domain::world::World;
 use crate::pb;
@@ -17,16 +19,30 @@ use crate::pb;
 const INLINE_PLAN_LINES_MAX: usize = 16;
 
 /// The Fulfillment service.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FulfillmentService {
     world: Arc<World>,
     config: Arc<Config>,
+    /// Carrier APIs for live freight, when configured.
+    live: Option<Arc<dyn LiveRater>>,
+}
+
+impl std::fmt::Debug for FulfillmentService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FulfillmentService")
+            .field("live", &self.live.is_some())
+            .finish()
+    }
 }
 
 impl FulfillmentService {
     /// A service answering from `world`.
-    pub fn new(world: Arc<World>, config: Arc<Config>) -> Self {
-        Self { world, config }
+    pub fn new(world: Arc<World>, config: Arc<Config>, live: Option<Arc<dyn LiveRater>>) -> Self {
+        Self {
+            world,
+            config,
+            live,
+        }
     }
 
     fn quote_input(&self, req: pb::QuoteRequest) -> Result<QuoteInput, Status> {
@@ -87,33 +103,49 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
         &self,
         request: Request<pb::QuoteRequest>,
     ) -> Result<Response<pb::QuoteResponse>, Status> {
+        let deadline = deadline::deadline(request.metadata(), Instant::now());
         let input = self.quote_input(request.into_inner())?;
         let large = input.lines.len() > INLINE_PLAN_LINES_MAX;
         let world = Arc::clone(&self.world);
         let valid_secs = self.config.quote.valid_secs;
-        let run = move || {
-            let quote = world
-                .quote(&input, valid_secs)
-                .map_err(status::quote_error)?;
-            let plan = convert::plan(&world, &quote, &quote.plan, &input.lines);
-            let alternatives = quote
-                .alternatives
-                .iter()
-                .map(|p| convert::plan(&world, &quote, p, &input.lines))
-                .collect();
-            Ok::<_, Status>(pb::QuoteResponse {
-                plan: Some(plan),
-                alternatives,
-            })
-        };
-        let response = if large {
-            tokio::task::spawn_blocking(run)
+        let (quote, input) = if large {
+            tokio::task::spawn_blocking(move || (world.quote(&input, valid_secs), input))
                 .await
-                .map_err(|e| Status::internal(format!("planner stopped: {e}")))??
+                .map_err(|e| Status::internal(format!("planner stopped: {e}")))?
         } else {
-            run()?
+            (world.quote(&input, valid_secs), input)
         };
-        Ok(Response::new(response))
+        let mut quote = quote.map_err(status::quote_error)?;
+        let live = match &self.live {
+            Some(rater) => {
+                let budget = deadline::budget(
+                    deadline,
+                    Duration::from_millis(self.config.quote.deadline_reserve_ms),
+                    Duration::from_millis(self.config.quote.live_budget_ms),
+                );
+                price_quote(
+                    &self.world,
+                    rater.as_ref(),
+                    &mut quote,
+                    &input.ship_to,
+                    budget,
+                )
+                .await
+            }
+            None => LivePricing::default(),
+        };
+        let flags = |i: usize| live.live.get(i).map_or(&[][..], Vec::as_slice);
+        let plan = convert::plan(&self.world, &quote, &quote.plan, &input.lines, flags(0));
+        let alternatives = quote
+            .alternatives
+            .iter()
+            .enumerate()
+            .map(|(i, p)| convert::plan(&self.world, &quote, p, &input.lines, flags(i + 1)))
+            .collect();
+        Ok(Response::new(pb::QuoteResponse {
+            plan: Some(plan),
+            alternatives,
+        }))
     }
 
     async fn reserve(

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod convert;
+pub mod deadline;
 pub mod fulfillment;
 pub mod metrics_layer;
 pub mod status;
@@ -16,6 +17,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
 use crate::config::Config;
+use crate::domain::live_rates::LiveRater;
 use crate::domain::world::World;
 use crate::pb;
 
@@ -27,6 +29,7 @@ pub async fn serve(
     listener: TcpListener,
     world: Arc<World>,
     config: Arc<Config>,
+    live: Option<Arc<dyn LiveRater>>,
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
@@ -50,11 +53,15 @@ pub async fn serve(
     let fulfillment = pb::fulfillment_server::FulfillmentServer::new(FulfillmentService::new(
         Arc::clone(&world),
         Arc::clone(&config),
+        live.clone(),
     ))
     .max_decoding_message_size(max_bytes);
-    let catalog =
-        pb::catalog_server::CatalogServer::new(CatalogService::new(world, Arc::clone(&config)))
-            .max_decoding_message_size(max_bytes);
+    let catalog = pb::catalog_server::CatalogServer::new(CatalogService::new(
+        world,
+        Arc::clone(&config),
+        live,
+    ))
+    .max_decoding_message_size(max_bytes);
     // `serve_with_incoming` ignores the builder's nodelay; set it on the sockets.
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))

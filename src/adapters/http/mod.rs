@@ -3,3 +3,4 @@
 pub mod admin;
 pub mod carriers;
 pub mod feed_fetch;
+pub mod live_rates;
