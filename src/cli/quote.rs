@@ -38,6 +38,9 @@ pub struct QuoteArgs {
     /// Suppliers not to use (repeatable).
     #[arg(long)]
     pub exclude: Vec<String>,
+    /// Every shipment must arrive within this many days (0 = no limit).
+    #[arg(long, default_value_t = 0)]
+    pub within_days: u32,
 }
 
 /// Parses `SKU:QTY`.
@@ -92,6 +95,7 @@ pub async fn run(args: QuoteArgs) -> anyhow::Result<()> {
             max_shipments: args.max_shipments,
             exclude_suppliers: args.exclude.clone(),
             realtime_budget_ms: 0,
+            arrive_within_days: args.within_days,
         }),
     };
     let endpoint = if args.addr.contains("://") {

@@ -219,19 +219,24 @@ pub async fn price_quote(
                 continue;
             };
             let plain: Vec<ServiceRate> = rates.iter().map(|p| p.rate.clone()).collect();
-            let choice = match latest {
+            let limit = match (latest, plan.arrive_within_days) {
+                (Some(t), 0) => Some(t),
+                (Some(t), w) => Some(t.min(w)),
+                (None, 0) => None,
+                (None, w) => Some(w),
+            };
+            let choice = match limit {
                 Some(t) => RateChoice::CheapestWithinDays(t.saturating_sub(s.processing_days)),
                 None => RateChoice::Cheapest,
             };
-            let Some(best) = choose(&plain, choice).or_else(|| choose(&plain, RateChoice::Fastest))
-            else {
-                flags.push(false);
-                continue;
-            };
-            let live = rates.iter().any(|p| p.live && p.rate == *best);
-            if *best != s.rate {
+            // Keep the planned service when nothing merged fits the limit.
+            let best = choose(&plain, choice)
+                .cloned()
+                .unwrap_or_else(|| s.rate.clone());
+            let live = rates.iter().any(|p| p.live && p.rate == best);
+            if best != s.rate {
                 changed = true;
-                s.rate = best.clone();
+                s.rate = best;
             }
             flags.push(live);
         }

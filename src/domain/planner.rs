@@ -14,7 +14,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use super::catalog::ProductId;
-use super::freight::{Parcel, RatedShipment, ServiceRate};
+use super::freight::{choose, Parcel, RateChoice, RatedShipment, ServiceRate};
 use super::money::{cost_to_decimal, CostUnits};
 use super::suppliers::SupplierId;
 
@@ -52,6 +52,9 @@ pub struct PlanOptions {
     pub allow_split_lines: bool,
     /// Most shipments; 0 = no limit.
     pub max_shipments: u32,
+    /// Every shipment must arrive within this many days (processing +
+    /// transit); 0 = no limit.
+    pub arrive_within_days: u32,
 }
 
 /// A supplier that can ship some of a line.
@@ -151,6 +154,8 @@ pub struct PlanOutcome {
     pub freight: Decimal,
     /// No better plan exists under the objective.
     pub proven_optimal: bool,
+    /// The arrival limit it was built under (0 = none).
+    pub arrive_within_days: u32,
 }
 
 /// Why no plan can be made.
@@ -289,6 +294,7 @@ pub fn plan(
         goods,
         freight,
         proven_optimal: proven && search.evaluations <= EVALUATIONS_MAX,
+        arrive_within_days: options.arrive_within_days,
     })
 }
 
@@ -529,12 +535,20 @@ impl Search<'_> {
                 continue;
             };
             let processing_days = self.rater.processing_days(supplier);
-            let rate = choose_rate(
+            let within = match self.options.arrive_within_days {
+                0 => u32::MAX,
+                days => days,
+            };
+            let Some(rate) = choose_rate(
                 &rated.rates,
                 self.options.objective,
                 processing_days,
-                u32::MAX,
-            );
+                within,
+            ) else {
+                // No service arrives in time: as good as unshippable.
+                unshippable.push(supplier);
+                continue;
+            };
             shipments.push(PlannedShipment {
                 supplier,
                 allocations,
@@ -548,9 +562,11 @@ impl Search<'_> {
             // cheapest service that still arrives by then.
             let latest = shipments.iter().map(arrival_days).max().unwrap_or(0);
             for s in &mut shipments {
-                if let Some(rated) = self.memo_get(s) {
-                    s.rate =
-                        choose_rate(&rated.rates, Objective::Cheapest, s.processing_days, latest);
+                let relaxed = self.memo_get(s).and_then(|r| {
+                    choose_rate(&r.rates, Objective::Cheapest, s.processing_days, latest)
+                });
+                if let Some(rate) = relaxed {
+                    s.rate = rate;
                 }
             }
         }
@@ -602,20 +618,15 @@ fn choose_rate(
     objective: Objective,
     processing_days: u32,
     within_days: u32,
-) -> ServiceRate {
-    let fits = |r: &&ServiceRate| processing_days + r.transit_days <= within_days;
+) -> Option<ServiceRate> {
+    let transit_max = within_days.checked_sub(processing_days)?;
     let pick = match objective {
-        Objective::Fastest => rates.iter().min_by_key(|r| r.transit_days),
-        _ => rates.iter().find(fits).or_else(|| rates.first()),
+        Objective::Fastest => {
+            choose(rates, RateChoice::Fastest).filter(|r| r.transit_days <= transit_max)
+        }
+        _ => choose(rates, RateChoice::CheapestWithinDays(transit_max)),
     };
-    pick.or_else(|| rates.first())
-        .cloned()
-        .unwrap_or(ServiceRate {
-            carrier: String::new(),
-            service: String::new(),
-            amount: Decimal::ZERO,
-            transit_days: 0,
-        })
+    pick.cloned()
 }
 
 #[cfg(test)]
@@ -668,6 +679,7 @@ mod tests {
             allow_partial: false,
             allow_split_lines: false,
             max_shipments: 0,
+            arrive_within_days: 0,
         }
     }
 
@@ -781,6 +793,24 @@ mod tests {
         let p = plan(&lines, &opts(Objective::Cheapest), &rater).unwrap();
         assert_eq!(p.shipments[0].rate.service, "Ground");
         assert!(p.proven_optimal);
+    }
+
+    #[test]
+    fn arrival_limit_buys_the_cheapest_service_that_makes_it() {
+        let rater = FlatRater {
+            fee: vec![Decimal::ONE],
+        };
+        let lines = vec![line(1, 1, &[(0, 5, 100)])];
+        let mut o = opts(Objective::Cheapest);
+        o.arrive_within_days = 2;
+        let p = plan(&lines, &o, &rater).unwrap();
+        assert_eq!(p.shipments[0].rate.service, "Air");
+        o.arrive_within_days = 5;
+        let p = plan(&lines, &o, &rater).unwrap();
+        assert_eq!(
+            p.shipments[0].rate.service, "Ground",
+            "ground arrives in 5 days"
+        );
     }
 
     #[test]

@@ -292,3 +292,46 @@ async fn get_offers_lists_suppliers_with_origins() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
 }
+
+/// An arrival limit is met by every shipment, or the units are listed as not shippable.
+#[tokio::test]
+async fn arrive_within_days_is_respected() {
+    let app = spawn_app().await;
+    let skus = in_stock_skus(&app, 3).await;
+    let mut req = request(skus.iter().map(|s| line(s, 1)).collect(), us("98101"));
+    req.options = Some(pb::QuoteOptions {
+        allow_partial: true,
+        arrive_within_days: 2,
+        ..Default::default()
+    });
+    let plan = app
+        .fulfillment()
+        .quote(req)
+        .await
+        .expect("quote")
+        .into_inner()
+        .plan
+        .unwrap();
+    for s in &plan.shipments {
+        assert!(
+            s.processing_days + s.transit_days <= 2,
+            "{} arrives in {} + {} days",
+            s.supplier_id,
+            s.processing_days,
+            s.transit_days
+        );
+    }
+    let shipped: u32 = plan
+        .shipments
+        .iter()
+        .flat_map(|s| &s.lines)
+        .map(|l| l.quantity)
+        .sum();
+    let missing: u32 = plan
+        .unfulfilled
+        .iter()
+        .inspect(|u| assert_eq!(u.reason, pb::shortfall::Reason::NotShippable as i32))
+        .map(|u| u.quantity_missing)
+        .sum();
+    assert_eq!(shipped + missing, 3);
+}

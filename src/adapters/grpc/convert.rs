@@ -147,6 +147,7 @@ pub fn options(
         max_shipments,
         exclude_suppliers,
         realtime_budget_ms,
+        arrive_within_days,
     } = o.unwrap_or_default();
     let objective = match pb::Objective::try_from(objective) {
         Ok(pb::Objective::Unspecified | pb::Objective::Cheapest) => Objective::Cheapest,
@@ -183,6 +184,7 @@ pub fn options(
             allow_partial,
             allow_split_lines,
             max_shipments,
+            arrive_within_days,
         },
         excluded,
         realtime_budget_ms,
