@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 use super::address::Address;
 use super::freight::{choose, Freight, Parcel, RateChoice, RatedShipment, ServiceRate};
 use super::money::round_cents;
-use super::planner::{Objective, PlanOutcome, PlannedShipment};
+use super::planner::{shipment_items, Objective, PlanOutcome, PlannedShipment};
 use super::quoting::Quote;
 use super::suppliers::SupplierId;
 use super::world::World;
@@ -155,7 +155,7 @@ pub async fn price_quote(
         .collect();
     for plan in &plans {
         for s in &plan.shipments {
-            let items = shipment_items(s);
+            let items = shipment_items(&s.allocations);
             if jobs
                 .iter()
                 .any(|j| j.supplier == s.supplier && j.items == items)
@@ -192,7 +192,7 @@ pub async fn price_quote(
     for plan in std::iter::once(&mut quote.plan).chain(quote.alternatives.iter_mut()) {
         let mut flags = Vec::with_capacity(plan.shipments.len());
         let rates_of = |s: &PlannedShipment| -> Option<&Vec<PricedRate>> {
-            let items = shipment_items(s);
+            let items = shipment_items(&s.allocations);
             jobs.iter()
                 .position(|j| j.supplier == s.supplier && j.items == items)
                 .map(|i| &merged[i])
@@ -255,19 +255,6 @@ struct Job {
     items: Vec<(u32, u32)>,
     shipment: LiveShipment,
     rated: RatedShipment,
-}
-
-/// A shipment's items as `World::rate_shipment` takes them.
-fn shipment_items(s: &PlannedShipment) -> Vec<(u32, u32)> {
-    let mut items: Vec<(u32, u32)> = Vec::with_capacity(s.allocations.len());
-    for a in &s.allocations {
-        match items.iter_mut().find(|(p, _)| *p == a.product) {
-            Some((_, q)) => *q += a.qty,
-            None => items.push((a.product, a.qty)),
-        }
-    }
-    items.sort_unstable();
-    items
 }
 
 #[cfg(test)]

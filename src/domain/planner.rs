@@ -521,15 +521,10 @@ impl Search<'_> {
         let mut unshippable = Vec::new();
         let mut goods = Decimal::ZERO;
         for (supplier, allocations) in by_supplier {
-            let mut items: Vec<(ProductId, u32)> = Vec::with_capacity(allocations.len());
             for a in &allocations {
                 goods += cost_to_decimal(a.cost) * Decimal::from(a.qty);
-                match items.iter_mut().find(|(p, _)| *p == a.product) {
-                    Some((_, q)) => *q += a.qty,
-                    None => items.push((a.product, a.qty)),
-                }
             }
-            items.sort_unstable();
+            let items = shipment_items(&allocations);
             let Some(rated) = self.rated(supplier, items) else {
                 unshippable.push(supplier);
                 continue;
@@ -594,16 +589,25 @@ impl Search<'_> {
     }
 
     fn memo_get(&self, s: &PlannedShipment) -> Option<Arc<RatedShipment>> {
-        let mut items: Vec<(ProductId, u32)> = Vec::new();
-        for a in &s.allocations {
-            match items.iter_mut().find(|(p, _)| *p == a.product) {
-                Some((_, q)) => *q += a.qty,
-                None => items.push((a.product, a.qty)),
-            }
-        }
-        items.sort_unstable();
-        self.memo.get(&(s.supplier, items)).cloned().flatten()
+        self.memo
+            .get(&(s.supplier, shipment_items(&s.allocations)))
+            .cloned()
+            .flatten()
     }
+}
+
+/// A shipment's units per product, sorted by product: the one canonical form
+/// freight is asked about, so equal shipments always rate (and cache) alike.
+pub fn shipment_items(allocations: &[Allocation]) -> Vec<(ProductId, u32)> {
+    let mut items: Vec<(ProductId, u32)> = Vec::with_capacity(allocations.len());
+    for a in allocations {
+        match items.iter_mut().find(|(p, _)| *p == a.product) {
+            Some((_, q)) => *q += a.qty,
+            None => items.push((a.product, a.qty)),
+        }
+    }
+    items.sort_unstable();
+    items
 }
 
 /// Days from order to delivery for a shipment.
