@@ -1,37 +1,49 @@
 //! The offer index: every supplier's stock and price per product, in memory.
 //!
 //! Layout, and why:
-//! - Each supplier's offers are one immutable `SupplierSnapshot`: the product
-//!   ids sorted (searched), and beside them one 16-byte row per offer holding
-//!   everything else, so a found offer costs one more cache line, not four
-//!   (about 30 bytes an offer). A feed
-//!   builds a new snapshot off to the side and swaps it in with one pointer
-//!   store, so a reader sees a supplier's old feed or its new one, never a mix,
-//!   and ingest never blocks a reader.
-//! - All snapshots hang off one `ArcSwap`ed table. A reader takes the table
-//!   once per request (`IndexView`), so everything it reads, across suppliers
-//!   and lines, comes from one consistent moment.
-//! - Which suppliers carry a product is a lock-sharded list per product id
-//!   (`carriers`). It only grows between rebuilds, so it is a superset: a
-//!   reader checks the snapshot and skips suppliers that no longer carry it.
-//!   Writers add to it before publishing a snapshot that needs the entry.
+//! - Each supplier's offers are one immutable `SupplierSnapshot`: one 20-byte
+//!   row per offer, sorted by product id (searched) and holding everything
+//!   about the offer, so a found offer costs one cache line plus its SKU
+//!   (about 30 bytes an offer). A feed builds a new snapshot off to the side
+//!   and swaps it in with one pointer store, so a reader sees a supplier's old
+//!   feed or its new one, never a mix, and ingest never blocks a reader.
+//! - Which suppliers carry a product is a compact table (`CarrierChunk`s of
+//!   `CHUNK` products each, CSR: per product a start offset into one flat
+//!   array of 4-byte entries, sorted by supplier). Each entry also holds a
+//!   hint: the product's row among the supplier's rows of that chunk in its
+//!   latest snapshot; the snapshot itself records where each chunk's rows
+//!   begin (`chunk_start`), so a lookup usually goes straight to the row
+//!   instead of searching, and a feed that adds or drops a row only moves the
+//!   hints of its own chunk. A hint is only ever a guess: the reader checks the
+//!   product id in the row it points at (in the reader's own snapshot) and
+//!   searches when it does not match, so a stale hint costs time, never
+//!   correctness.
+//! - Snapshots and the carrier table hang off one `ArcSwap`ed `Published`. A
+//!   reader takes it once per request (`IndexView`), so everything it reads,
+//!   across suppliers and lines, comes from one consistent moment, with no
+//!   lock anywhere on the read path. The carrier lists only grow, so they are
+//!   a superset: a reader skips suppliers that no longer carry a product.
+//!   A writer rebuilds only the chunks that gain a carrier and publishes them
+//!   together with the snapshot that needs them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use parking_lot::{Mutex, RwLock};
-use smallvec::SmallVec;
+use parking_lot::Mutex;
 
 use super::catalog::ProductId;
 use super::money::CostUnits;
 use super::suppliers::SupplierId;
 
-/// Shards of the per-product carrier lists; a power of two.
-const CARRIER_SHARDS: usize = 256;
-
-/// Suppliers of one product, inline up to this many (the demo world's maximum is 8).
-type Carriers = SmallVec<[SupplierId; 8]>;
+/// log2 of the products per carrier chunk.
+const CHUNK_BITS: u32 = 12;
+/// Products per carrier chunk: small enough that a feed adding one carrier
+/// copies little, large enough that the chunk list stays short.
+const CHUNK: usize = 1 << CHUNK_BITS;
+/// A hint that points nowhere (a chunk has fewer rows than this).
+const NO_HINT: u16 = u16::MAX;
 
 /// One offer as a reader sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,9 +117,11 @@ impl OfferBatch {
     }
 }
 
-/// Everything about one offer but its product, side by side in memory.
+/// One offer, side by side in memory: checking a hint (`product`) and reading
+/// the offer touch the same cache line.
 #[derive(Debug, Clone, Copy)]
 struct OfferRow {
+    product: ProductId,
     qty: u32,
     cost: CostUnits,
     as_of_s: u32,
@@ -122,8 +136,10 @@ pub struct SupplierSnapshot {
     pub applied_at_ms: i64,
     /// When the supplier's last full feed was applied (Unix ms); 0 = never.
     pub full_at_ms: i64,
-    products: Vec<ProductId>,
+    /// Sorted by product, no duplicates.
     rows: Vec<OfferRow>,
+    /// Where the rows of carrier chunk `c` begin (up to the last row's chunk).
+    chunk_start: Vec<u32>,
     /// Supplier SKUs end to end; kept as a `String` so reading one is a slice,
     /// not a UTF-8 check per offer read.
     sku_bytes: String,
@@ -132,23 +148,55 @@ pub struct SupplierSnapshot {
 impl SupplierSnapshot {
     /// Number of offers.
     pub fn len(&self) -> usize {
-        self.products.len()
+        self.rows.len()
     }
 
     /// True when the supplier offers nothing.
     pub fn is_empty(&self) -> bool {
-        self.products.is_empty()
+        self.rows.is_empty()
     }
 
     fn sku(&self, i: usize) -> &str {
-        let start = if i == 0 {
-            0
-        } else {
-            self.rows[i - 1].sku_end as usize
+        let start = match i.checked_sub(1) {
+            Some(prev) => self.rows[prev].sku_end as usize,
+            None => 0,
         };
         let end = self.rows[i].sku_end as usize;
         // Every SKU ends on a char boundary: only whole `str`s are pushed.
         self.sku_bytes.get(start..end).unwrap_or("")
+    }
+
+    /// Position of `product`, trying `hint` (its row within its chunk) first.
+    #[inline]
+    fn locate(&self, product: ProductId, hint: u16) -> Option<usize> {
+        if let Some(&start) = self.chunk_start.get(product as usize >> CHUNK_BITS) {
+            let i = start as usize + usize::from(hint);
+            if self.rows.get(i).is_some_and(|r| r.product == product) {
+                return Some(i);
+            }
+        }
+        self.find(product)
+    }
+
+    /// Fills `chunk_start` once the rows are final.
+    fn index_chunks(&mut self) {
+        self.chunk_start.clear();
+        for (i, r) in self.rows.iter().enumerate() {
+            let c = r.product as usize >> CHUNK_BITS;
+            while self.chunk_start.len() <= c {
+                self.chunk_start.push(i as u32);
+            }
+        }
+        self.chunk_start.shrink_to_fit();
+    }
+
+    /// The hint for row `i`: its position among its chunk's rows.
+    fn hint_of(&self, i: usize) -> u16 {
+        let c = self.rows[i].product as usize >> CHUNK_BITS;
+        self.chunk_start
+            .get(c)
+            .and_then(|&start| u16::try_from(i - start as usize).ok())
+            .unwrap_or(NO_HINT)
     }
 
     fn find(&self, product: ProductId) -> Option<usize> {
@@ -156,13 +204,13 @@ impl SupplierSnapshot {
         // guess interpolated from the range's ends lands near the offer: a few
         // rounds of that touch far fewer cache lines than bisecting. Bisection
         // finishes the search and bounds the worst case.
-        let p = self.products.as_slice();
+        let p = self.rows.as_slice();
         let (mut lo, mut hi) = (0usize, p.len());
         for _ in 0..4 {
             if hi - lo <= 16 {
                 break;
             }
-            let (first, last) = (p[lo], p[hi - 1]);
+            let (first, last) = (p[lo].product, p[hi - 1].product);
             if product < first || product > last {
                 return None;
             }
@@ -170,20 +218,23 @@ impl SupplierSnapshot {
                 .checked_div(u64::from(last - first))
                 .unwrap_or(0);
             let g = lo + offset as usize;
-            match p[g].cmp(&product) {
+            match p[g].product.cmp(&product) {
                 std::cmp::Ordering::Equal => return Some(g),
                 std::cmp::Ordering::Less => lo = g + 1,
                 std::cmp::Ordering::Greater => hi = g,
             }
         }
-        p[lo..hi].binary_search(&product).ok().map(|i| lo + i)
+        p[lo..hi]
+            .binary_search_by_key(&product, |r| r.product)
+            .ok()
+            .map(|i| lo + i)
     }
 
     fn offer(&self, supplier: SupplierId, i: usize) -> OfferRef<'_> {
         let row = self.rows[i];
         OfferRef {
             supplier,
-            product: self.products[i],
+            product: row.product,
             qty: row.qty,
             cost: row.cost,
             as_of_s: row.as_of_s,
@@ -193,7 +244,6 @@ impl SupplierSnapshot {
 
     fn with_capacity(n: usize, sku_bytes: usize) -> Self {
         Self {
-            products: Vec::with_capacity(n),
             rows: Vec::with_capacity(n),
             sku_bytes: String::with_capacity(sku_bytes),
             ..Self::default()
@@ -201,11 +251,11 @@ impl SupplierSnapshot {
     }
 
     fn push(&mut self, product: ProductId, qty: u32, cost: CostUnits, as_of_s: u32, sku: &[u8]) {
-        self.products.push(product);
         // A SKU that is not UTF-8 (never from `feeds`) reads back as "", as before.
         self.sku_bytes
             .push_str(std::str::from_utf8(sku).unwrap_or_default());
         self.rows.push(OfferRow {
+            product,
             qty,
             cost,
             as_of_s,
@@ -216,7 +266,7 @@ impl SupplierSnapshot {
     fn push_from(&mut self, other: &SupplierSnapshot, i: usize) {
         let row = other.rows[i];
         self.push(
-            other.products[i],
+            row.product,
             row.qty,
             row.cost,
             row.as_of_s,
@@ -225,7 +275,6 @@ impl SupplierSnapshot {
     }
 
     fn shrink(&mut self) {
-        self.products.shrink_to_fit();
         self.rows.shrink_to_fit();
         self.sku_bytes.shrink_to_fit();
     }
@@ -236,6 +285,7 @@ impl SupplierSnapshot {
         for r in &batch.rows {
             s.push(r.product, r.qty, r.cost, r.as_of_s, batch.sku(r));
         }
+        s.index_chunks();
         s
     }
 
@@ -247,7 +297,7 @@ impl SupplierSnapshot {
         );
         let (mut i, mut j) = (0, 0);
         while i < self.len() || j < batch.rows.len() {
-            let old = self.products.get(i).copied();
+            let old = self.rows.get(i).map(|r| r.product);
             let new = batch.rows.get(j).map(|r| r.product);
             match (old, new) {
                 (Some(o), Some(n)) if o < n => {
@@ -270,6 +320,7 @@ impl SupplierSnapshot {
             }
         }
         s.shrink();
+        s.index_chunks();
         s
     }
 }
@@ -306,19 +357,103 @@ pub fn sort_dedup(batch: &mut OfferBatch) -> Vec<usize> {
     dropped
 }
 
+/// A carrier entry: the supplier in the high half, its row hint in the low.
+fn entry(supplier: SupplierId, hint: u16) -> u32 {
+    (u32::from(supplier) << 16) | u32::from(hint)
+}
+
+fn entry_supplier(e: u32) -> SupplierId {
+    (e >> 16) as SupplierId
+}
+
+fn entry_hint(e: u32) -> u16 {
+    e as u16
+}
+
+/// Who carries each of `CHUNK` consecutive products (fewer in the last chunk).
+///
+/// The structure is immutable once published; only the hints inside entries
+/// change (relaxed atomics, written by the one writer holding the lock).
+#[derive(Debug)]
+struct CarrierChunk {
+    /// Product `k`'s entries are `entries[starts[k]..starts[k + 1]]`.
+    starts: Box<[u32]>,
+    /// Sorted by supplier within each product.
+    entries: Box<[AtomicU32]>,
+}
+
+impl CarrierChunk {
+    fn empty(products: usize) -> Self {
+        Self {
+            starts: vec![0; products + 1].into_boxed_slice(),
+            entries: Box::default(),
+        }
+    }
+
+    /// Products covered.
+    fn products(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    #[inline]
+    fn entries_of(&self, k: usize) -> &[AtomicU32] {
+        match (self.starts.get(k), self.starts.get(k + 1)) {
+            (Some(&a), Some(&b)) => self.entries.get(a as usize..b as usize).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    /// This chunk with `supplier` added to products `add` (sorted, distinct,
+    /// none of them carried by it yet).
+    fn with_carrier(&self, supplier: SupplierId, add: &[usize]) -> Self {
+        let n = self.products();
+        let mut starts = Vec::with_capacity(n + 1);
+        let mut entries = Vec::with_capacity(self.entries.len() + add.len());
+        let mut add = add.iter().copied().peekable();
+        for k in 0..n {
+            starts.push(entries.len() as u32);
+            let mut pending = add.next_if_eq(&k).is_some();
+            for e in self.entries_of(k) {
+                let v = e.load(Ordering::Relaxed);
+                if pending && entry_supplier(v) > supplier {
+                    entries.push(AtomicU32::new(entry(supplier, NO_HINT)));
+                    pending = false;
+                }
+                entries.push(AtomicU32::new(v));
+            }
+            if pending {
+                entries.push(AtomicU32::new(entry(supplier, NO_HINT)));
+            }
+        }
+        starts.push(entries.len() as u32);
+        Self {
+            starts: starts.into_boxed_slice(),
+            entries: entries.into_boxed_slice(),
+        }
+    }
+}
+
+/// Everything readers see, published as one.
+#[derive(Debug)]
+struct Published {
+    snaps: Vec<Arc<SupplierSnapshot>>,
+    /// Chunk `c` covers products `c * CHUNK ..`.
+    carriers: Arc<Vec<Arc<CarrierChunk>>>,
+}
+
 /// The whole index.
 pub struct OfferIndex {
-    world: ArcSwap<Vec<Arc<SupplierSnapshot>>>,
-    /// Serialises writers so that two suppliers' feeds never lose each other's swap.
+    world: ArcSwap<Published>,
+    /// Serialises writers so that two suppliers' feeds never lose each other's
+    /// swap, and so that only one writer at a time touches hints.
     writer: Mutex<()>,
-    carriers: Box<[RwLock<Vec<Carriers>>]>,
     offers_total: AtomicU64,
 }
 
 impl std::fmt::Debug for OfferIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OfferIndex")
-            .field("suppliers", &self.world.load().len())
+            .field("suppliers", &self.world.load().snaps.len())
             .field("offers", &self.offers_total())
             .finish()
     }
@@ -327,18 +462,17 @@ impl std::fmt::Debug for OfferIndex {
 impl OfferIndex {
     /// An empty index for `suppliers` suppliers and `products` products.
     pub fn new(suppliers: usize, products: usize) -> Self {
-        let per_shard = products.div_ceil(CARRIER_SHARDS);
-        let carriers = (0..CARRIER_SHARDS)
-            .map(|_| RwLock::new(vec![Carriers::new(); per_shard]))
+        let carriers = (0..products.div_ceil(CHUNK))
+            .map(|c| Arc::new(CarrierChunk::empty((products - c * CHUNK).min(CHUNK))))
             .collect();
         Self {
-            world: ArcSwap::from_pointee(
-                (0..suppliers)
+            world: ArcSwap::from_pointee(Published {
+                snaps: (0..suppliers)
                     .map(|_| Arc::new(SupplierSnapshot::default()))
                     .collect(),
-            ),
+                carriers: Arc::new(carriers),
+            }),
             writer: Mutex::new(()),
-            carriers,
             offers_total: AtomicU64::new(0),
         }
     }
@@ -347,7 +481,7 @@ impl OfferIndex {
     pub fn view(&self) -> IndexView<'_> {
         IndexView {
             world: self.world.load_full(),
-            index: self,
+            _index: PhantomData,
         }
     }
 
@@ -360,7 +494,8 @@ impl OfferIndex {
     pub fn apply_full(&self, supplier: SupplierId, batch: &OfferBatch, now_ms: i64) {
         let mut snap = SupplierSnapshot::from_batch(batch);
         snap.full_at_ms = now_ms;
-        self.publish(supplier, batch, snap, now_ms);
+        let _w = self.writer.lock();
+        self.publish_locked(supplier, batch, snap, now_ms);
     }
 
     /// Replaces or adds the batch's rows, keeping the supplier's other offers.
@@ -368,23 +503,15 @@ impl OfferIndex {
         // Building the merge outside the writer lock would race a concurrent
         // full feed of the same supplier; merging is fast, so it stays inside.
         let _w = self.writer.lock();
-        let current = Arc::clone(&self.world.load()[supplier as usize]);
+        let Some(current) = self.world.load().snaps.get(supplier as usize).cloned() else {
+            return;
+        };
         let mut snap = current.merged(batch);
         snap.full_at_ms = current.full_at_ms;
         self.publish_locked(supplier, batch, snap, now_ms);
     }
 
-    fn publish(
-        &self,
-        supplier: SupplierId,
-        batch: &OfferBatch,
-        snap: SupplierSnapshot,
-        now_ms: i64,
-    ) {
-        let _w = self.writer.lock();
-        self.publish_locked(supplier, batch, snap, now_ms);
-    }
-
+    /// Publishes `snap` as `supplier`'s; the caller holds `writer`.
     fn publish_locked(
         &self,
         supplier: SupplierId,
@@ -393,49 +520,86 @@ impl OfferIndex {
         now_ms: i64,
     ) {
         let world = self.world.load_full();
-        let Some(old) = world.get(supplier as usize) else {
+        let Some(old) = world.snaps.get(supplier as usize) else {
             return;
         };
-        self.add_carriers(supplier, batch);
+        let carriers = Self::with_carriers(&world.carriers, supplier, batch)
+            .unwrap_or_else(|| Arc::clone(&world.carriers));
         snap.applied_at_ms = now_ms;
         let (old_len, new_len) = (old.len() as u64, snap.len() as u64);
-        let mut next: Vec<Arc<SupplierSnapshot>> = world.as_ref().clone();
-        next[supplier as usize] = Arc::new(snap);
-        self.world.store(Arc::new(next));
+        let snap = Arc::new(snap);
+        let mut snaps = world.snaps.clone();
+        snaps[supplier as usize] = Arc::clone(&snap);
+        self.world.store(Arc::new(Published {
+            snaps,
+            carriers: Arc::clone(&carriers),
+        }));
         self.offers_total.fetch_add(new_len, Ordering::Relaxed);
         self.offers_total.fetch_sub(old_len, Ordering::Relaxed);
+        // Point the hints at the rows just published. Readers already use
+        // the new snapshot meanwhile; until this is done some of their hints
+        // miss and they search, as they did before hints existed.
+        Self::set_hints(&carriers, supplier, &snap);
     }
 
-    /// Records that `supplier` carries every product of the batch.
-    fn add_carriers(&self, supplier: SupplierId, batch: &OfferBatch) {
-        // Group by shard so that each shard's write lock is taken once per
-        // feed, and only when something is actually new to it: a repeat of
-        // yesterday's feed takes read locks only.
-        let mut by_shard: Vec<Vec<ProductId>> = vec![Vec::new(); CARRIER_SHARDS];
+    /// The carrier table with `supplier` added to every product of the batch,
+    /// or `None` when it already carries them all (a repeat of yesterday's
+    /// feed reads the table and copies nothing).
+    fn with_carriers(
+        carriers: &Arc<Vec<Arc<CarrierChunk>>>,
+        supplier: SupplierId,
+        batch: &OfferBatch,
+    ) -> Option<Arc<Vec<Arc<CarrierChunk>>>> {
+        // (chunk, product within it) of every product new to the supplier.
+        let mut missing: Vec<(usize, usize)> = Vec::new();
         for r in &batch.rows {
-            by_shard[r.product as usize % CARRIER_SHARDS].push(r.product);
-        }
-        for (shard, products) in by_shard.iter().enumerate() {
-            if products.is_empty() {
+            let p = r.product as usize;
+            let (c, k) = (p >> CHUNK_BITS, p & (CHUNK - 1));
+            let Some(chunk) = carriers.get(c) else {
                 continue;
-            }
-            let lock = &self.carriers[shard];
-            let missing = {
-                let slots = lock.read();
-                products.iter().any(|&p| {
-                    slots
-                        .get(p as usize / CARRIER_SHARDS)
-                        .is_some_and(|c| !c.contains(&supplier))
-                })
             };
-            if missing {
-                let mut slots = lock.write();
-                for &p in products {
-                    if let Some(c) = slots.get_mut(p as usize / CARRIER_SHARDS) {
-                        if let Err(pos) = c.binary_search(&supplier) {
-                            c.insert(pos, supplier);
-                        }
+            if k < chunk.products()
+                && !chunk
+                    .entries_of(k)
+                    .iter()
+                    .any(|e| entry_supplier(e.load(Ordering::Relaxed)) == supplier)
+            {
+                missing.push((c, k));
+            }
+        }
+        if missing.is_empty() {
+            return None;
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        let mut next: Vec<Arc<CarrierChunk>> = carriers.as_ref().clone();
+        let mut ks = Vec::new();
+        for group in missing.chunk_by(|a, b| a.0 == b.0) {
+            let c = group[0].0;
+            ks.clear();
+            ks.extend(group.iter().map(|&(_, k)| k));
+            next[c] = Arc::new(next[c].with_carrier(supplier, &ks));
+        }
+        Some(Arc::new(next))
+    }
+
+    /// Sets `supplier`'s hints to the positions of its rows in `snap`.
+    fn set_hints(carriers: &[Arc<CarrierChunk>], supplier: SupplierId, snap: &SupplierSnapshot) {
+        for (i, row) in snap.rows.iter().enumerate() {
+            let p = row.product as usize;
+            let Some(chunk) = carriers.get(p >> CHUNK_BITS) else {
+                continue;
+            };
+            let want = entry(supplier, snap.hint_of(i));
+            for e in chunk.entries_of(p & (CHUNK - 1)) {
+                let v = e.load(Ordering::Relaxed);
+                if entry_supplier(v) == supplier {
+                    // Store only a change: an unchanged line stays shared in
+                    // the readers' caches.
+                    if v != want {
+                        e.store(want, Ordering::Relaxed);
                     }
+                    break;
                 }
             }
         }
@@ -443,29 +607,43 @@ impl OfferIndex {
 
     /// When each supplier's data was last applied (Unix ms; 0 = never).
     pub fn applied_at_ms(&self) -> Vec<i64> {
-        self.world.load().iter().map(|s| s.applied_at_ms).collect()
+        self.world
+            .load()
+            .snaps
+            .iter()
+            .map(|s| s.applied_at_ms)
+            .collect()
     }
 }
 
 /// A consistent read of the index for one request.
 pub struct IndexView<'a> {
-    world: Arc<Vec<Arc<SupplierSnapshot>>>,
-    index: &'a OfferIndex,
+    world: Arc<Published>,
+    _index: PhantomData<&'a OfferIndex>,
 }
 
 impl IndexView<'_> {
+    /// The carrier entries of `product`.
+    #[inline]
+    fn carriers(&self, product: ProductId) -> &[AtomicU32] {
+        let p = product as usize;
+        match self.world.carriers.get(p >> CHUNK_BITS) {
+            Some(chunk) => chunk.entries_of(p & (CHUNK - 1)),
+            None => &[],
+        }
+    }
+
     /// Appends every offer for `product` to `out`, in supplier id order.
     pub fn offers_into<'v>(&'v self, product: ProductId, out: &mut Vec<OfferRef<'v>>) {
-        let shard = &self.index.carriers[product as usize % CARRIER_SHARDS];
-        let carriers: Carriers = match shard.read().get(product as usize / CARRIER_SHARDS) {
-            Some(c) => c.clone(),
-            None => return,
-        };
-        for supplier in carriers {
-            let Some(snap) = self.world.get(supplier as usize) else {
+        let carriers = self.carriers(product);
+        out.reserve(carriers.len());
+        for e in carriers {
+            let e = e.load(Ordering::Relaxed);
+            let supplier = entry_supplier(e);
+            let Some(snap) = self.world.snaps.get(supplier as usize) else {
                 continue;
             };
-            if let Some(i) = snap.find(product) {
+            if let Some(i) = snap.locate(product, entry_hint(e)) {
                 out.push(snap.offer(supplier, i));
             }
         }
@@ -480,13 +658,19 @@ impl IndexView<'_> {
 
     /// One supplier's offer for `product`.
     pub fn offer(&self, supplier: SupplierId, product: ProductId) -> Option<OfferRef<'_>> {
-        let snap = self.world.get(supplier as usize)?;
-        snap.find(product).map(|i| snap.offer(supplier, i))
+        let snap = self.world.snaps.get(supplier as usize)?;
+        let hint = self
+            .carriers(product)
+            .iter()
+            .map(|e| e.load(Ordering::Relaxed))
+            .find(|&e| entry_supplier(e) == supplier)
+            .map_or(NO_HINT, entry_hint);
+        snap.locate(product, hint).map(|i| snap.offer(supplier, i))
     }
 
     /// A supplier's snapshot as of this view.
     pub fn snapshot(&self, supplier: SupplierId) -> Option<&SupplierSnapshot> {
-        self.world.get(supplier as usize).map(Arc::as_ref)
+        self.world.snaps.get(supplier as usize).map(Arc::as_ref)
     }
 }
 
@@ -556,6 +740,56 @@ mod tests {
         assert!(idx.view().offer(9, 1).is_none());
         idx.apply_full(7, &batch(&[(1, 1, 1)]), 0);
         assert_eq!(idx.offers_total(), 0);
+    }
+
+    #[test]
+    fn stale_hints_fall_back_to_search() {
+        let idx = OfferIndex::new(2, 10_000);
+        // Supplier 0 carries 5 at row 0 and 9_000 at row 1.
+        idx.apply_full(0, &batch(&[(5, 1, 10), (9_000, 2, 20)]), 1);
+        let v1 = idx.view();
+        // A delta shifts 5 and 9_000 to rows 1 and 3; another full feed
+        // then drops 5, so its old hints point at other products' rows.
+        idx.apply_delta(0, &batch(&[(1, 7, 7), (6_000, 8, 8)]), 2);
+        let v2 = idx.view();
+        assert_eq!(v2.offer(0, 5).unwrap().qty, 1);
+        assert_eq!(v2.offers(9_000)[0].qty, 2);
+        assert_eq!(v2.offers(6_000)[0].qty, 8);
+        idx.apply_full(0, &batch(&[(9_000, 3, 30), (9_001, 4, 40)]), 3);
+        let v3 = idx.view();
+        assert!(v3.offers(5).is_empty());
+        assert!(v3.offer(0, 5).is_none());
+        assert_eq!(v3.offers(9_000)[0].qty, 3);
+        assert_eq!(v3.offers(9_001)[0].supplier_sku, "S-9001");
+        // Older views still read their own moment, whatever the hints say now.
+        assert_eq!(v1.offers(5)[0].qty, 1);
+        assert!(v1.offers(6_000).is_empty());
+        assert_eq!(v2.offers(9_000)[0].qty, 2);
+        assert_eq!(v2.offers(1)[0].qty, 7);
+    }
+
+    #[test]
+    fn carriers_stay_in_supplier_order_across_chunks() {
+        let n = 3 * CHUNK + 17;
+        let idx = OfferIndex::new(4, n);
+        let last = (n - 1) as ProductId;
+        for s in [3u16, 1, 2, 0] {
+            idx.apply_full(
+                s,
+                &batch(&[
+                    (0, 1, u32::from(s)),
+                    (CHUNK as ProductId, 1, 1),
+                    (last, 1, 1),
+                ]),
+                1,
+            );
+        }
+        let v = idx.view();
+        for p in [0, CHUNK as ProductId, last] {
+            let got: Vec<u16> = v.offers(p).iter().map(|o| o.supplier).collect();
+            assert_eq!(got, vec![0, 1, 2, 3]);
+        }
+        assert!(v.offers(last + 1).is_empty());
     }
 
     proptest::proptest! {
