@@ -14,8 +14,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use rust_decimal::Decimal;
 
-use super::catalog::{Catalog, ProductId};
-use super::index::{sort_dedup, OfferBatch, OfferIndex};
+use super::catalog::{Catalog, KeyColumn, ProductId};
+use super::index::{sort_dedup, NewOffer, OfferBatch, OfferIndex};
 use super::money::parse_cost;
 use super::suppliers::{FeedKind, SupplierId};
 use crate::limits;
@@ -216,26 +216,22 @@ pub fn parse_feed(
     let mut lines: Vec<u64> = Vec::new();
     let empty_mapping = Mapping::default();
     let mapping = mapping.unwrap_or(&empty_mapping);
-    // Rows are read a chunk at a time and the chunk's `sku` lookups done
-    // together: the lookups are independent, so their cache misses in a large
-    // catalog overlap instead of queueing one behind the other.
+    // Rows are read a chunk at a time and the chunk's lookups done together,
+    // column by column (`Catalog::match_batch`): the lookups are independent,
+    // so their cache misses in a large catalog overlap instead of queueing
+    // one behind the other.
     let mut records = vec![csv::ByteRecord::new(); ROWS_PER_CHUNK];
-    let mut sku_matches: Vec<Option<ProductId>> = Vec::with_capacity(ROWS_PER_CHUNK);
     loop {
         let mut n = 0;
         while n < ROWS_PER_CHUNK && rdr.read_byte_record(&mut records[n]).map_err(unreadable)? {
             n += 1;
         }
-        sku_matches.clear();
-        sku_matches.extend(
-            records[..n]
-                .iter()
-                .map(|r| catalog.by_sku(column(r, cols.sku))),
-        );
-        for (record, &sku_match) in records[..n].iter().zip(&sku_matches) {
+        let records = &records[..n];
+        let matches = match_chunk(records, &cols, catalog, mapping);
+        for (record, &product) in records.iter().zip(&matches) {
             out.report.rows_read += 1;
             let line = record.position().map_or(0, |p| p.line());
-            match parse_row(record, &cols, catalog, mapping, rules, sku_match) {
+            match parse_row(record, &cols, rules, product) {
                 Ok((product, qty, cost, sku)) => {
                     out.batch.push(product, qty, cost, as_of_s, sku);
                     lines.push(line);
@@ -247,7 +243,7 @@ pub fn parse_feed(
             break;
         }
     }
-    for pos in sort_dedup(&mut out.batch) {
+    for pos in order_by_product(&mut out.batch) {
         let line = lines[pos];
         reject(
             &mut out.report,
@@ -260,8 +256,125 @@ pub fn parse_feed(
     Ok(out)
 }
 
+/// Orders the batch by product and drops the earlier rows of a product (as
+/// `sort_dedup` does), returning the input positions of the rows dropped in
+/// ascending order. Product ids are dense, so rows are placed by id instead
+/// of sorted; and the supplier SKUs are rewritten in the new row order, so
+/// applying the batch reads them front to back.
+fn order_by_product(batch: &mut OfferBatch) -> Vec<usize> {
+    const NONE: u32 = u32::MAX;
+    if batch.rows.len() >= NONE as usize {
+        return sort_dedup(batch);
+    }
+    let products = batch
+        .rows
+        .iter()
+        .map(|r| r.product as usize + 1)
+        .max()
+        .unwrap_or(0);
+    // The position of each product's last row.
+    let mut last = vec![NONE; products];
+    let mut dropped = Vec::new();
+    for (i, r) in batch.rows.iter().enumerate() {
+        let at = &mut last[r.product as usize];
+        if *at != NONE {
+            dropped.push(*at as usize);
+        }
+        *at = i as u32;
+    }
+    dropped.sort_unstable();
+    let mut rows = Vec::with_capacity(batch.rows.len() - dropped.len());
+    let mut sku_bytes = Vec::with_capacity(batch.sku_bytes.len());
+    // Rows are gathered a chunk at a time: first every row of the chunk is
+    // read, then the first byte of every SKU, then they are copied, so the
+    // cache misses of the chunk's rows (and then SKUs) overlap.
+    let mut kept = last.iter().copied().filter(|&i| i != NONE).peekable();
+    let mut chunk = [0u32; GATHER_CHUNK];
+    while kept.peek().is_some() {
+        let mut n = 0;
+        for (slot, i) in chunk.iter_mut().zip(&mut kept) {
+            *slot = i;
+            n += 1;
+        }
+        let chunk = &chunk[..n];
+        let mut touched = 0u64;
+        for &i in chunk {
+            touched ^= u64::from(batch.rows[i as usize].sku_start);
+        }
+        for &i in chunk {
+            let r = &batch.rows[i as usize];
+            if r.sku_len > 0 {
+                touched ^= u64::from(batch.sku_bytes[r.sku_start as usize]);
+            }
+        }
+        std::hint::black_box(touched);
+        for &i in chunk {
+            let r = batch.rows[i as usize];
+            let start = r.sku_start as usize;
+            rows.push(NewOffer {
+                sku_start: sku_bytes.len() as u32,
+                ..r
+            });
+            sku_bytes.extend_from_slice(&batch.sku_bytes[start..start + r.sku_len as usize]);
+        }
+    }
+    batch.rows = rows;
+    batch.sku_bytes = sku_bytes;
+    dropped
+}
+
+/// Rows gathered together by `order_by_product`.
+const GATHER_CHUNK: usize = 32;
+
 /// Rows read and matched together by `parse_feed`.
 const ROWS_PER_CHUNK: usize = 64;
+
+/// The product each row names, by precedence: the supplier's mapping (by
+/// `supplier_sku`), then `sku`, then `mpn`, then `ean`; the first that names
+/// a product wins. Each column is looked up only for rows still unmatched.
+fn match_chunk(
+    records: &[csv::ByteRecord],
+    cols: &Columns,
+    catalog: &Catalog,
+    mapping: &Mapping,
+) -> [Option<ProductId>; ROWS_PER_CHUNK] {
+    let mut found = [None; ROWS_PER_CHUNK];
+    let found = &mut found[..records.len()];
+    if !mapping.is_empty() {
+        for (f, r) in found.iter_mut().zip(records) {
+            *f = mapping.get(column(r, Some(cols.supplier_sku)));
+        }
+    }
+    let mut keys: [&[u8]; ROWS_PER_CHUNK] = [&[]; ROWS_PER_CHUNK];
+    let mut hits = [None; ROWS_PER_CHUNK];
+    for (c, kind) in [
+        (cols.sku, KeyColumn::Sku),
+        (cols.mpn, KeyColumn::Mpn),
+        (cols.ean, KeyColumn::Ean),
+    ] {
+        if c.is_none() {
+            continue;
+        }
+        let keys = &mut keys[..records.len()];
+        let mut wanted = false;
+        for ((k, r), f) in keys.iter_mut().zip(records).zip(found.iter()) {
+            // An empty key matches nothing: a row already matched skips the lookup.
+            *k = if f.is_some() { &[] } else { column(r, c) };
+            wanted |= !k.is_empty();
+        }
+        if !wanted {
+            continue;
+        }
+        let hits = &mut hits[..records.len()];
+        catalog.match_batch(kind, keys, hits);
+        for (f, &h) in found.iter_mut().zip(hits.iter()) {
+            *f = f.or(h);
+        }
+    }
+    let mut out = [None; ROWS_PER_CHUNK];
+    out[..records.len()].copy_from_slice(found);
+    out
+}
 
 /// An optional column of a row, trimmed; empty when absent.
 fn column(rec: &csv::ByteRecord, c: Option<usize>) -> &[u8] {
@@ -277,13 +390,12 @@ fn reject(report: &mut IngestReport, rules: &FeedRules, line: u64, message: Stri
     }
 }
 
+/// Checks and parses one row; `product` is what `match_chunk` found for it.
 fn parse_row<'r>(
     rec: &'r csv::ByteRecord,
     cols: &Columns,
-    catalog: &Catalog,
-    mapping: &Mapping,
     rules: &FeedRules,
-    sku_match: Option<ProductId>,
+    product: Option<ProductId>,
 ) -> Result<(ProductId, u32, u32, &'r [u8]), String> {
     let field = |c: usize, name: &str| {
         rec.get(c)
@@ -294,7 +406,9 @@ fn parse_row<'r>(
     if ssku.is_empty() {
         return Err("`supplier_sku` is empty".into());
     }
-    if ssku.len() > limits::SKU_BYTES_MAX || std::str::from_utf8(ssku).is_err() {
+    // ASCII (the usual case) is UTF-8; only other bytes need the full check.
+    if ssku.len() > limits::SKU_BYTES_MAX || !(ssku.is_ascii() || std::str::from_utf8(ssku).is_ok())
+    {
         return Err(format!(
             "`supplier_sku` must be UTF-8 of at most {} bytes",
             limits::SKU_BYTES_MAX
@@ -313,17 +427,17 @@ fn parse_row<'r>(
             ));
         }
     }
-    let key = |c: Option<usize>| column(rec, c);
-    let (sku, mpn, ean) = (key(cols.sku), key(cols.mpn), key(cols.ean));
-    // `sku_match` is `catalog.by_sku(sku)`, looked up ahead with the chunk.
-    let product = mapping
-        .get(ssku)
-        .or(sku_match)
-        .or_else(|| catalog.by_mpn(mpn))
-        .or_else(|| catalog.by_ean(ean));
     match product {
         Some(p) => Ok((p, qty, cost, ssku)),
-        None => Err(unknown_product(ssku, sku, mpn, ean)),
+        None => {
+            let key = |c: Option<usize>| column(rec, c);
+            Err(unknown_product(
+                ssku,
+                key(cols.sku),
+                key(cols.mpn),
+                key(cols.ean),
+            ))
+        }
     }
 }
 
