@@ -197,7 +197,7 @@ pub struct ParsedFeed {
 /// Parses a feed. Bad rows become errors in the report; only an unreadable
 /// feed is an `Err`.
 pub fn parse_feed(
-    reader: impl Read,
+    reader: impl Read + Send,
     catalog: &Catalog,
     mapping: Option<&Mapping>,
     rules: &FeedRules,
@@ -216,33 +216,57 @@ pub fn parse_feed(
     let mut lines: Vec<u64> = Vec::new();
     let empty_mapping = Mapping::default();
     let mapping = mapping.unwrap_or(&empty_mapping);
-    // Rows are read a chunk at a time and the chunk's lookups done together,
-    // column by column (`Catalog::match_batch`): the lookups are independent,
-    // so their cache misses in a large catalog overlap instead of queueing
-    // one behind the other.
-    let mut records = vec![csv::ByteRecord::new(); ROWS_PER_CHUNK];
-    loop {
-        let mut n = 0;
-        while n < ROWS_PER_CHUNK && rdr.read_byte_record(&mut records[n]).map_err(unreadable)? {
-            n += 1;
+    // Two stages on two threads: one reads CSV records, the other matches
+    // and checks them, with a few chunks in flight between them (bounded
+    // memory; buffers are recycled). Within a chunk the lookups run together,
+    // column by column (`Catalog::match_batch`): they are independent, so
+    // their cache misses in a large catalog overlap instead of queueing.
+    std::thread::scope(|scope| -> Result<(), FeedError> {
+        let (full_tx, full_rx) =
+            std::sync::mpsc::sync_channel::<(Vec<csv::ByteRecord>, usize)>(PIPE_DEPTH);
+        let (empty_tx, empty_rx) =
+            std::sync::mpsc::sync_channel::<Vec<csv::ByteRecord>>(PIPE_DEPTH + 2);
+        for _ in 0..PIPE_DEPTH + 1 {
+            // Cannot fail: the channel has room for every buffer.
+            let _ = empty_tx.send(vec![csv::ByteRecord::new(); ROWS_PER_MESSAGE]);
         }
-        let records = &records[..n];
-        let matches = match_chunk(records, &cols, catalog, mapping);
-        for (record, &product) in records.iter().zip(&matches) {
-            out.report.rows_read += 1;
-            let line = record.position().map_or(0, |p| p.line());
-            match parse_row(record, &cols, rules, product) {
-                Ok((product, qty, cost, sku)) => {
-                    out.batch.push(product, qty, cost, as_of_s, sku);
-                    lines.push(line);
+        let reader = scope.spawn(move || -> Result<(), FeedError> {
+            // A closed channel means the other stage stopped; nothing to do.
+            while let Ok(mut records) = empty_rx.recv() {
+                let mut n = 0;
+                while n < ROWS_PER_MESSAGE
+                    && rdr.read_byte_record(&mut records[n]).map_err(unreadable)?
+                {
+                    n += 1;
                 }
-                Err(message) => reject(&mut out.report, rules, line, message),
+                if full_tx.send((records, n)).is_err() || n < ROWS_PER_MESSAGE {
+                    break;
+                }
             }
+            Ok(())
+        });
+        for (records, n) in full_rx {
+            for records in records[..n].chunks(ROWS_PER_CHUNK) {
+                let matches = match_chunk(records, &cols, catalog, mapping);
+                for (record, &product) in records.iter().zip(&matches) {
+                    out.report.rows_read += 1;
+                    let line = record.position().map_or(0, |p| p.line());
+                    match parse_row(record, &cols, rules, product) {
+                        Ok((product, qty, cost, sku)) => {
+                            out.batch.push(product, qty, cost, as_of_s, sku);
+                            lines.push(line);
+                        }
+                        Err(message) => reject(&mut out.report, rules, line, message),
+                    }
+                }
+            }
+            let _ = empty_tx.send(records);
         }
-        if n < ROWS_PER_CHUNK {
-            break;
-        }
-    }
+        drop(empty_tx);
+        reader
+            .join()
+            .map_err(|_| FeedError::Unreadable("feed reader stopped".into()))?
+    })?;
     for pos in order_by_product(&mut out.batch) {
         let line = lines[pos];
         reject(
@@ -325,6 +349,11 @@ fn order_by_product(batch: &mut OfferBatch) -> Vec<usize> {
 
 /// Rows gathered together by `order_by_product`.
 const GATHER_CHUNK: usize = 32;
+
+/// Records handed from the reading stage to the matching stage at once.
+const ROWS_PER_MESSAGE: usize = 512;
+/// Messages in flight between the stages.
+const PIPE_DEPTH: usize = 4;
 
 /// Rows read and matched together by `parse_feed`.
 const ROWS_PER_CHUNK: usize = 64;

@@ -282,8 +282,32 @@ impl SupplierSnapshot {
     /// A snapshot holding exactly the batch.
     fn from_batch(batch: &OfferBatch) -> Self {
         let mut s = Self::with_capacity(batch.rows.len(), batch.sku_bytes.len());
-        for r in &batch.rows {
-            s.push(r.product, r.qty, r.cost, r.as_of_s, batch.sku(r));
+        // Feeds lay the SKUs out in row order; then the whole buffer is
+        // checked as UTF-8 once and copied, instead of row by row.
+        let contiguous = batch
+            .rows
+            .iter()
+            .try_fold(0u32, |at, r| (r.sku_start == at).then(|| at + r.sku_len))
+            == Some(batch.sku_bytes.len() as u32);
+        let whole = contiguous
+            .then(|| std::str::from_utf8(&batch.sku_bytes).ok())
+            .flatten();
+        match whole {
+            Some(all) => {
+                s.sku_bytes.push_str(all);
+                s.rows.extend(batch.rows.iter().map(|r| OfferRow {
+                    product: r.product,
+                    qty: r.qty,
+                    cost: r.cost,
+                    as_of_s: r.as_of_s,
+                    sku_end: r.sku_start + r.sku_len,
+                }));
+            }
+            None => {
+                for r in &batch.rows {
+                    s.push(r.product, r.qty, r.cost, r.as_of_s, batch.sku(r));
+                }
+            }
         }
         s.index_chunks();
         s

@@ -54,7 +54,7 @@ impl World {
         &self,
         supplier: SupplierId,
         kind: FeedKind,
-        reader: impl Read,
+        reader: impl Read + Send,
     ) -> Result<IngestReport, FeedError> {
         let started = Instant::now();
         let external = self
