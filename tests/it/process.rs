@@ -131,6 +131,49 @@ async fn serve_default_world_quote_and_sigterm() {
         .unwrap();
     assert!(!plan.shipments.is_empty() && plan.unfulfilled.is_empty());
 
+    // The bundled client prints the same plan as a table.
+    let mut args = vec![
+        "quote".to_owned(),
+        "--addr".to_owned(),
+        grpc.clone(),
+        "--to".to_owned(),
+        "US:60601".to_owned(),
+    ];
+    args.extend(
+        plan.shipments
+            .iter()
+            .flat_map(|s| &s.lines)
+            .map(|l| format!("{}:{}", l.sku, l.quantity)),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_stockroute"))
+        .args(&args)
+        .output()
+        .expect("run stockroute quote");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{table} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(table.contains("shipment 1 from SUP"), "{table}");
+    assert!(
+        table.contains("SUPPLIER SKU") && table.contains("total"),
+        "{table}"
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_stockroute"))
+        .args([
+            "quote",
+            "--addr",
+            &grpc,
+            "--to",
+            "US:60601",
+            "NO-SUCH-SKU:1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown SKU"));
+
     let pid = guard.0.as_ref().unwrap().id();
     let status = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
