@@ -14,6 +14,9 @@
 //!
 //! Run: `cargo bench --bench index`.
 
+mod common;
+use common::Rng;
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,23 +35,6 @@ const BASKETS: usize = 4096;
 const AS_OF_S: u32 = 1_767_225_600;
 /// The demo world's weights for a product having 1..=8 suppliers.
 const OFFER_COUNT_WEIGHTS: [u64; 8] = [10, 22, 26, 20, 12, 6, 3, 1];
-
-/// splitmix64: small, deterministic, good enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// One offer in the HashMap comparison.
 #[derive(Debug, Clone)]

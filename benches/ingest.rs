@@ -8,6 +8,9 @@
 //! the summary at the end gives the median of every timed iteration of each
 //! and their ratio.
 
+mod common;
+use common::{catalog_csv, Rng};
+
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -22,42 +25,6 @@ const PRODUCTS: u32 = 1_000_000;
 const ROWS: usize = 1_000_000;
 const AS_OF_S: u32 = 1_767_225_600;
 const NOW_MS: i64 = 1_767_225_600_000;
-
-/// splitmix64: small, deterministic, good enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn catalog_csv(products: u32) -> Vec<u8> {
-    use std::io::Write;
-    let mut out = Vec::with_capacity(products as usize * 80);
-    out.extend_from_slice(b"sku,mpn,ean,name,weight_g,length_mm,width_mm,height_mm\n");
-    for i in 1..=products {
-        writeln!(
-            out,
-            "SR-{i:07},MPN-{i:07},{},Product {i},{},{},{},{}",
-            4_006_381_000_000u64 + u64::from(i),
-            50 + i % 5_000,
-            10 + i % 600,
-            10 + i % 400,
-            5 + i % 300
-        )
-        .expect("write to a Vec");
-    }
-    out
-}
 
 /// One row per product, in a shuffled order (as a distributor exports by its
 /// own item code): `supplier_sku,sku,qty,unit_cost,currency`.

@@ -10,6 +10,9 @@
 //!
 //! Run: `cargo bench --bench memory` (not criterion: one measurement, printed).
 
+mod common;
+use common::catalog_csv;
+
 use std::io::Write;
 use std::time::Instant;
 
@@ -39,24 +42,6 @@ fn rss() -> (u64, u64) {
 
 fn mb(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
-}
-
-fn catalog_csv(products: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(products as usize * 80);
-    out.extend_from_slice(b"sku,mpn,ean,name,weight_g,length_mm,width_mm,height_mm\n");
-    for i in 1..=products {
-        writeln!(
-            out,
-            "SR-{i:07},MPN-{i:07},{},Product {i},{},{},{},{}",
-            4_006_381_000_000u64 + u64::from(i),
-            50 + i % 5_000,
-            10 + i % 600,
-            10 + i % 400,
-            5 + i % 300
-        )
-        .expect("write to a Vec");
-    }
-    out
 }
 
 /// Supplier `s`'s full feed: every product, `supplier_sku,sku,qty,unit_cost,currency`.

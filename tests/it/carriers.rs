@@ -5,11 +5,10 @@ use std::time::{Duration, Instant};
 
 use stockroute::adapters::http::carriers::fake::FakeCarrierServer;
 use stockroute::app;
-use stockroute::config::Config;
 use stockroute::pb;
 use tonic::transport::Channel;
 
-use crate::helpers::{line, us, write_small_world};
+use crate::helpers::{line, test_config, us, write_small_world};
 
 /// With both carriers hanging, Quote and RateShipment still answer within the
 /// caller's deadline, priced from the tables and saying so.
@@ -19,9 +18,7 @@ async fn hanging_carriers_fall_back_to_tables_within_the_deadline() {
     fake.set_latency(Duration::from_secs(10));
     let dir = tempfile::tempdir().unwrap();
     write_small_world(dir.path());
-    let mut config = Config::load(Some(&dir.path().join("stockroute.toml"))).unwrap();
-    config.server.grpc_addr = "127.0.0.1:0".into();
-    config.server.http_addr = "127.0.0.1:0".into();
+    let mut config = test_config(dir.path());
     config.feeds.schedule = false;
     config.carriers = fake.config();
     let running = app::start(config).await.unwrap();

@@ -40,13 +40,19 @@ pub fn write_small_world(dir: &Path) {
     stockroute::load::write_demo(dir, &params, "freight").expect("write demo world");
 }
 
+/// The config of a world written by `write_small_world`, on free loopback ports.
+pub fn test_config(dir: &Path) -> Config {
+    let mut config = Config::load(Some(&dir.join("stockroute.toml"))).expect("config");
+    config.server.grpc_addr = "127.0.0.1:0".into();
+    config.server.http_addr = "127.0.0.1:0".into();
+    config
+}
+
 /// Starts the server on free loopback ports and waits until it is ready.
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     write_small_world(dir.path());
-    let mut config = Config::load(Some(&dir.path().join("stockroute.toml"))).expect("config");
-    config.server.grpc_addr = "127.0.0.1:0".into();
-    config.server.http_addr = "127.0.0.1:0".into();
+    let mut config = test_config(dir.path());
     config.feeds.schedule = false;
     let app = app::start(config).await.expect("server starts");
     tokio::time::timeout(std::time::Duration::from_secs(30), app.wait_ready())

@@ -9,11 +9,10 @@ use axum::routing::get;
 use axum::Router;
 use parking_lot::Mutex;
 use stockroute::app;
-use stockroute::config::Config;
 use stockroute::pb;
 use tonic::transport::Channel;
 
-use crate::helpers::write_small_world;
+use crate::helpers::{test_config, write_small_world};
 
 /// What the fake supplier serves as its feed.
 type FeedBody = Arc<Mutex<String>>;
@@ -69,9 +68,7 @@ async fn url_feeds_load_reload_and_report_failures() {
     );
     std::fs::write(dir.path().join("suppliers.toml"), registry).unwrap();
 
-    let mut config = Config::load(Some(&dir.path().join("stockroute.toml"))).unwrap();
-    config.server.grpc_addr = "127.0.0.1:0".into();
-    config.server.http_addr = "127.0.0.1:0".into();
+    let config = test_config(dir.path());
     let running = app::start(config).await.unwrap();
     tokio::time::timeout(Duration::from_secs(30), running.wait_ready())
         .await

@@ -1,15 +1,13 @@
 //! FedEx Rate API (`POST /rate/v1/rates/quotes`) and its OAuth token endpoint, in FedEx's
 //! published JSON shapes.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::oauth::Token;
+use super::oauth::{token_from_response, Token};
 use super::{
-    inches, money, read_limited, seconds, snippet, tenths_lb, transport, Attempt, FallbackReason,
-    LiveQuote, LiveRateRequest, Settings, FEDEX,
+    inches, money, read_limited, snippet, tenths_lb, transport, Attempt, FallbackReason, LiveQuote,
+    LiveRateRequest, Settings, FEDEX,
 };
 
 pub(super) const TOKEN_PATH: &str = "/oauth/token";
@@ -126,13 +124,6 @@ pub(super) fn request_body(settings: &Settings, req: &LiveRateRequest) -> RateRe
 
 // ---- token ----
 
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<Value>,
-}
-
 pub(super) async fn fetch_token(
     http: &reqwest::Client,
     settings: &Settings,
@@ -147,26 +138,8 @@ pub(super) async fn fetch_token(
         .send()
         .await
         .map_err(transport)?;
-    let status = resp.status();
-    let body = read_limited(resp).await?;
-    if status.is_server_error() {
-        return Err(FallbackReason::Http(status.as_u16()));
-    }
-    if !status.is_success() {
-        return Err(FallbackReason::Auth(format!(
-            "token endpoint answered {}: {}",
-            status.as_u16(),
-            snippet(&body)
-        )));
-    }
-    let t: TokenResponse = serde_json::from_slice(&body)
-        .map_err(|e| FallbackReason::Auth(format!("token response: {e}")))?;
-    // FedEx tokens live one hour; assume so when the field is missing or odd.
-    let secs = t.expires_in.as_ref().and_then(seconds).unwrap_or(3600);
-    Ok(Token {
-        access_token: t.access_token,
-        expires_in: Duration::from_secs(secs),
-    })
+    // Missing or odd lifetimes count as one hour.
+    token_from_response(resp, 3600).await
 }
 
 // ---- rate ----

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::FallbackReason;
+use super::{read_limited, seconds, snippet, FallbackReason};
 
 /// A token as issued.
 #[derive(Debug)]
@@ -77,4 +77,44 @@ impl TokenCache {
             *held = None;
         }
     }
+}
+
+/// What both carriers' token endpoints answer.
+#[derive(serde::Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+}
+
+/// Reads a token endpoint's answer: 5xx is the carrier being down, any other
+/// failure is an authentication problem, and a lifetime that is missing or
+/// unreadable counts as `default_secs`.
+pub(super) async fn token_from_response(
+    resp: reqwest::Response,
+    default_secs: u64,
+) -> Result<Token, FallbackReason> {
+    let status = resp.status();
+    let body = read_limited(resp).await?;
+    if status.is_server_error() {
+        return Err(FallbackReason::Http(status.as_u16()));
+    }
+    if !status.is_success() {
+        return Err(FallbackReason::Auth(format!(
+            "token endpoint answered {}: {}",
+            status.as_u16(),
+            snippet(&body)
+        )));
+    }
+    let t: TokenResponse = serde_json::from_slice(&body)
+        .map_err(|e| FallbackReason::Auth(format!("token response: {e}")))?;
+    let secs = t
+        .expires_in
+        .as_ref()
+        .and_then(seconds)
+        .unwrap_or(default_secs);
+    Ok(Token {
+        access_token: t.access_token,
+        expires_in: Duration::from_secs(secs),
+    })
 }

@@ -1,15 +1,13 @@
 //! UPS Rating API (`POST /api/rating/v2409/Shop`) and its OAuth token endpoint, in UPS's
 //! published JSON shapes (numbers as strings; single-element arrays sometimes sent as objects).
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::oauth::Token;
+use super::oauth::{token_from_response, Token};
 use super::{
-    days, inches, lb_decimal, money, read_limited, seconds, snippet, transport, Attempt,
-    FallbackReason, LiveQuote, LiveRateRequest, Settings, UPS,
+    days, inches, lb_decimal, money, read_limited, snippet, transport, Attempt, FallbackReason,
+    LiveQuote, LiveRateRequest, Settings, UPS,
 };
 
 pub(super) const TOKEN_PATH: &str = "/security/v1/oauth/token";
@@ -195,13 +193,6 @@ pub(super) fn request_body(settings: &Settings, req: &LiveRateRequest) -> Envelo
 
 // ---- token ----
 
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<Value>,
-}
-
 pub(super) async fn fetch_token(
     http: &reqwest::Client,
     settings: &Settings,
@@ -214,26 +205,8 @@ pub(super) async fn fetch_token(
         .send()
         .await
         .map_err(transport)?;
-    let status = resp.status();
-    let body = read_limited(resp).await?;
-    if status.is_server_error() {
-        return Err(FallbackReason::Http(status.as_u16()));
-    }
-    if !status.is_success() {
-        return Err(FallbackReason::Auth(format!(
-            "token endpoint answered {}: {}",
-            status.as_u16(),
-            snippet(&body)
-        )));
-    }
-    let t: TokenResponse = serde_json::from_slice(&body)
-        .map_err(|e| FallbackReason::Auth(format!("token response: {e}")))?;
-    // UPS sends expires_in as a string of seconds (about four hours).
-    let secs = t.expires_in.as_ref().and_then(seconds).unwrap_or(3600);
-    Ok(Token {
-        access_token: t.access_token,
-        expires_in: Duration::from_secs(secs),
-    })
+    // Missing or odd lifetimes count as one hour.
+    token_from_response(resp, 3600).await
 }
 
 // ---- rate ----
