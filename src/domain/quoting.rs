@@ -18,6 +18,9 @@ use super::world::World;
 /// A validated basket line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Demand {
+    /// Index of the request line it came from (the first, when a SKU was
+    /// repeated and merged), for naming it in errors.
+    pub line: usize,
     /// The SKU as asked.
     pub sku: String,
     /// Its product, `None` when unknown.
@@ -124,7 +127,9 @@ fn describe_shorts(lines: &[Demand], shorts: &[Short]) -> String {
     let parts: Vec<String> = shorts
         .iter()
         .map(|s| {
-            let sku = lines.get(s.line).map_or("?", |d| d.sku.as_str());
+            let (line, sku) = lines
+                .get(s.line)
+                .map_or((s.line, "?"), |d| (d.line, d.sku.as_str()));
             let why = match s.reason {
                 planner::ShortReason::UnknownSku => "unknown SKU".to_string(),
                 planner::ShortReason::OutOfStock => {
@@ -138,7 +143,7 @@ fn describe_shorts(lines: &[Demand], shorts: &[Short]) -> String {
                     format!("{} unit(s) cannot be shipped to the destination", s.missing)
                 }
             };
-            format!("lines[{}] {sku}: {why}", s.line)
+            format!("lines[{line}] {sku}: {why}")
         })
         .collect();
     format!("cannot fulfil the whole basket: {}", parts.join("; "))

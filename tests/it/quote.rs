@@ -187,6 +187,12 @@ async fn shortfalls_fail_or_are_listed() {
         "{}",
         err.message()
     );
+    // Lines are named by their place in the request, even after the repeated SKU merged.
+    assert!(
+        err.message().contains("lines[1] NO-SUCH") && err.message().contains("lines[3] SR-000002"),
+        "{}",
+        err.message()
+    );
 
     let mut partial = request(lines, us("94105"));
     partial.options = Some(pb::QuoteOptions {

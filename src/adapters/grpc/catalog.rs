@@ -153,10 +153,10 @@ impl pb::catalog_server::Catalog for CatalogService {
         let destination = convert::address(&self.world, destination, "destination")?;
         let demands = convert::demands(&self.world, lines, &self.config.quote)?;
         let mut items = Vec::with_capacity(demands.len());
-        for (i, d) in demands.iter().enumerate() {
+        for d in &demands {
             let product = d.product.ok_or_else(|| {
                 convert::invalid(
-                    &format!("lines[{i}].sku"),
+                    &format!("lines[{}].sku", d.line),
                     format!("unknown SKU `{}`", d.sku),
                 )
             })?;

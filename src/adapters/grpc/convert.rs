@@ -89,6 +89,7 @@ pub fn demands(
         seen.insert(sku.clone(), out.len());
         let product = world.catalog.by_sku(sku.as_bytes());
         out.push(Demand {
+            line: i,
             sku,
             product,
             qty: quantity,
