@@ -14,18 +14,27 @@ use tonic::transport::Channel;
 
 use crate::helpers::{test_config, write_small_world};
 
-/// What the fake supplier serves as its feed.
-type FeedBody = Arc<Mutex<String>>;
-
-async fn serve_feed(State(body): State<FeedBody>) -> (StatusCode, String) {
-    (StatusCode::OK, body.lock().clone())
+/// What the fake supplier serves as its feed, and a gate that holds the
+/// answer back until the test opens it.
+#[derive(Clone)]
+struct FeedState {
+    body: Arc<Mutex<String>>,
+    open: tokio::sync::watch::Receiver<bool>,
 }
 
-/// A supplier whose feed is a URL: loaded at start, reloaded on its interval;
-/// a supplier whose URL fails is reported, and serving goes on.
+async fn serve_feed(State(mut state): State<FeedState>) -> (StatusCode, String) {
+    let _ = state.open.wait_for(|open| *open).await;
+    let body = state.body.lock().clone();
+    (StatusCode::OK, body)
+}
+
+/// A supplier whose feed is a URL: the service is not ready until it has
+/// loaded, then it reloads on its interval; a supplier whose URL fails is
+/// reported, and serving goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn url_feeds_load_reload_and_report_failures() {
-    let body: FeedBody = Arc::new(Mutex::new(
+    let (gate, open) = tokio::sync::watch::channel(false);
+    let body = Arc::new(Mutex::new(
         "supplier_sku,sku,qty,unit_cost\nU-1,SR-000001,11,4.00\n".to_owned(),
     ));
     let router = Router::new()
@@ -34,7 +43,10 @@ async fn url_feeds_load_reload_and_report_failures() {
             "/broken.csv",
             get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }),
         )
-        .with_state(Arc::clone(&body));
+        .with_state(FeedState {
+            body: Arc::clone(&body),
+            open,
+        });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let feed_addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -70,6 +82,39 @@ async fn url_feeds_load_reload_and_report_failures() {
 
     let config = test_config(dir.path());
     let running = app::start(config).await.unwrap();
+
+    // The feed has not arrived yet: serving, but not ready.
+    let readyz = reqwest::get(format!("http://{}/readyz", running.http_addr))
+        .await
+        .unwrap();
+    assert_eq!(readyz.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let detail: serde_json::Value = readyz.json().await.unwrap();
+    assert_eq!(detail["ready"], false);
+    assert!(
+        detail["feeds_pending"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "SUP001"),
+        "{detail}"
+    );
+    let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "stockroute.v1.Fulfillment".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        health.status,
+        tonic_health::pb::health_check_response::ServingStatus::NotServing as i32
+    );
+    gate.send_replace(true);
     tokio::time::timeout(Duration::from_secs(30), running.wait_ready())
         .await
         .unwrap();
