@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 use stockroute::adapters::http::carriers::fake::FakeCarrierServer;
 use stockroute::app;
 use stockroute::pb;
-use tonic::transport::Channel;
 
-use crate::helpers::{line, test_config, us, write_small_world};
+use crate::helpers::{connect, line, test_config, us, write_small_world};
 
 /// With both carriers hanging, Quote and RateShipment still answer within the
 /// caller's deadline, priced from the tables and saying so.
@@ -25,11 +24,7 @@ async fn hanging_carriers_fall_back_to_tables_within_the_deadline() {
     tokio::time::timeout(Duration::from_secs(30), running.wait_ready())
         .await
         .unwrap();
-    let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = connect(running.grpc_addr).await;
 
     let mut fulfillment = pb::fulfillment_client::FulfillmentClient::new(channel.clone());
     let mut request = tonic::Request::new(pb::QuoteRequest {

@@ -48,6 +48,15 @@ pub fn test_config(dir: &Path) -> Config {
     config
 }
 
+/// A gRPC channel to a server on loopback.
+pub async fn connect(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
 /// Starts the server on free loopback ports and waits until it is ready.
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -58,11 +67,7 @@ pub async fn spawn_app() -> TestApp {
     tokio::time::timeout(std::time::Duration::from_secs(30), app.wait_ready())
         .await
         .expect("ready within 30 s");
-    let channel = Channel::from_shared(format!("http://{}", app.grpc_addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = connect(app.grpc_addr).await;
     TestApp {
         app,
         channel,

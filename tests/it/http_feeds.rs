@@ -12,7 +12,7 @@ use stockroute::app;
 use stockroute::pb;
 use tonic::transport::Channel;
 
-use crate::helpers::{test_config, write_small_world};
+use crate::helpers::{connect, test_config, write_small_world};
 
 /// What the fake supplier serves as its feed, and a gate that holds the
 /// answer back until the test opens it.
@@ -26,6 +26,21 @@ async fn serve_feed(State(mut state): State<FeedState>) -> (StatusCode, String) 
     let _ = state.open.wait_for(|open| *open).await;
     let body = state.body.lock().clone();
     (StatusCode::OK, body)
+}
+
+/// SUP001's available units of SR-000001, as GetOffers reports them.
+async fn sup001_available(catalog: &mut pb::catalog_client::CatalogClient<Channel>) -> Option<u32> {
+    catalog
+        .get_offers(pb::GetOffersRequest {
+            sku: "SR-000001".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .offers
+        .into_iter()
+        .find(|o| o.supplier_id == "SUP001")
+        .map(|o| o.available)
 }
 
 /// A supplier whose feed is a URL: the service is not ready until it has
@@ -98,12 +113,8 @@ async fn url_feeds_load_reload_and_report_failures() {
             .any(|s| s == "SUP001"),
         "{detail}"
     );
-    let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let health = tonic_health::pb::health_client::HealthClient::new(channel)
+    let channel = connect(running.grpc_addr).await;
+    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone())
         .check(tonic_health::pb::HealthCheckRequest {
             service: "stockroute.v1.Fulfillment".into(),
         })
@@ -118,27 +129,8 @@ async fn url_feeds_load_reload_and_report_failures() {
     tokio::time::timeout(Duration::from_secs(30), running.wait_ready())
         .await
         .unwrap();
-    let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
     let mut catalog = pb::catalog_client::CatalogClient::new(channel);
-    let sup001 = |offers: Vec<pb::Offer>| {
-        offers
-            .into_iter()
-            .find(|o| o.supplier_id == "SUP001")
-            .map(|o| o.available)
-    };
-    let offers = catalog
-        .get_offers(pb::GetOffersRequest {
-            sku: "SR-000001".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .offers;
-    assert_eq!(sup001(offers), Some(11));
+    assert_eq!(sup001_available(&mut catalog).await, Some(11));
 
     let readyz: serde_json::Value = reqwest::get(format!("http://{}/readyz", running.http_addr))
         .await
@@ -177,15 +169,7 @@ async fn url_feeds_load_reload_and_report_failures() {
     let mut seen = None;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let offers = catalog
-            .get_offers(pb::GetOffersRequest {
-                sku: "SR-000001".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .offers;
-        seen = sup001(offers);
+        seen = sup001_available(&mut catalog).await;
         if seen == Some(22) {
             break;
         }

@@ -290,7 +290,66 @@ fn ups_error(status: StatusCode, code: &str, message: &str) -> Response {
     json_response(status, body.to_string())
 }
 
+/// How one fake carrier says no, in its own error format.
+struct Refusals {
+    error: fn(StatusCode, &str, &str) -> Response,
+    down: (&'static str, &'static str),
+    unauthorized: (&'static str, &'static str),
+    /// Garbage answers: wrong types, then truncated JSON.
+    garbage: [&'static str; 2],
+}
+
+const FEDEX_REFUSALS: Refusals = Refusals {
+    error: fedex_error,
+    down: ("SERVICE.UNAVAILABLE.ERROR", "injected failure"),
+    unauthorized: (
+        "NOT.AUTHORIZED.ERROR",
+        "Access token expired. Please modify your request and try again.",
+    ),
+    garbage: [
+        r#"{"transactionId":"fake","output":{"rateReplyDetails":[{"serviceType":"FEDEX_GROUND","ratedShipmentDetails":[{"rateType":"ACCOUNT","totalNetCharge":"lots","currency":"USD"}]}]}}"#,
+        r#"{"transactionId":"fake","output":{"rateReplyDetails":[{"serviceType":"FEDEX_GR"#,
+    ],
+};
+
+const UPS_REFUSALS: Refusals = Refusals {
+    error: ups_error,
+    down: ("10500", "injected failure"),
+    unauthorized: ("250002", "Invalid Authentication Information."),
+    garbage: [
+        r#"{"RateResponse":{"RatedShipment":[{"Service":{"Code":3},"TotalCharges":{"MonetaryValue":true}}]}}"#,
+        r#"{"RateResponse":{"RatedShipment":[{"Service":{"Co"#,
+    ],
+};
+
 impl Shared {
+    /// The injected behaviour of a rate call, before the request is read:
+    /// latency, then a failure status, an expired token or garbage.
+    async fn injected_answer(&self, headers: &HeaderMap, r: &Refusals) -> Option<Response> {
+        self.delay().await;
+        let (fail, garbage) = self.injected();
+        if let Some(code) = fail {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return Some((r.error)(status, r.down.0, r.down.1));
+        }
+        if !self.bearer_ok(headers) {
+            return Some((r.error)(
+                StatusCode::UNAUTHORIZED,
+                r.unauthorized.0,
+                r.unauthorized.1,
+            ));
+        }
+        if garbage {
+            let body = if self.garbage_wrong_types() {
+                r.garbage[0]
+            } else {
+                r.garbage[1]
+            };
+            return Some(json_response(StatusCode::OK, body.to_string()));
+        }
+        None
+    }
+
     async fn delay(&self) {
         let latency = self.behaviour.lock().latency;
         if !latency.is_zero() {
@@ -368,26 +427,8 @@ async fn fedex_token(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
 
 async fn fedex_rate(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     s.calls.fedex_rate.fetch_add(1, Ordering::SeqCst);
-    s.delay().await;
-    let (fail, garbage) = s.injected();
-    if let Some(code) = fail {
-        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return fedex_error(status, "SERVICE.UNAVAILABLE.ERROR", "injected failure");
-    }
-    if !s.bearer_ok(&headers) {
-        return fedex_error(
-            StatusCode::UNAUTHORIZED,
-            "NOT.AUTHORIZED.ERROR",
-            "Access token expired. Please modify your request and try again.",
-        );
-    }
-    if garbage {
-        let body = if s.garbage_wrong_types() {
-            r#"{"transactionId":"fake","output":{"rateReplyDetails":[{"serviceType":"FEDEX_GROUND","ratedShipmentDetails":[{"rateType":"ACCOUNT","totalNetCharge":"lots","currency":"USD"}]}]}}"#
-        } else {
-            r#"{"transactionId":"fake","output":{"rateReplyDetails":[{"serviceType":"FEDEX_GR"#
-        };
-        return json_response(StatusCode::OK, body.to_string());
+    if let Some(early) = s.injected_answer(&headers, &FEDEX_REFUSALS).await {
+        return early;
     }
     let req: fedex::RateRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -533,26 +574,8 @@ async fn ups_token(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 
 async fn ups_rate(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     s.calls.ups_rate.fetch_add(1, Ordering::SeqCst);
-    s.delay().await;
-    let (fail, garbage) = s.injected();
-    if let Some(code) = fail {
-        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return ups_error(status, "10500", "injected failure");
-    }
-    if !s.bearer_ok(&headers) {
-        return ups_error(
-            StatusCode::UNAUTHORIZED,
-            "250002",
-            "Invalid Authentication Information.",
-        );
-    }
-    if garbage {
-        let body = if s.garbage_wrong_types() {
-            r#"{"RateResponse":{"RatedShipment":[{"Service":{"Code":3},"TotalCharges":{"MonetaryValue":true}}]}}"#
-        } else {
-            r#"{"RateResponse":{"RatedShipment":[{"Service":{"Co"#
-        };
-        return json_response(StatusCode::OK, body.to_string());
+    if let Some(early) = s.injected_answer(&headers, &UPS_REFUSALS).await {
+        return early;
     }
     let envelope: ups::Envelope = match serde_json::from_slice(&body) {
         Ok(r) => r,

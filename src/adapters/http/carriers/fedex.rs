@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::oauth::{token_from_response, Token};
 use super::{
-    inches, money, read_limited, snippet, tenths_lb, transport, Attempt, FallbackReason, LiveQuote,
+    inches, money, rate_body, tenths_lb, transport, Attempt, FallbackReason, LiveQuote,
     LiveRateRequest, Settings, FEDEX,
 };
 
@@ -158,16 +158,10 @@ pub(super) async fn rate(
         .send()
         .await
         .map_err(transport)?;
-    let status = resp.status();
-    if status == reqwest::StatusCode::UNAUTHORIZED {
-        return Ok(Attempt::Unauthorized);
+    match rate_body(resp, FEDEX).await? {
+        Some(body) => parse_response(&body).map(Attempt::Quotes),
+        None => Ok(Attempt::Unauthorized),
     }
-    let body = read_limited(resp).await?;
-    if !status.is_success() {
-        tracing::debug!(carrier = FEDEX, status = status.as_u16(), body = %snippet(&body), "rate call refused");
-        return Err(FallbackReason::Http(status.as_u16()));
-    }
-    parse_response(&body).map(Attempt::Quotes)
 }
 
 #[derive(Deserialize)]

@@ -654,6 +654,24 @@ pub(super) fn inches(mm: u32) -> u64 {
     (u64::from(mm) * 10).div_ceil(254).max(1)
 }
 
+/// Reads a rate call's answer: `None` for 401 (the token needs renewing),
+/// `Http` for any other failure status, else the body for the carrier's parser.
+pub(super) async fn rate_body(
+    resp: reqwest::Response,
+    carrier: &'static str,
+) -> Result<Option<Vec<u8>>, FallbackReason> {
+    let status = resp.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Ok(None);
+    }
+    let body = read_limited(resp).await?;
+    if !status.is_success() {
+        tracing::debug!(carrier, status = status.as_u16(), body = %snippet(&body), "rate call refused");
+        return Err(FallbackReason::Http(status.as_u16()));
+    }
+    Ok(Some(body))
+}
+
 /// Reads a body of at most [`MAX_RESPONSE_BYTES`].
 pub(super) async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, FallbackReason> {
     let too_big = || FallbackReason::Malformed(format!("body over {MAX_RESPONSE_BYTES} bytes"));

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::oauth::{token_from_response, Token};
 use super::{
-    days, inches, lb_decimal, money, read_limited, snippet, transport, Attempt, FallbackReason,
-    LiveQuote, LiveRateRequest, Settings, UPS,
+    days, inches, lb_decimal, money, rate_body, transport, Attempt, FallbackReason, LiveQuote,
+    LiveRateRequest, Settings, UPS,
 };
 
 pub(super) const TOKEN_PATH: &str = "/security/v1/oauth/token";
@@ -226,16 +226,10 @@ pub(super) async fn rate(
         .send()
         .await
         .map_err(transport)?;
-    let status = resp.status();
-    if status == reqwest::StatusCode::UNAUTHORIZED {
-        return Ok(Attempt::Unauthorized);
+    match rate_body(resp, UPS).await? {
+        Some(body) => parse_response(&body).map(Attempt::Quotes),
+        None => Ok(Attempt::Unauthorized),
     }
-    let body = read_limited(resp).await?;
-    if !status.is_success() {
-        tracing::debug!(carrier = UPS, status = status.as_u16(), body = %snippet(&body), "rate call refused");
-        return Err(FallbackReason::Http(status.as_u16()));
-    }
-    parse_response(&body).map(Attempt::Quotes)
 }
 
 /// A request id UPS echoes back (up to 32 characters).
