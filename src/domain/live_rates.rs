@@ -9,6 +9,7 @@
 //! false`). The same merge serves `RateShipment`, so a plan's freight and
 //! `RateShipment`'s figure agree while the carrier's answer is cached.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -165,19 +166,17 @@ pub async fn price_quote(
             let Some(origin) = world.suppliers.get(s.supplier).map(|x| x.origin.clone()) else {
                 continue;
             };
-            let Ok(rated) = world.rate_shipment(&origin, ship_to, &items, Some(s.supplier)) else {
-                continue;
-            };
+            // The planner rated this shipment already; its packing is reused.
             let shipment = LiveShipment {
                 origin,
                 destination: ship_to.clone(),
-                parcels: rated.parcels.clone(),
+                parcels: s.rated.parcels.clone(),
             };
             jobs.push(Job {
                 supplier: s.supplier,
                 items,
                 shipment,
-                rated,
+                rated: Arc::clone(&s.rated),
             });
         }
     }
@@ -254,7 +253,7 @@ struct Job {
     supplier: SupplierId,
     items: Vec<(u32, u32)>,
     shipment: LiveShipment,
-    rated: RatedShipment,
+    rated: Arc<RatedShipment>,
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use super::catalog::ProductId;
-use super::freight::{choose, Parcel, RateChoice, RatedShipment, ServiceRate};
+use super::freight::{choose, RateChoice, RatedShipment, ServiceRate};
 use super::money::{cost_to_decimal, CostUnits};
 use super::suppliers::SupplierId;
 
@@ -131,8 +131,9 @@ pub struct PlannedShipment {
     pub supplier: SupplierId,
     /// What, in line order.
     pub allocations: Vec<Allocation>,
-    /// How it is packed.
-    pub parcels: Vec<Parcel>,
+    /// Its packing and every service that can carry it, from the tables;
+    /// kept so that later steps (live pricing) need not rate it again.
+    pub rated: Arc<RatedShipment>,
     /// The chosen carrier service.
     pub rate: ServiceRate,
     /// Days before the carrier collects.
@@ -547,7 +548,7 @@ impl Search<'_> {
             shipments.push(PlannedShipment {
                 supplier,
                 allocations,
-                parcels: rated.parcels.clone(),
+                rated,
                 rate,
                 processing_days,
             });
@@ -557,9 +558,12 @@ impl Search<'_> {
             // cheapest service that still arrives by then.
             let latest = shipments.iter().map(arrival_days).max().unwrap_or(0);
             for s in &mut shipments {
-                let relaxed = self.memo_get(s).and_then(|r| {
-                    choose_rate(&r.rates, Objective::Cheapest, s.processing_days, latest)
-                });
+                let relaxed = choose_rate(
+                    &s.rated.rates,
+                    Objective::Cheapest,
+                    s.processing_days,
+                    latest,
+                );
                 if let Some(rate) = relaxed {
                     s.rate = rate;
                 }
@@ -586,13 +590,6 @@ impl Search<'_> {
             shipments,
             unshippable,
         }
-    }
-
-    fn memo_get(&self, s: &PlannedShipment) -> Option<Arc<RatedShipment>> {
-        self.memo
-            .get(&(s.supplier, shipment_items(&s.allocations)))
-            .cloned()
-            .flatten()
     }
 }
 

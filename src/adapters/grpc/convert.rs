@@ -336,7 +336,7 @@ pub fn plan(
                         as_of: timestamp_s(a.as_of_s),
                     })
                     .collect(),
-                parcels: s.parcels.iter().map(parcel).collect(),
+                parcels: s.rated.parcels.iter().map(parcel).collect(),
                 carrier: s.rate.carrier.clone(),
                 service: s.rate.service.clone(),
                 freight: Some(money(s.rate.amount, currency)),
