@@ -1,16 +1,19 @@
 //! Stock checks and quotes: gather what the index knows for a basket, then
 //! hand it to the planner and freight.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::address::Address;
 use super::catalog::ProductId;
-use super::freight::RatedShipment;
+use super::freight::{FreightFloor, RatedShipment};
 use super::index::IndexView;
 use super::money::CostUnits;
 use super::planner::{
-    self, Candidate, LineInput, Objective, PlanError, PlanOptions, PlanOutcome, Rater, Short,
+    self, Candidate, Floor, LineInput, Objective, PlanError, PlanOptions, PlanOutcome, Planner,
+    Rater, Short,
 };
 use super::suppliers::SupplierId;
 use super::world::World;
@@ -180,8 +183,23 @@ impl World {
         offers_of(&self.index.view(), product)
     }
 
-    /// Plans a basket under the requested objective and the others.
+    /// Plans a basket under the requested objective and the others, within
+    /// the default planning budget.
     pub fn quote(&self, input: &QuoteInput, valid_secs: u64) -> Result<Quote, QuoteError> {
+        let budget = Duration::from_millis(crate::limits::PLANNING_BUDGET_MS);
+        self.quote_by(input, valid_secs, Instant::now() + budget)
+    }
+
+    /// Plans a basket, searching until `deadline`: the requested objective
+    /// may use up to three fifths of the time, the alternatives share what
+    /// is left. All objectives share one planner, so a shipment rated for
+    /// one is not rated again for another.
+    pub fn quote_by(
+        &self,
+        input: &QuoteInput,
+        valid_secs: u64,
+        deadline: Instant,
+    ) -> Result<Quote, QuoteError> {
         let view = self.index.view();
         let mut offers = Vec::new();
         let lines: Vec<LineInput> = input
@@ -218,6 +236,7 @@ impl World {
         let rater = WorldRater {
             world: self,
             ship_to: &input.ship_to,
+            floors: RefCell::new(HashMap::new()),
         };
         let unfulfillable = |e: PlanError| match e {
             PlanError::Unfulfillable(shorts) => QuoteError::Unfulfillable {
@@ -225,17 +244,21 @@ impl World {
                 shorts,
             },
         };
-        let plan = planner::plan(&lines, &input.options, &rater).map_err(unfulfillable)?;
+        let mut planner = Planner::new(&lines, &input.options, &rater).map_err(unfulfillable)?;
+        let start = Instant::now();
+        let main_deadline = start + deadline.saturating_duration_since(start) * 3 / 5;
+        let plan = planner
+            .plan(input.options.objective, main_deadline)
+            .map_err(unfulfillable)?;
         let mut alternatives: Vec<PlanOutcome> = Vec::new();
-        for objective in Objective::ALL {
-            if objective == input.options.objective {
-                continue;
-            }
-            let options = PlanOptions {
-                objective,
-                ..input.options.clone()
-            };
-            if let Ok(alt) = planner::plan(&lines, &options, &rater) {
+        let others: Vec<Objective> = Objective::ALL
+            .into_iter()
+            .filter(|o| *o != input.options.objective)
+            .collect();
+        for (i, &objective) in others.iter().enumerate() {
+            let now = Instant::now();
+            let share = deadline.saturating_duration_since(now) / (others.len() - i) as u32;
+            if let Ok(alt) = planner.plan(objective, now + share) {
                 let differs = |p: &PlanOutcome| {
                     p.shipments != alt.shipments || p.shortfalls != alt.shortfalls
                 };
@@ -290,6 +313,9 @@ fn offers_of(view: &IndexView<'_>, product: ProductId) -> Vec<OfferInfo> {
 struct WorldRater<'a> {
     world: &'a World,
     ship_to: &'a Address,
+    /// Each supplier's lane floor, built on first use (`None`: the lane has
+    /// no service).
+    floors: RefCell<HashMap<SupplierId, Option<FreightFloor<'a>>>>,
 }
 
 impl Rater for WorldRater<'_> {
@@ -314,5 +340,23 @@ impl Rater for WorldRater<'_> {
             .suppliers
             .get(supplier)
             .map_or(0, |s| s.processing_days)
+    }
+
+    fn unit_weight_g(&self, product: ProductId) -> u32 {
+        self.world.item(product).map_or(0, |i| i.weight_g)
+    }
+
+    fn floor(&self, supplier: SupplierId, weight_g: u64) -> Option<Floor> {
+        let mut floors = self.floors.borrow_mut();
+        let lane = floors.entry(supplier).or_insert_with(|| {
+            let origin = &self.world.suppliers.get(supplier)?.origin;
+            self.world
+                .freight_floor(origin, self.ship_to, Some(supplier))
+                .ok()
+        });
+        lane.as_ref().map(|f| Floor {
+            amount: f.amount(weight_g),
+            transit_days: f.transit_days(),
+        })
     }
 }

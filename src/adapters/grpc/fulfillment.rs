@@ -108,12 +108,21 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
         let large = input.lines.len() > INLINE_PLAN_LINES_MAX;
         let world = Arc::clone(&self.world);
         let valid_secs = self.config.quote.valid_secs;
+        let planning = deadline::planning_budget(
+            deadline,
+            Duration::from_millis(self.config.quote.deadline_reserve_ms),
+            Duration::from_millis(self.config.quote.planning_budget_ms),
+            self.live.is_some(),
+        );
+        let planned_by = Instant::now() + planning;
         let (quote, input) = if large {
-            tokio::task::spawn_blocking(move || (world.quote(&input, valid_secs), input))
-                .await
-                .map_err(|e| Status::internal(format!("planner stopped: {e}")))?
+            tokio::task::spawn_blocking(move || {
+                (world.quote_by(&input, valid_secs, planned_by), input)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("planner stopped: {e}")))?
         } else {
-            (world.quote(&input, valid_secs), input)
+            (world.quote_by(&input, valid_secs, planned_by), input)
         };
         let mut quote = quote.map_err(status::quote_error)?;
         let live = match &self.live {
