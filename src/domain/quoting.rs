@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::address::Address;
 use super::catalog::ProductId;
-use super::freight::{FreightFloor, RatedShipment};
+use super::freight::{FreightFloor, LinearFloor, RatedShipment, ShipmentProfile};
 use super::index::IndexView;
 use super::money::CostUnits;
 use super::planner::{
@@ -201,43 +201,8 @@ impl World {
         deadline: Instant,
     ) -> Result<Quote, QuoteError> {
         let view = self.index.view();
-        let mut offers = Vec::new();
-        let lines: Vec<LineInput> = input
-            .lines
-            .iter()
-            .map(|d| {
-                offers.clear();
-                if let Some(p) = d.product {
-                    view.offers_into(p, &mut offers);
-                }
-                let mut excluded_stock = false;
-                let candidates = offers
-                    .iter()
-                    .filter(|o| {
-                        let excluded = input.excluded.contains(&o.supplier);
-                        excluded_stock |= excluded && o.qty > 0;
-                        !excluded && o.qty > 0
-                    })
-                    .map(|o| Candidate {
-                        supplier: o.supplier,
-                        available: o.qty,
-                        cost: o.cost,
-                        as_of_s: o.as_of_s,
-                    })
-                    .collect();
-                LineInput {
-                    product: d.product,
-                    qty: d.qty,
-                    candidates,
-                    excluded_stock,
-                }
-            })
-            .collect();
-        let rater = WorldRater {
-            world: self,
-            ship_to: &input.ship_to,
-            floors: RefCell::new(HashMap::new()),
-        };
+        let lines = plan_inputs(&view, input);
+        let rater = self.rater(&input.ship_to);
         let unfulfillable = |e: PlanError| match e {
             PlanError::Unfulfillable(shorts) => QuoteError::Unfulfillable {
                 lines: input.lines.clone(),
@@ -294,6 +259,58 @@ impl World {
     }
 }
 
+impl World {
+    /// The planner's view of a quote request: each line's candidates from
+    /// the index now, excluded suppliers left out.
+    pub fn plan_inputs(&self, input: &QuoteInput) -> Vec<LineInput> {
+        plan_inputs(&self.index.view(), input)
+    }
+
+    /// Freight for the planner: this world's rating to `ship_to`.
+    pub fn rater<'a>(&'a self, ship_to: &'a Address) -> WorldRater<'a> {
+        WorldRater {
+            world: self,
+            ship_to,
+            floors: RefCell::new(HashMap::new()),
+        }
+    }
+}
+
+fn plan_inputs(view: &IndexView<'_>, input: &QuoteInput) -> Vec<LineInput> {
+    let mut offers = Vec::new();
+    input
+        .lines
+        .iter()
+        .map(|d| {
+            offers.clear();
+            if let Some(p) = d.product {
+                view.offers_into(p, &mut offers);
+            }
+            let mut excluded_stock = false;
+            let candidates = offers
+                .iter()
+                .filter(|o| {
+                    let excluded = input.excluded.contains(&o.supplier);
+                    excluded_stock |= excluded && o.qty > 0;
+                    !excluded && o.qty > 0
+                })
+                .map(|o| Candidate {
+                    supplier: o.supplier,
+                    available: o.qty,
+                    cost: o.cost,
+                    as_of_s: o.as_of_s,
+                })
+                .collect();
+            LineInput {
+                product: d.product,
+                qty: d.qty,
+                candidates,
+                excluded_stock,
+            }
+        })
+        .collect()
+}
+
 fn offers_of(view: &IndexView<'_>, product: ProductId) -> Vec<OfferInfo> {
     let mut refs = Vec::new();
     view.offers_into(product, &mut refs);
@@ -310,7 +327,7 @@ fn offers_of(view: &IndexView<'_>, product: ProductId) -> Vec<OfferInfo> {
 }
 
 /// Freight for the planner: the world's rating to one destination.
-struct WorldRater<'a> {
+pub struct WorldRater<'a> {
     world: &'a World,
     ship_to: &'a Address,
     /// Each supplier's lane floor, built on first use (`None`: the lane has
@@ -342,11 +359,35 @@ impl Rater for WorldRater<'_> {
             .map_or(0, |s| s.processing_days)
     }
 
-    fn unit_weight_g(&self, product: ProductId) -> u32 {
-        self.world.item(product).map_or(0, |i| i.weight_g)
+    fn unit_profile(&self, supplier: SupplierId, product: ProductId) -> Option<ShipmentProfile> {
+        let item = self.world.item(product)?;
+        self.with_floor(supplier, |f| f.unit(&item))?
     }
 
-    fn floor(&self, supplier: SupplierId, weight_g: u64) -> Option<Floor> {
+    fn floor(&self, supplier: SupplierId, profile: &ShipmentProfile) -> Option<Floor> {
+        self.with_floor(supplier, |f| Floor {
+            amount: f.amount(profile),
+            transit_days: f.transit_days(),
+        })
+    }
+
+    fn linear_floor(
+        &self,
+        supplier: SupplierId,
+        reference: &ShipmentProfile,
+    ) -> Option<LinearFloor> {
+        self.with_floor(supplier, |f| f.linear(reference))
+    }
+}
+
+impl<'a> WorldRater<'a> {
+    /// Runs `f` on the supplier's lane floor, built on first use; `None`
+    /// when the lane has no service.
+    fn with_floor<T>(
+        &self,
+        supplier: SupplierId,
+        f: impl FnOnce(&FreightFloor<'a>) -> T,
+    ) -> Option<T> {
         let mut floors = self.floors.borrow_mut();
         let lane = floors.entry(supplier).or_insert_with(|| {
             let origin = &self.world.suppliers.get(supplier)?.origin;
@@ -354,9 +395,6 @@ impl Rater for WorldRater<'_> {
                 .freight_floor(origin, self.ship_to, Some(supplier))
                 .ok()
         });
-        lane.as_ref().map(|f| Floor {
-            amount: f.amount(weight_g),
-            transit_days: f.transit_days(),
-        })
+        lane.as_ref().map(f)
     }
 }

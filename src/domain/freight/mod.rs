@@ -20,7 +20,7 @@ use std::path::Path;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 pub use self::error::FreightError;
-pub use self::floor::FreightFloor;
+pub use self::floor::{FloorLine, FreightFloor, LinearFloor, ShipmentProfile};
 use self::rating::{ParcelFacts, Pricer, Refusal};
 use self::tables::{Delivery, Model, Scope};
 
@@ -551,7 +551,7 @@ impl Freight {
     }
 
     /// The least any shipment from `origin` to `destination` can cost, and the
-    /// soonest it can arrive, by the weight of its goods (see [`FreightFloor`]).
+    /// soonest it can arrive, from the profile of its units (see [`FreightFloor`]).
     /// Fails like [`Freight::rate`] when the lane has no service at all.
     pub fn floor(
         &self,
@@ -576,24 +576,17 @@ impl Freight {
         let services = lane
             .iter()
             .filter_map(|l| {
-                let p = &l.pricer;
-                let per_parcel = p.delivery_area
-                    + if p.residential {
-                        p.service.residential_surcharge
-                    } else {
-                        Decimal::ZERO
-                    };
                 Some(floor::FloorService {
                     row: l.floor?,
-                    metric: p.service.dim.metric,
-                    per_parcel,
-                    fuel_factor: p.service.fuel_factor,
+                    pricer: l.pricer,
                     transit_days: l.transit_days,
                 })
             })
             .collect();
         Ok(FreightFloor {
             services,
+            boxes: &self.model.boxes,
+            fill_pct: self.model.settings.fill_factor_pct,
             handling_fee,
         })
     }

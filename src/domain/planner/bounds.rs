@@ -18,9 +18,9 @@ const ASCENT_PASSES_MAX: usize = 8;
 pub(super) struct UflLine {
     /// Index of the plannable line (for bans).
     pub line: usize,
-    /// (dense supplier, goods) for each single-supplier option with the
-    /// line's fewest missing units, cheapest first.
-    pub costs: Vec<(u32, Units)>,
+    /// For each single-supplier option with the line's fewest missing
+    /// units: (dense supplier, goods, the linear freight floor its units add).
+    pub costs: Vec<(u32, Units, Units)>,
 }
 
 /// Scratch space reused between bounds.
@@ -29,44 +29,61 @@ pub(super) struct Scratch {
     dual: Vec<Units>,
     slack: Vec<Units>,
     used: Vec<u64>,
+    /// Per line, its (cost, supplier) sorted; `starts` delimits the lines.
+    costs: Vec<(Units, u32)>,
+    starts: Vec<usize>,
 }
 
-/// The dual-ascent bound on goods plus opening costs of `lines`.
-/// `open_cost(k)` is the least freight of a shipment from `k` that is not
-/// open yet, 0 for one that is; `usable(line, k)` filters banned pairings.
+/// The dual-ascent bound on goods, freight that adds up per unit, and
+/// opening costs of `lines`. `open_cost(k)` is the least freight of opening
+/// a shipment from `k` (0 for one already counted); `adds(k)` says whether
+/// a line's linear freight counts when it goes to `k` (not for a shipment
+/// whose freight is already counted another way); `usable(line, k)`
+/// filters banned pairings.
 pub(super) fn facility_bound(
     lines: &[&UflLine],
     suppliers: usize,
     open_cost: impl Fn(u32) -> Units,
+    adds: impl Fn(u32) -> bool,
     usable: impl Fn(usize, u32) -> bool,
     scratch: &mut Scratch,
 ) -> Units {
-    let Scratch { dual, slack, .. } = scratch;
+    let Scratch {
+        dual,
+        slack,
+        costs,
+        starts,
+        ..
+    } = scratch;
     dual.clear();
     slack.clear();
     slack.resize(suppliers, Units::MIN);
+    costs.clear();
+    starts.clear();
     for line in lines {
-        let first = line
-            .costs
-            .iter()
-            .find(|(k, _)| usable(line.line, *k))
-            .map_or(0, |c| c.1);
-        dual.push(first);
-        for &(k, _) in &line.costs {
+        let start = costs.len();
+        starts.push(start);
+        for &(k, goods, linear) in &line.costs {
+            if !usable(line.line, k) {
+                continue;
+            }
+            let c = goods + if adds(k) { linear } else { 0 };
+            costs.push((c, k));
             if slack[k as usize] == Units::MIN {
                 slack[k as usize] = open_cost(k);
             }
         }
+        costs[start..].sort_unstable();
+        dual.push(costs.get(start).map_or(0, |c| c.0));
     }
+    starts.push(costs.len());
     for _ in 0..ASCENT_PASSES_MAX {
         let mut raised = false;
-        for (i, line) in lines.iter().enumerate() {
+        for i in 0..lines.len() {
+            let entries = &costs[starts[i]..starts[i + 1]];
             let v = dual[i];
             let (mut room, mut next) = (Units::MAX, Units::MAX);
-            for &(k, c) in &line.costs {
-                if !usable(line.line, k) {
-                    continue;
-                }
+            for &(c, k) in entries {
                 if c <= v {
                     room = room.min(slack[k as usize]);
                 } else {
@@ -82,13 +99,11 @@ pub(super) fn facility_bound(
                 continue;
             }
             dual[i] = v + step;
-            for &(k, c) in &line.costs {
+            for &(c, k) in entries {
                 if c > v {
                     break;
                 }
-                if usable(line.line, k) {
-                    slack[k as usize] -= step;
-                }
+                slack[k as usize] -= step;
             }
             raised = true;
         }
@@ -131,6 +146,7 @@ mod tests {
     use super::*;
 
     fn brute_force(lines: &[UflLine], open: &[Units]) -> Units {
+        // Costs here carry no linear freight.
         // Every subset of suppliers opened, each line to its cheapest open one.
         let n = open.len();
         (1u32..(1 << n))
@@ -141,7 +157,7 @@ mod tests {
                     .map(|l| {
                         l.costs
                             .iter()
-                            .filter(|(k, _)| mask >> k & 1 == 1)
+                            .filter(|(k, _, _)| mask >> k & 1 == 1)
                             .map(|c| c.1)
                             .min()
                     })
@@ -158,21 +174,28 @@ mod tests {
         let lines = vec![
             UflLine {
                 line: 0,
-                costs: vec![(0, 5), (1, 6), (2, 9)],
+                costs: vec![(0, 5, 0), (1, 6, 0), (2, 9, 0)],
             },
             UflLine {
                 line: 1,
-                costs: vec![(1, 4), (0, 7)],
+                costs: vec![(1, 4, 0), (0, 7, 0)],
             },
             UflLine {
                 line: 2,
-                costs: vec![(2, 1), (0, 3)],
+                costs: vec![(2, 1, 0), (0, 3, 0)],
             },
         ];
         let open = [10, 10, 10];
         let refs: Vec<&UflLine> = lines.iter().collect();
         let mut scratch = Scratch::default();
-        let bound = facility_bound(&refs, 3, |k| open[k as usize], |_, _| true, &mut scratch);
+        let bound = facility_bound(
+            &refs,
+            3,
+            |k| open[k as usize],
+            |_| true,
+            |_, _| true,
+            &mut scratch,
+        );
         let best = brute_force(&lines, &open);
         assert!(bound <= best, "bound {bound} > optimum {best}");
         assert!(

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use rust_decimal::Decimal;
 
-use super::{Floor, Rater};
+use super::{Floor, FloorLine, LinearFloor, Rater, ShipmentProfile};
 use crate::domain::catalog::ProductId;
 use crate::domain::freight::{RatedShipment, ServiceRate};
 use crate::domain::suppliers::SupplierId;
@@ -129,12 +129,17 @@ impl Rater for BreakRater {
         self.tariffs.get(&supplier).map_or(0, |t| t.processing_days)
     }
 
-    fn unit_weight_g(&self, product: ProductId) -> u32 {
-        self.unit_weight_g.get(&product).copied().unwrap_or(0)
+    fn unit_profile(&self, supplier: SupplierId, product: ProductId) -> Option<ShipmentProfile> {
+        self.tariffs.get(&supplier)?;
+        Some(ShipmentProfile {
+            boxed_weight_g: u64::from(*self.unit_weight_g.get(&product)?),
+            ..ShipmentProfile::default()
+        })
     }
 
-    fn floor(&self, supplier: SupplierId, weight_g: u64) -> Option<Floor> {
+    fn floor(&self, supplier: SupplierId, profile: &ShipmentProfile) -> Option<Floor> {
         let tariff = self.tariffs.get(&supplier)?;
+        let weight_g = profile.boxed_weight_g;
         // Freight never falls with weight here, so the floor is the ground
         // charge itself (express costs more). Past the last break nothing
         // rates, and any floor is a floor.
@@ -144,6 +149,21 @@ impl Rater for BreakRater {
         Some(Floor {
             amount: money(ground),
             transit_days: tariff.ground_days.min(1),
+        })
+    }
+
+    fn linear_floor(&self, supplier: SupplierId, _: &ShipmentProfile) -> Option<LinearFloor> {
+        // Every break bills at least its base plus its rate times the weight.
+        let tariff = self.tariffs.get(&supplier)?;
+        let opening = tariff.fixed + tariff.breaks.iter().map(|b| b.base).min()?;
+        let per_hg = tariff.breaks.iter().map(|b| b.per_hg).min()?;
+        Some(LinearFloor {
+            by_weight: FloorLine {
+                opening,
+                per: per_hg * 10,
+            },
+            by_space: FloorLine { opening, per: 0 },
+            opening_own: opening,
         })
     }
 }

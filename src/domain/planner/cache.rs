@@ -1,6 +1,7 @@
 //! What the search learns about freight, kept across objectives: ratings per
-//! (supplier, item list), floors per (supplier, weight), and the pairings of
-//! line and supplier that cannot ship at all.
+//! (supplier, item list), floors per (supplier, profile), unit profiles per
+//! (line, supplier), and the pairings of line and supplier that cannot ship
+//! at all.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
 use super::problem::{Problem, Units};
-use super::{choose_rate, Objective, Rater};
+use super::{choose_rate, LinearFloor, Objective, Rater, ShipmentProfile};
 use crate::domain::catalog::ProductId;
 use crate::domain::freight::RatedShipment;
 
@@ -37,17 +38,30 @@ type ShipmentKey = (u32, Vec<(ProductId, u32)>);
 /// Memoised freight for one basket.
 pub(super) struct Cache {
     rated: FxHashMap<ShipmentKey, Option<Rated>>,
-    floors: FxHashMap<(u32, u64), Option<UnitFloor>>,
+    floors: FxHashMap<(u32, ShipmentProfile), Option<UnitFloor>>,
+    /// `profiles[line * suppliers + sup]`: one unit's profile, once asked.
+    profiles: Vec<Option<Option<ShipmentProfile>>>,
+    /// Per supplier: its linear floor, once asked.
+    linear: Vec<Option<Option<LinearFloor>>>,
     /// `banned[line * suppliers + sup]`: that line can never ship from that
     /// supplier (see the `Rater` contract).
     banned: Vec<bool>,
     suppliers: usize,
     /// Latest arrival allowed (processing + transit); `u32::MAX` for none.
     within_days: u32,
-    /// Calls made to the rater.
-    pub rated_calls: u64,
+    /// Work so far.
+    pub stats: SearchStats,
+}
+
+/// What planning a basket cost so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchStats {
+    /// Search nodes visited.
+    pub nodes: u64,
+    /// Shipments rated (calls to the rater).
+    pub ratings: u64,
     /// Ratings answered from the memo.
-    pub rated_hits: u64,
+    pub memo_hits: u64,
 }
 
 /// Exact conversion of an amount to search units, rounded down so that a
@@ -65,13 +79,14 @@ impl Cache {
             rated: FxHashMap::default(),
             floors: FxHashMap::default(),
             banned: vec![false; problem.lines.len() * problem.suppliers.len()],
+            profiles: vec![None; problem.lines.len() * problem.suppliers.len()],
+            linear: vec![None; problem.suppliers.len()],
             suppliers: problem.suppliers.len(),
             within_days: match arrive_within_days {
                 0 => u32::MAX,
                 d => d,
             },
-            rated_calls: 0,
-            rated_hits: 0,
+            stats: SearchStats::default(),
         }
     }
 
@@ -91,10 +106,10 @@ impl Cache {
     ) -> Option<Rated> {
         let key = (k, items);
         if let Some(hit) = self.rated.get(&key) {
-            self.rated_hits += 1;
+            self.stats.memo_hits += 1;
             return hit.clone();
         }
-        self.rated_calls += 1;
+        self.stats.ratings += 1;
         let supplier = problem.suppliers[k as usize];
         let processing = problem.processing_days[k as usize];
         let rated = rater.rate(supplier, &key.1).ok().and_then(|r| {
@@ -111,23 +126,62 @@ impl Cache {
         rated
     }
 
-    /// The floor of any shipment from `k` whose goods weigh at least `weight_g`.
+    /// The floor of any shipment from `k` whose profile is at least `profile`.
     pub fn floor(
         &mut self,
         problem: &Problem,
         rater: &dyn Rater,
         k: u32,
-        weight_g: u64,
+        profile: &ShipmentProfile,
     ) -> Option<UnitFloor> {
-        if let Some(hit) = self.floors.get(&(k, weight_g)) {
+        if let Some(hit) = self.floors.get(&(k, *profile)) {
             return *hit;
         }
         let supplier = problem.suppliers[k as usize];
-        let f = rater.floor(supplier, weight_g).map(|f| UnitFloor {
+        let f = rater.floor(supplier, profile).map(|f| UnitFloor {
             amount: to_units(f.amount),
             arrival_days: problem.processing_days[k as usize] + f.transit_days,
         });
-        self.floors.insert((k, weight_g), f);
+        self.floors.insert((k, *profile), f);
+        f
+    }
+
+    /// The profile of one unit of plannable line `line` from `k`; `None`
+    /// (and the pairing banned) when it cannot ship from there.
+    pub fn unit_profile(
+        &mut self,
+        problem: &Problem,
+        rater: &dyn Rater,
+        line: usize,
+        k: u32,
+    ) -> Option<ShipmentProfile> {
+        let i = line * self.suppliers + k as usize;
+        if let Some(known) = self.profiles[i] {
+            return known;
+        }
+        let p = rater.unit_profile(problem.suppliers[k as usize], problem.lines[line].product);
+        self.profiles[i] = Some(p);
+        if p.is_none() {
+            self.banned[i] = true;
+        }
+        p
+    }
+
+    /// The linear floor of shipments from `k`, made tight for a shipment
+    /// of every line it could serve.
+    pub fn linear(&mut self, problem: &Problem, rater: &dyn Rater, k: u32) -> Option<LinearFloor> {
+        if let Some(known) = self.linear[k as usize] {
+            return known;
+        }
+        let mut reference = ShipmentProfile::default();
+        for &l in &problem.sup_lines[k as usize] {
+            if let Some(u) = self.unit_profile(problem, rater, l as usize, k) {
+                let qty = problem.inputs[problem.lines[l as usize].line].qty;
+                reference.add(&u, qty);
+            }
+        }
+        let f = rater.linear_floor(problem.suppliers[k as usize], &reference);
+        self.linear[k as usize] = Some(f);
         f
     }
 
@@ -149,12 +203,18 @@ impl Cache {
             .any(|p| self.banned(line, p.sup))
     }
 
-    /// Bans every line from suppliers that cannot ship anything (no floor).
+    /// Bans the pairings that cannot ship at all: suppliers with no floor
+    /// (no service on their lane) and units with no profile.
     pub fn ban_unserved(&mut self, problem: &Problem, rater: &dyn Rater) {
         for k in 0..problem.suppliers.len() as u32 {
-            if self.floor(problem, rater, k, 0).is_none() {
-                for &l in &problem.sup_lines[k as usize] {
+            let served = self
+                .floor(problem, rater, k, &ShipmentProfile::default())
+                .is_some();
+            for &l in &problem.sup_lines[k as usize] {
+                if !served {
                     self.ban(l as usize, k);
+                } else {
+                    self.unit_profile(problem, rater, l as usize, k);
                 }
             }
         }

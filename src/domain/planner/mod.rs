@@ -3,11 +3,12 @@
 //! An exact branch and bound over (line -> supplier) and, with split lines,
 //! (line -> units per supplier), for every objective and option. Freight
 //! comes only through [`Rater`]: exact ratings, memoised per (supplier, item
-//! list) because packing is the expensive part, and a monotone lower bound
-//! by goods weight ([`Floor`]) that never exceeds any real rating, so the
-//! search stays exact although the freight of a shipment need not grow with
-//! every item added to it (packing and service choice are searches of their
-//! own). The search is anytime: it stops at a deadline with the best plan
+//! list) because packing is the expensive part, and a lower bound
+//! ([`Floor`]) from a profile of the shipment's units (weight, boxes, units
+//! in their own packaging) that grows with every unit added and never
+//! exceeds any real rating, so the search stays exact although the freight
+//! of a shipment need not grow with every item added to it (packing and
+//! service choice are searches of their own). The search is anytime: it stops at a deadline with the best plan
 //! found, and `proven_optimal` says whether it finished. See
 //! `docs/planner.md` for the bounds, the order of the search and the
 //! tie-break rule.
@@ -34,10 +35,12 @@ use rust_decimal::Decimal;
 
 use super::catalog::ProductId;
 use super::freight::{choose, RateChoice, RatedShipment, ServiceRate};
+pub use super::freight::{FloorLine, LinearFloor, ShipmentProfile};
 use super::money::CostUnits;
 use super::suppliers::SupplierId;
 
 use self::cache::Cache;
+pub use self::cache::SearchStats;
 use self::problem::Problem;
 
 /// What the plan optimises.
@@ -198,13 +201,18 @@ pub struct Floor {
 /// Prices shipments; the planner's only view of freight.
 ///
 /// Contract the search relies on (and the tests check for every rater):
-/// - `floor(s, w)` is at most what `rate` gives, on any service, for any
-///   shipment from `s` whose goods weigh at least `w` grams (by
-///   `unit_weight_g`), and it never falls as `w` grows. `None` means no
-///   shipment from `s` can be rated at all.
+/// - A shipment's profile is the sum ([`ShipmentProfile::add`]) of its
+///   units' profiles. `floor(s, p)` is at most what `rate` gives, on any
+///   service, for any shipment from `s` whose profile is at least `p` field
+///   by field, and it never falls as `p` grows. `None` means no shipment
+///   from `s` can be rated at all.
+/// - `linear_floor(s, _)` is at most what `rate` gives for any shipment from
+///   `s`: [`LinearFloor::opening`] plus each unit's
+///   [`LinearFloor::marginal`], counting boxed goods the same way for all.
 /// - A product whose single unit cannot be rated from a supplier (an item
 ///   over every limit, no service in time) cannot be rated in any shipment
-///   from it, so the search may drop that pairing once seen.
+///   from it, so the search may drop that pairing once seen; `unit_profile`
+///   may say so at once with `None`.
 pub trait Rater {
     /// Packs and rates `lines` (sorted by product) shipped by `supplier`.
     fn rate(
@@ -214,11 +222,20 @@ pub trait Rater {
     ) -> Result<RatedShipment, String>;
     /// Days before the supplier's carrier collects.
     fn processing_days(&self, supplier: SupplierId) -> u32;
-    /// Grams of one unit of `product`, as `floor` counts weight.
-    fn unit_weight_g(&self, product: ProductId) -> u32;
-    /// A lower bound on every shipment from `supplier` whose goods weigh at
-    /// least `weight_g`; see the trait's contract.
-    fn floor(&self, supplier: SupplierId, weight_g: u64) -> Option<Floor>;
+    /// The profile of one unit of `product` shipped by `supplier`, or `None`
+    /// when it cannot ship from there at all.
+    fn unit_profile(&self, supplier: SupplierId, product: ProductId) -> Option<ShipmentProfile>;
+    /// A lower bound on every shipment from `supplier` whose profile is at
+    /// least `profile`; see the trait's contract.
+    fn floor(&self, supplier: SupplierId, profile: &ShipmentProfile) -> Option<Floor>;
+    /// A lower bound on every shipment from `supplier` that adds up over its
+    /// units (at most what `rate` gives on any service for it), made as
+    /// tight as it can be for shipments like `reference`.
+    fn linear_floor(
+        &self,
+        supplier: SupplierId,
+        reference: &ShipmentProfile,
+    ) -> Option<LinearFloor>;
 }
 
 /// Plans one basket under several objectives, sharing the ratings (packing
@@ -290,9 +307,9 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Rating work so far: calls to the rater and memo hits.
-    pub fn ratings(&self) -> (u64, u64) {
-        (self.cache.rated_calls, self.cache.rated_hits)
+    /// The work done so far, over every objective planned.
+    pub fn stats(&self) -> SearchStats {
+        self.cache.stats
     }
 
     /// Why all-or-nothing failed: the shortfalls of the best partial plan.

@@ -51,8 +51,6 @@ pub(super) struct PLine {
     pub line: usize,
     /// The product.
     pub product: ProductId,
-    /// Grams of one unit.
-    pub unit_weight_g: u64,
     /// Every option, by (missing, goods, suppliers).
     pub options: Vec<Opt>,
     /// Units no option can supply for want of stock.
@@ -207,7 +205,6 @@ impl Problem {
             lines.push(PLine {
                 line,
                 product,
-                unit_weight_g: u64::from(rater.unit_weight_g(product)),
                 options: opts,
                 stock_short,
             });

@@ -13,11 +13,13 @@
 
 use std::time::Instant;
 
+use smallvec::SmallVec;
+
 use super::bounds::{disjoint_lines, facility_bound, Scratch, UflLine};
 use super::cache::{Cache, UnitFloor};
 use super::evaluate::{self, Score};
 use super::problem::{Problem, Units};
-use super::{Objective, PlanOptions, Rater};
+use super::{LinearFloor, Objective, PlanOptions, Rater, ShipmentProfile};
 use crate::domain::catalog::ProductId;
 
 /// Nodes between two looks at the clock.
@@ -27,6 +29,9 @@ const CLOCK_EVERY_NODES: u64 = 64;
 /// plan at all (a plan is owed whenever one exists; this bounds the cost of
 /// proving there is none).
 const NODES_WITHOUT_PLAN_MAX: u64 = 2_000_000;
+
+/// What `apply` replaced per part: profile, floor and exact rating.
+type Saved = SmallVec<[(ShipmentProfile, UnitFloor, Option<(Units, u32)>); 2]>;
 
 /// The best assignment found and whether the search finished.
 #[derive(Debug, Clone)]
@@ -72,19 +77,37 @@ struct Search<'a> {
     min_missing: Vec<u32>,
     /// Per depth: fewest missing units of the lines from there on.
     missing_after: Vec<u32>,
-    /// Per supplier: least freight of any shipment from it (weight of its
-    /// lightest part), the cost of opening it in the bound.
+    /// Per supplier: least freight of any shipment from it (the floor of
+    /// the least unit it could carry), the cost of opening it in the bound.
     open_cost: Vec<Units>,
     /// Per supplier: earliest possible arrival.
     earliest: Vec<u32>,
+    /// Per supplier: its linear floor (`None`: cannot ship).
+    linear: Vec<Option<LinearFloor>>,
+    /// Per supplier: whether its linear floor counts boxed goods by space
+    /// rather than weight (whichever is larger over the lines it can serve).
+    by_space: Vec<bool>,
+    /// Per plannable line, per option: the linear freight floor its units add.
+    opt_linear: Vec<Vec<Units>>,
 
     // The node.
     choice: Vec<u32>,
+    /// Per supplier: parts placed with it.
     count: Vec<u32>,
-    weight: Vec<u64>,
+    /// Suppliers shipping something, in the order they opened.
+    open_list: Vec<u32>,
+    /// Per supplier: the profile of what it ships so far.
+    profile: Vec<ShipmentProfile>,
+    /// Per supplier: the floor of that profile.
     floor: Vec<UnitFloor>,
-    /// Exact cheapest freight and fastest arrival of a closed shipment, once rated.
+    /// Per supplier: exact cheapest freight and fastest arrival of what it
+    /// ships so far, once rated (used only once no remaining line can join).
     exact: Vec<Option<(Units, u32)>>,
+    /// Per supplier: the linear floor its units so far add.
+    placed: Vec<Units>,
+    /// Per supplier, within one bound: whether remaining lines' linear
+    /// freight counts towards it.
+    adds: Vec<bool>,
     remaining: Vec<u32>,
     open: u32,
     goods: Units,
@@ -125,7 +148,11 @@ pub(super) fn run(
             .collect();
         s.offer(skip);
     }
-    s.dfs(0);
+    if !problem.lines.is_empty() {
+        s.dfs(0);
+    } else {
+        s.offer(Vec::new());
+    }
     let complete = !s.stopped;
     s.best.map(|(_, assignment)| Found {
         assignment,
@@ -161,9 +188,13 @@ impl<'a> Search<'a> {
             missing_after: Vec::new(),
             open_cost: vec![0; sups],
             earliest: vec![0; sups],
+            linear: vec![None; sups],
+            by_space: vec![false; sups],
+            opt_linear: Vec::with_capacity(n),
             choice: vec![0; n],
             count: vec![0; sups],
-            weight: vec![0; sups],
+            open_list: Vec::with_capacity(sups),
+            profile: vec![ShipmentProfile::default(); sups],
             floor: vec![
                 UnitFloor {
                     amount: 0,
@@ -172,6 +203,8 @@ impl<'a> Search<'a> {
                 sups
             ],
             exact: vec![None; sups],
+            placed: vec![0; sups],
+            adds: vec![false; sups],
             remaining: vec![0; sups],
             open: 0,
             goods: 0,
@@ -188,7 +221,26 @@ impl<'a> Search<'a> {
     /// Usable options, dominance among private suppliers, bound data and the line order.
     fn prepare(&mut self) {
         let problem = self.problem;
-        let mut lightest: Vec<u64> = vec![u64::MAX; problem.suppliers.len()];
+        for k in 0..problem.suppliers.len() {
+            self.linear[k] = self.cache.linear(problem, self.rater, k as u32);
+            let Some(f) = self.linear[k] else { continue };
+            // Count boxed goods the way that bounds everything the supplier
+            // could ship higher.
+            let (mut weight, mut space) = (f.by_weight.opening, f.by_space.opening);
+            for &l in &problem.sup_lines[k] {
+                if let Some(u) = self
+                    .cache
+                    .unit_profile(problem, self.rater, l as usize, k as u32)
+                {
+                    let qty = problem.inputs[problem.lines[l as usize].line].qty;
+                    weight += f.marginal(&u, false) * Units::from(qty);
+                    space += f.marginal(&u, true) * Units::from(qty);
+                }
+            }
+            self.by_space[k] = space > weight;
+        }
+        // Per supplier: whether some line's unit ships in its own packaging.
+        let mut own_only = vec![false; problem.suppliers.len()];
         for (l, line) in problem.lines.iter().enumerate() {
             let mut usable: Vec<u32> = (0..line.options.len() as u32)
                 .filter(|&o| !self.cache.option_banned(problem, l, o as usize))
@@ -210,12 +262,21 @@ impl<'a> Search<'a> {
             for &k in &sups {
                 self.remaining[k as usize] += 1;
             }
-            for &o in &usable {
-                for p in &line.options[o as usize].parts {
-                    let w = line.unit_weight_g * u64::from(p.units);
-                    lightest[p.sup as usize] = lightest[p.sup as usize].min(w);
+            for &k in &sups {
+                if let Some(u) = self.cache.unit_profile(problem, self.rater, l, k) {
+                    own_only[k as usize] |= u.boxed_weight_g == 0;
                 }
             }
+            let linear_of: Vec<Units> = line
+                .options
+                .iter()
+                .map(|opt| {
+                    opt.parts
+                        .iter()
+                        .map(|p| self.part_linear(l, p.sup, p.units))
+                        .sum()
+                })
+                .collect();
             let best_opts: Vec<u32> = usable
                 .iter()
                 .copied()
@@ -238,14 +299,14 @@ impl<'a> Search<'a> {
             bound_sups.sort_unstable();
             bound_sups.dedup();
             let bound = if single && !best_opts.is_empty() {
-                let mut costs: Vec<(u32, Units)> = best_opts
+                let mut costs: Vec<(u32, Units, Units)> = best_opts
                     .iter()
                     .map(|&o| {
                         let opt = &line.options[o as usize];
-                        (opt.parts[0].sup, opt.goods)
+                        (opt.parts[0].sup, opt.goods, linear_of[o as usize])
                     })
                     .collect();
-                costs.sort_by_key(|&(k, c)| (c, k));
+                costs.sort_by_key(|&(k, c, m)| (c + m, k));
                 LineBound::Facility(UflLine { line: l, costs })
             } else {
                 let goods = best_opts
@@ -262,24 +323,24 @@ impl<'a> Search<'a> {
                     .any(|&o| line.options[o as usize].parts.is_empty()),
             );
             self.line_sups.push(sups);
+            self.opt_linear.push(linear_of);
             self.usable.push(usable);
             self.min_missing.push(min_missing);
             self.line_bounds.push(bound);
         }
-        for (k, &light) in lightest.iter().enumerate() {
-            let w = if light == u64::MAX { 0 } else { light };
-            let f = self.cache.floor(problem, self.rater, k as u32, w);
-            self.open_cost[k] = f.map_or(0, |f| f.amount);
-            let f0 = self.cache.floor(problem, self.rater, k as u32, 0);
-            self.earliest[k] = f0.map_or(0, |f| f.arrival_days);
-            self.floor[k] = f0.unwrap_or(UnitFloor {
-                amount: 0,
-                arrival_days: 0,
-            });
+        let empty = ShipmentProfile::default();
+        for k in 0..problem.suppliers.len() {
+            self.open_cost[k] =
+                self.linear[k].map_or(0, |f| f.opening(self.by_space[k], !own_only[k]));
+            let f = self.cache.floor(problem, self.rater, k as u32, &empty);
+            self.earliest[k] = f.map_or(0, |f| f.arrival_days);
         }
         // Fewest options first (forced lines open their shipments early),
         // then the largest gap between the best and second-best goods.
         let mut order: Vec<usize> = (0..problem.lines.len()).collect();
+        let excess: Vec<Units> = (0..problem.lines.len())
+            .map(|l| self.bulk_excess(l))
+            .collect();
         let regret = |l: usize| -> Units {
             let mut g: Vec<Units> = self.usable[l]
                 .iter()
@@ -291,13 +352,51 @@ impl<'a> Search<'a> {
                 _ => 0,
             }
         };
-        order.sort_by_key(|&l| (self.usable[l].len().min(2), -regret(l), l));
+        // Lines whose own freight floor is far above the linear one (bulky
+        // or heavy goods) weaken the bound until placed: place them early.
+        order.sort_by_key(|&l| (self.usable[l].len().min(2), -(regret(l) + excess[l]), l));
         self.missing_after = vec![0; order.len() + 1];
         for d in (0..order.len()).rev() {
             let m = self.min_missing[order[d]];
             self.missing_after[d] = self.missing_after[d + 1].saturating_add(m);
         }
         self.order = order;
+    }
+
+    /// How far the freight floor of the line shipped alone lies above its
+    /// linear floor, at the least over its options.
+    fn bulk_excess(&mut self, l: usize) -> Units {
+        let problem = self.problem;
+        let line = &problem.lines[l];
+        let mut least: Option<Units> = None;
+        for i in 0..self.usable[l].len() {
+            let o = self.usable[l][i] as usize;
+            let mut excess = 0;
+            for p in &line.options[o].parts {
+                let Some(u) = self.cache.unit_profile(problem, self.rater, l, p.sup) else {
+                    continue;
+                };
+                let mut profile = ShipmentProfile::default();
+                profile.add(&u, p.units);
+                let alone = self
+                    .cache
+                    .floor(problem, self.rater, p.sup, &profile)
+                    .map_or(0, |f| f.amount);
+                let linear = self.open_cost[p.sup as usize] + self.part_linear(l, p.sup, p.units);
+                excess += (alone - linear).max(0);
+            }
+            least = Some(least.map_or(excess, |x| x.min(excess)));
+        }
+        least.unwrap_or(0)
+    }
+
+    /// The linear freight floor `units` of line `l` add to a shipment from `k`.
+    fn part_linear(&mut self, l: usize, k: u32, units: u32) -> Units {
+        let unit = self.cache.unit_profile(self.problem, self.rater, l, k);
+        match (self.linear[k as usize], unit) {
+            (Some(f), Some(u)) => f.marginal(&u, self.by_space[k as usize]) * Units::from(units),
+            _ => 0,
+        }
     }
 
     /// Among a line's options from suppliers no other line can use, only the
@@ -327,8 +426,11 @@ impl<'a> Search<'a> {
                 .map(|o| {
                     let opt = &line.options[o as usize];
                     let p = opt.parts[0];
-                    let w = line.unit_weight_g * u64::from(p.units);
-                    let f = self.cache.floor(problem, self.rater, p.sup, w);
+                    let mut profile = ShipmentProfile::default();
+                    if let Some(u) = self.cache.unit_profile(problem, self.rater, l, p.sup) {
+                        profile.add(&u, p.units);
+                    }
+                    let f = self.cache.floor(problem, self.rater, p.sup, &profile);
                     (opt.goods + f.map_or(0, |f| f.amount), o)
                 })
                 .collect();
@@ -383,6 +485,7 @@ impl<'a> Search<'a> {
             return true;
         }
         self.nodes += 1;
+        self.cache.stats.nodes += 1;
         if self.nodes.is_multiple_of(CLOCK_EVERY_NODES) {
             let late = match self.best {
                 Some(_) => Instant::now() >= self.deadline,
@@ -397,45 +500,43 @@ impl<'a> Search<'a> {
         if self.out_of_time() {
             return;
         }
-        if depth == self.order.len() {
-            self.offer(self.choice.clone());
-            return;
-        }
         let l = self.order[depth];
         let problem = self.problem;
-        let line = &problem.lines[l];
         self.leave(l);
-        // Cheapest first: goods plus the freight floor the option adds.
-        let mut children: Vec<(u32, Units, u32)> = Vec::with_capacity(self.usable[l].len());
+        // Each option's bound from floors alone; then the promising ones,
+        // best bound first (ties: the option's rank, goods then suppliers),
+        // each bounded again with exact ratings before going down.
+        let mut children: SmallVec<[(Score, u32); 8]> = SmallVec::new();
         for i in 0..self.usable[l].len() {
             let o = self.usable[l][i];
             if self.cache.option_banned(problem, l, o as usize) {
                 continue;
             }
-            let opt = &line.options[o as usize];
-            let mut added = opt.goods;
-            for p in &opt.parts {
-                let k = p.sup as usize;
-                let w = self.weight[k] + line.unit_weight_g * u64::from(p.units);
-                let now = if self.count[k] > 0 {
-                    self.floor[k].amount
-                } else {
-                    0
-                };
-                let f = self.cache.floor(problem, self.rater, p.sup, w);
-                added += f.map_or(0, |f| f.amount) - now;
+            let saved = self.apply(l, o);
+            let bound = self.bound(depth + 1, false);
+            self.undo(l, o, saved);
+            if let Some(b) = bound.filter(|b| self.promising(b)) {
+                children.push((b, o));
             }
-            children.push((opt.missing, added, o));
         }
         children.sort_unstable();
-        for (_, _, o) in children {
+        let leaf = depth + 1 == self.order.len();
+        for (b, o) in children {
+            if !self.promising(&b) {
+                break;
+            }
             let saved = self.apply(l, o);
-            let promising = match self.bound(depth + 1) {
-                Some(b) => self.best.as_ref().is_none_or(|(best, _)| b < *best),
-                None => false,
-            };
-            if promising {
-                self.dfs(depth + 1);
+            if let Some(exact) = self.bound(depth + 1, true).filter(|b| self.promising(b)) {
+                if !leaf {
+                    self.dfs(depth + 1);
+                } else if self.objective == Objective::Fastest {
+                    // Its cost buys each shipment the cheapest service by the
+                    // latest arrival, which the bound does not price.
+                    self.offer(self.choice.clone());
+                } else {
+                    // Every shipment is closed and rated: the bound is the score.
+                    self.best = Some((exact, self.choice.clone()));
+                }
             }
             self.undo(l, o, saved);
             if self.stopped {
@@ -445,60 +546,77 @@ impl<'a> Search<'a> {
         self.enter(l);
     }
 
+    /// Whether a node with bound `b` may hold a better plan than the best.
+    fn promising(&self, b: &Score) -> bool {
+        self.best.as_ref().is_none_or(|(best, _)| b < best)
+    }
+
     /// Line `l` is being placed: it no longer counts as able to join shipments.
     fn leave(&mut self, l: usize) {
         for &k in &self.line_sups[l] {
             self.remaining[k as usize] -= 1;
-            self.exact[k as usize] = None;
         }
     }
 
     fn enter(&mut self, l: usize) {
         for &k in &self.line_sups[l] {
             self.remaining[k as usize] += 1;
-            self.exact[k as usize] = None;
         }
     }
 
-    fn apply(&mut self, l: usize, o: u32) -> Vec<UnitFloor> {
+    fn apply(&mut self, l: usize, o: u32) -> Saved {
         let problem = self.problem;
-        let line = &problem.lines[l];
-        let opt = &line.options[o as usize];
+        let opt = &problem.lines[l].options[o as usize];
         self.choice[l] = o;
         self.goods += opt.goods;
         self.missing += opt.missing;
-        let mut saved = Vec::with_capacity(opt.parts.len());
+        let mut saved = Saved::new();
         for p in &opt.parts {
             let k = p.sup as usize;
-            saved.push(self.floor[k]);
+            saved.push((self.profile[k], self.floor[k], self.exact[k]));
             if self.count[k] == 0 {
                 self.open += 1;
+                self.open_list.push(p.sup);
             }
             self.count[k] += 1;
-            self.weight[k] += line.unit_weight_g * u64::from(p.units);
+            if let Some(u) = self.cache.unit_profile(problem, self.rater, l, p.sup) {
+                self.profile[k].add(&u, p.units);
+                if let Some(f) = self.linear[k] {
+                    self.placed[k] += f.marginal(&u, self.by_space[k]) * Units::from(p.units);
+                }
+            }
             self.exact[k] = None;
-            if let Some(f) = self.cache.floor(problem, self.rater, p.sup, self.weight[k]) {
+            if let Some(f) = self
+                .cache
+                .floor(problem, self.rater, p.sup, &self.profile[k])
+            {
                 self.floor[k] = f;
             }
         }
         saved
     }
 
-    fn undo(&mut self, l: usize, o: u32, saved: Vec<UnitFloor>) {
+    fn undo(&mut self, l: usize, o: u32, saved: Saved) {
         let problem = self.problem;
-        let line = &problem.lines[l];
-        let opt = &line.options[o as usize];
+        let opt = &problem.lines[l].options[o as usize];
         self.goods -= opt.goods;
         self.missing -= opt.missing;
-        for (p, f) in opt.parts.iter().zip(saved) {
+        for (p, (profile, floor, exact)) in opt.parts.iter().zip(saved).rev() {
             let k = p.sup as usize;
             self.count[k] -= 1;
             if self.count[k] == 0 {
                 self.open -= 1;
+                self.open_list.pop();
             }
-            self.weight[k] -= line.unit_weight_g * u64::from(p.units);
-            self.floor[k] = f;
-            self.exact[k] = None;
+            if let (Some(u), Some(f)) = (
+                self.cache.unit_profile(problem, self.rater, l, p.sup),
+                self.linear[k],
+            ) {
+                self.placed[k] -= f.marginal(&u, self.by_space[k]) * Units::from(p.units);
+            }
+            self.profile[k] = profile;
+            self.floor[k] = floor;
+            self.exact[k] = exact;
         }
     }
 
@@ -519,8 +637,10 @@ impl<'a> Search<'a> {
     }
 
     /// Lower bound of every completion of the node whose first `depth` lines
-    /// are placed; `None` when it cannot be completed feasibly.
-    fn bound(&mut self, depth: usize) -> Option<Score> {
+    /// are placed; `None` when it cannot be completed feasibly. With `rate`,
+    /// shipments no remaining line can join are rated (once) and counted
+    /// exactly; without, only by their floors.
+    fn bound(&mut self, depth: usize, rate: bool) -> Option<Score> {
         let max = self.options.max_shipments;
         if max > 0 && self.open + self.cover(depth, true) > max {
             return None;
@@ -548,11 +668,12 @@ impl<'a> Search<'a> {
         let prunable = |s: &Score, best: &Option<(Score, Vec<u32>)>| {
             best.as_ref().is_some_and(|(b, _)| *s >= *b)
         };
-        if prunable(&score, &self.best) {
+        if !rate || prunable(&score, &self.best) {
             return Some(score);
         }
         let mut rated_any = false;
-        for k in 0..self.problem.suppliers.len() as u32 {
+        for i in 0..self.open_list.len() {
+            let k = self.open_list[i];
             let ku = k as usize;
             if self.count[ku] > 0 && self.remaining[ku] == 0 && self.exact[ku].is_none() {
                 let (items, lines) = self.items_of(k, depth);
@@ -578,23 +699,28 @@ impl<'a> Search<'a> {
         let sups = self.problem.suppliers.len();
         let mut freight: Units = 0;
         let mut latest = 0u32;
-        for k in 0..sups {
-            if self.count[k] == 0 {
-                continue;
-            }
-            match self.exact[k] {
+        for i in 0..self.open_list.len() {
+            let k = self.open_list[i] as usize;
+            match self.exact[k].filter(|_| self.remaining[k] == 0) {
                 Some((amount, days)) => {
                     freight += amount;
                     latest = latest.max(days);
                 }
                 None => {
-                    freight += self.floor[k].amount;
+                    // The floor of what it ships now, or its linear floor
+                    // with the lines still to join it: whichever is higher.
+                    let by_floor = self.floor[k].amount;
+                    let boxed = self.profile[k].boxed_weight_g > 0;
+                    let by_line = self.linear[k]
+                        .map_or(0, |f| f.opening(self.by_space[k], boxed) + self.placed[k]);
+                    self.adds[k] = by_line >= by_floor;
+                    freight += by_floor.max(by_line);
                     latest = latest.max(self.floor[k].arrival_days);
                 }
             }
         }
         let mut fixed: Units = 0;
-        let mut facility: Vec<&UflLine> = Vec::new();
+        let mut facility: SmallVec<[&UflLine; 16]> = SmallVec::new();
         for &l in &self.order[depth..] {
             match &self.line_bounds[l] {
                 LineBound::Facility(u) => facility.push(u),
@@ -606,6 +732,7 @@ impl<'a> Search<'a> {
         }
         let count = &self.count;
         let open_cost = &self.open_cost;
+        let adds = &self.adds;
         let cache = &*self.cache;
         let lower = facility_bound(
             &facility,
@@ -617,6 +744,7 @@ impl<'a> Search<'a> {
                     open_cost[k as usize]
                 }
             },
+            |k| count[k as usize] == 0 || adds[k as usize],
             |l, k| !cache.banned(l, k),
             &mut self.scratch,
         );

@@ -64,15 +64,38 @@ impl Rater for FlatRater {
         0
     }
 
-    fn unit_weight_g(&self, _: ProductId) -> u32 {
-        100
+    fn unit_profile(&self, _: SupplierId, _: ProductId) -> Option<ShipmentProfile> {
+        Some(weighing(100))
     }
 
-    fn floor(&self, supplier: SupplierId, weight_g: u64) -> Option<Floor> {
+    fn floor(&self, supplier: SupplierId, profile: &ShipmentProfile) -> Option<Floor> {
         Some(Floor {
-            amount: self.fee[supplier as usize] + Decimal::from(weight_g / 100),
+            amount: self.fee[supplier as usize] + Decimal::from(profile.boxed_weight_g / 100),
             transit_days: 1,
         })
+    }
+
+    fn linear_floor(&self, supplier: SupplierId, _: &ShipmentProfile) -> Option<LinearFloor> {
+        let fee = cache::to_units(self.fee[supplier as usize]);
+        Some(LinearFloor {
+            by_weight: FloorLine {
+                opening: fee,
+                per: 100_000,
+            },
+            by_space: FloorLine {
+                opening: fee,
+                per: 0,
+            },
+            opening_own: fee,
+        })
+    }
+}
+
+/// The profile of a unit that only has a weight.
+fn weighing(grams: u32) -> ShipmentProfile {
+    ShipmentProfile {
+        boxed_weight_g: u64::from(grams),
+        ..ShipmentProfile::default()
     }
 }
 
@@ -273,13 +296,26 @@ impl Rater for PickyRater {
     fn processing_days(&self, _: SupplierId) -> u32 {
         0
     }
-    fn unit_weight_g(&self, _: ProductId) -> u32 {
-        100
+    fn unit_profile(&self, _: SupplierId, _: ProductId) -> Option<ShipmentProfile> {
+        Some(weighing(100))
     }
-    fn floor(&self, _: SupplierId, _: u64) -> Option<Floor> {
+    fn floor(&self, _: SupplierId, _: &ShipmentProfile) -> Option<Floor> {
         Some(Floor {
             amount: Decimal::from(5),
             transit_days: 3,
+        })
+    }
+    fn linear_floor(&self, _: SupplierId, _: &ShipmentProfile) -> Option<LinearFloor> {
+        Some(LinearFloor {
+            by_weight: FloorLine {
+                opening: 50_000,
+                per: 0,
+            },
+            by_space: FloorLine {
+                opening: 50_000,
+                per: 0,
+            },
+            opening_own: 50_000,
         })
     }
 }
@@ -300,12 +336,44 @@ fn items_one_supplier_cannot_ship_go_with_another_or_are_named() {
     assert_eq!(shorts[0].reason, ShortReason::NotShippable);
 }
 
+/// Flat freight with no useful floor: the search can prove little.
+struct Blind(FlatRater);
+
+impl Rater for Blind {
+    fn rate(
+        &self,
+        supplier: SupplierId,
+        lines: &[(ProductId, u32)],
+    ) -> Result<RatedShipment, String> {
+        self.0.rate(supplier, lines)
+    }
+    fn processing_days(&self, _: SupplierId) -> u32 {
+        0
+    }
+    fn unit_profile(&self, _: SupplierId, _: ProductId) -> Option<ShipmentProfile> {
+        Some(ShipmentProfile::default())
+    }
+    fn floor(&self, _: SupplierId, _: &ShipmentProfile) -> Option<Floor> {
+        Some(Floor {
+            amount: Decimal::ZERO,
+            transit_days: 0,
+        })
+    }
+    fn linear_floor(&self, _: SupplierId, _: &ShipmentProfile) -> Option<LinearFloor> {
+        Some(LinearFloor {
+            by_weight: FloorLine { opening: 0, per: 0 },
+            by_space: FloorLine { opening: 0, per: 0 },
+            opening_own: 0,
+        })
+    }
+}
+
 #[test]
 fn a_spent_deadline_still_gives_a_feasible_plan() {
-    // 40 lines, each at 6 of 10 suppliers: far too many plans to search in no time.
-    let rater = FlatRater {
+    // 40 lines, each at 6 of 10 suppliers, and no floor to prune with.
+    let rater = Blind(FlatRater {
         fee: vec![Decimal::from(7); 10],
-    };
+    });
     let lines: Vec<LineInput> = (0..40u32)
         .map(|i| {
             let cands: Vec<(SupplierId, u32, CostUnits)> = (0..6u32)
@@ -454,6 +522,10 @@ struct LumpyRater {
 
 const LUMPS: [i64; 5] = [0, 30_000, 10_000, 40_000, 20_000];
 
+fn lumpy_weight_g(product: ProductId) -> u32 {
+    100 * (product % 4 + 1)
+}
+
 impl Rater for LumpyRater {
     fn rate(
         &self,
@@ -465,7 +537,7 @@ impl Rater for LumpyRater {
         }
         let w: u64 = lines
             .iter()
-            .map(|&(p, q)| u64::from(self.unit_weight_g(p)) * u64::from(q))
+            .map(|&(p, q)| u64::from(lumpy_weight_g(p)) * u64::from(q))
             .sum();
         let ground = self.fixed[supplier as usize] + LUMPS[(w / 100 % 5) as usize];
         Ok(shipment(vec![
@@ -476,13 +548,27 @@ impl Rater for LumpyRater {
     fn processing_days(&self, supplier: SupplierId) -> u32 {
         supplier as u32 % 2
     }
-    fn unit_weight_g(&self, product: ProductId) -> u32 {
-        100 * (product % 4 + 1)
+    fn unit_profile(&self, _: SupplierId, product: ProductId) -> Option<ShipmentProfile> {
+        Some(weighing(lumpy_weight_g(product)))
     }
-    fn floor(&self, supplier: SupplierId, _: u64) -> Option<Floor> {
+    fn floor(&self, supplier: SupplierId, _: &ShipmentProfile) -> Option<Floor> {
         Some(Floor {
             amount: dec(self.fixed[supplier as usize]),
             transit_days: 1,
+        })
+    }
+    fn linear_floor(&self, supplier: SupplierId, _: &ShipmentProfile) -> Option<LinearFloor> {
+        let fixed = self.fixed[supplier as usize];
+        Some(LinearFloor {
+            by_weight: FloorLine {
+                opening: fixed,
+                per: 0,
+            },
+            by_space: FloorLine {
+                opening: fixed,
+                per: 0,
+            },
+            opening_own: fixed,
         })
     }
 }
@@ -550,6 +636,13 @@ impl TableRater {
         }
     }
 
+    fn lane_floor(&self, supplier: SupplierId) -> Option<crate::domain::freight::FreightFloor<'_>> {
+        let (origin, destination) = self.ends(supplier);
+        self.freight
+            .floor(origin, destination, self.fees[supplier as usize])
+            .ok()
+    }
+
     fn ends(&self, supplier: SupplierId) -> (Endpoint<'_>, Endpoint<'_>) {
         let us = |postal_code, residential| Endpoint {
             country_code: "US",
@@ -589,19 +682,22 @@ impl Rater for TableRater {
     fn processing_days(&self, supplier: SupplierId) -> u32 {
         supplier as u32 % 3
     }
-    fn unit_weight_g(&self, product: ProductId) -> u32 {
-        table_item(product).weight_g
+    fn unit_profile(&self, supplier: SupplierId, product: ProductId) -> Option<ShipmentProfile> {
+        self.lane_floor(supplier)?.unit(&table_item(product))
     }
-    fn floor(&self, supplier: SupplierId, weight_g: u64) -> Option<Floor> {
-        let (origin, destination) = self.ends(supplier);
-        let f = self
-            .freight
-            .floor(origin, destination, self.fees[supplier as usize])
-            .ok()?;
+    fn floor(&self, supplier: SupplierId, profile: &ShipmentProfile) -> Option<Floor> {
+        let f = self.lane_floor(supplier)?;
         Some(Floor {
-            amount: f.amount(weight_g),
+            amount: f.amount(profile),
             transit_days: f.transit_days(),
         })
+    }
+    fn linear_floor(
+        &self,
+        supplier: SupplierId,
+        reference: &ShipmentProfile,
+    ) -> Option<LinearFloor> {
+        Some(self.lane_floor(supplier)?.linear(reference))
     }
 }
 
