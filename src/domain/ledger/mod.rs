@@ -53,6 +53,7 @@ use std::fmt;
 
 use rust_decimal::Decimal;
 
+use super::address::Address;
 use super::catalog::ProductId;
 use super::suppliers::SupplierId;
 
@@ -280,6 +281,8 @@ pub struct ReserveRequest {
     /// The plan as the caller will want it back (opaque to the ledger: the
     /// gRPC edge stores its encoded `Plan`). Kept with the reservation.
     pub plan: Vec<u8>,
+    /// Where the goods go; printed on the purchase orders.
+    pub ship_to: Address,
     /// The authenticated caller, when there is one; a reservation is then
     /// visible and changeable only by the same owner.
     pub owner: Option<String>,
@@ -391,6 +394,8 @@ pub struct Reservation {
     pub lines: Vec<HeldLine>,
     /// The plan as the reserving caller supplied it.
     pub plan: Vec<u8>,
+    /// Where the goods go.
+    pub ship_to: Address,
     /// When it was made (Unix ms, ledger clock).
     pub created_at_ms: i64,
     /// When the hold runs out or ran out (Unix ms, ledger clock).
@@ -415,6 +420,8 @@ pub struct OutboundOrder {
     pub order: PurchaseOrder,
     /// The caller's order reference.
     pub order_ref: String,
+    /// Where the goods go.
+    pub ship_to: Address,
     /// Its reservation.
     pub reservation: ReservationId,
 }
