@@ -5,6 +5,8 @@ mod carriers;
 mod feeds;
 mod helpers;
 mod http_feeds;
+mod ledger_pg;
+mod pg;
 mod process;
 mod quote;
 mod service;
