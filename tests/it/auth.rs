@@ -191,3 +191,109 @@ async fn a_config_without_keys_must_turn_auth_off_explicitly() {
         "{message}"
     );
 }
+
+/// With every log on at the finest level, no key (valid or not) ever reaches
+/// the log; the caller's id does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_never_appear_in_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::helpers::write_small_world(dir.path());
+    let wrong = "sr_wrong_5555555555555555555555555555555555";
+    let config = format!(
+        "[auth]\n\
+         [[auth.keys]]\nid = \"web-cart\"\nroles = [\"cart\"]\nsha256 = \"{}\"\n",
+        key_digest_hex(CART_KEY)
+    );
+    let config_path = dir.path().join("with-keys.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let mut server = crate::helpers::ServerProcess::spawn(
+        &[
+            "--config",
+            config_path.to_str().unwrap(),
+            "--data",
+            dir.path().to_str().unwrap(),
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ],
+        &[
+            ("RUST_LOG", "trace"),
+            ("STOCKROUTE_FEEDS__SCHEDULE", "false"),
+        ],
+    );
+    let (grpc, _) = server.addresses();
+    server.wait_for("ready", std::time::Duration::from_secs(60));
+    let channel = crate::helpers::connect(grpc.parse().unwrap()).await;
+    let mut c = pb::fulfillment_client::FulfillmentClient::new(channel.clone());
+    c.quote(with_key(quote(), CART_KEY)).await.expect("quote");
+    assert_eq!(
+        c.quote(with_key(quote(), wrong)).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    let denied = c
+        .commit(with_key(pb::CommitRequest::default(), CART_KEY))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    server.terminate();
+    server.wait_for("stopped", std::time::Duration::from_secs(30));
+    assert!(server
+        .wait_exit(std::time::Duration::from_secs(10))
+        .success());
+
+    let logs = server.stderr_text();
+    assert!(
+        logs.lines().count() > 100 && logs.contains("\"level\":\"TRACE\""),
+        "trace logging was on"
+    );
+    assert!(logs.contains("web-cart"), "the caller's id is logged");
+    for secret in [CART_KEY, wrong, &CART_KEY[8..], &wrong[9..]] {
+        assert!(!logs.contains(secret), "a key reached the log");
+    }
+}
+
+/// `stockroute hash-key` prints the digest the config wants; `--generate`
+/// prints a fresh key and an entry that, pasted into a config, accepts it.
+#[test]
+fn hash_key_prints_digests_and_usable_entries() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stockroute"))
+        .arg("hash-key")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{CART_KEY}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        key_digest_hex(CART_KEY)
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_stockroute"))
+        .args(["hash-key", "--generate", "--id", "oms", "--role", "orders"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let key = text
+        .lines()
+        .find_map(|l| l.trim_start_matches('#').trim().strip_prefix("sr_"))
+        .map(|k| format!("sr_{k}"))
+        .expect("the key is printed");
+    let config = stockroute::config::Config::from_toml_with_env(&text, None, []).unwrap();
+    let ring = stockroute::auth::Keyring::from_config(&config.auth).unwrap();
+    let caller = ring
+        .verify(Some(format!("Bearer {key}").as_bytes()))
+        .unwrap();
+    assert_eq!(&*caller.id, "oms");
+    assert!(caller.sees_all_reservations());
+}

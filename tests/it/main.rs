@@ -10,3 +10,5 @@ mod limits;
 mod process;
 mod quote;
 mod service;
+mod shutdown;
+mod tls;
