@@ -15,6 +15,9 @@ use tonic_health::pb::HealthCheckRequest;
 use crate::helpers::{connect, line, us, write_small_world, ServerProcess};
 
 const DRAIN_DELAY_MS: u64 = 800;
+
+/// When each call of the load ended, and how.
+type Outcomes = Arc<Mutex<Vec<(Instant, Result<(), tonic::Code>)>>>;
 const GRACE_MS: u64 = 2_500;
 
 /// A feed push that sends one row every `gap` for `rows` rows.
@@ -83,7 +86,7 @@ async fn sigterm_under_load_drains_in_order_and_exits_within_the_grace() {
 
     // Load: callers quoting in a loop, each on its own connection, logging
     // when each call ended and how.
-    let outcomes: Arc<Mutex<Vec<(Instant, Result<(), tonic::Code>)>>> = Arc::default();
+    let outcomes: Outcomes = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut callers = Vec::new();
     for c in 0..4 {
