@@ -305,8 +305,8 @@ async fn overload_is_shed_fast_and_admitted_calls_keep_their_budget() {
     const LIMIT: usize = 4;
     let app = spawn_app_with(|c| c.server.concurrency_max = LIMIT).await;
     let budget = Duration::from_secs(5);
-    let mut base = load(&app, LIMIT, Duration::from_secs(2), budget).await;
-    let mut over = load(&app, 3 * LIMIT, Duration::from_secs(3), budget).await;
+    let mut base = load(&app, LIMIT, Duration::from_millis(1500), budget).await;
+    let mut over = load(&app, 3 * LIMIT, Duration::from_secs(2), budget).await;
     assert!(
         base.other.is_empty() && over.other.is_empty(),
         "{:?}",
