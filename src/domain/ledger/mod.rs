@@ -267,6 +267,11 @@ pub struct ReserveLine {
     /// (its feed, or a real-time answer), before any holds. The ledger holds
     /// only while `counted + qty <= supply` for this key.
     pub supply: u32,
+    /// When the data `supply` comes from was true (Unix ms): the feed's
+    /// `as_of`, or a real-time answer's. A ledger shared by several replicas
+    /// (PostgreSQL) keeps the newest supply it has seen per key, so that a
+    /// replica whose feed is older can never raise it back.
+    pub supply_as_of_ms: i64,
 }
 
 /// Ask to hold a plan.
