@@ -385,6 +385,7 @@ fn held_lines(universe: &Universe, lines: &[(usize, u32)]) -> Vec<ReserveLine> {
                     unit_cost: Decimal::new(100 + cell as i64, 2),
                 },
                 supply: universe.supply[cell],
+                supply_as_of_ms: 0,
             }
         })
         .collect()

@@ -38,6 +38,7 @@ fn line(supplier: u16, product: u32, qty: u32, supply: u32) -> ReserveLine {
             unit_cost: Decimal::new(1250, 2),
         },
         supply,
+        supply_as_of_ms: T0,
     }
 }
 
