@@ -22,6 +22,9 @@ use stockroute::domain::suppliers::SupplierId;
 
 use crate::pg::PgCluster;
 
+/// A simulated now for tests that drive the ledger's clock.
+const T0: i64 = 1_700_000_000_000;
+
 /// Names "S<n>" and "P<n>" resolve to n.
 pub struct Names;
 
@@ -238,9 +241,10 @@ async fn lifecycle_abuse_gets_distinct_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expiry_follows_the_database_clock() {
+async fn expiry_follows_the_ledger_clock() {
     let pg = PgCluster::start();
     let l = ledger(&pg.url()).await;
+    l.freeze_clock_ms(T0);
     let mut req = reserve("e1", vec![line(1, 1, 1, 1)]);
     req.hold_ms = 1_000;
     let r = l.reserve(req).await.unwrap();
@@ -256,7 +260,7 @@ async fn expiry_follows_the_database_clock() {
         "{err:?}"
     );
 
-    l.shift_clock_ms(1_001);
+    l.advance_clock_ms(1_001);
     let read = l.get(&r.id, None).await.unwrap();
     assert_eq!(
         read.state,
@@ -283,7 +287,7 @@ async fn expiry_follows_the_database_clock() {
     let a = l.reserve(req.clone()).await.unwrap();
     req.key = IdempotencyKey::parse("e5").unwrap();
     let b = l.reserve(req).await.unwrap();
-    l.shift_clock_ms(500);
+    l.advance_clock_ms(500);
     let released = l.release(release(&a.id, false)).await.unwrap();
     assert_eq!(released.state, State::Expired);
     assert_eq!(
@@ -543,6 +547,8 @@ async fn purchase_orders_go_out_once_and_record_their_fate() {
     let pg = PgCluster::start();
     let a = ledger(&pg.url()).await;
     let b = ledger(&pg.url()).await;
+    a.freeze_clock_ms(T0);
+    b.freeze_clock_ms(T0);
     let r = a
         .allocate(AllocateRequest {
             reserve: reserve(
@@ -601,8 +607,8 @@ async fn purchase_orders_go_out_once_and_record_their_fate() {
         a.due_orders(10, 60_000).await.unwrap().is_empty(),
         "not before its time"
     );
-    a.shift_clock_ms(5_000);
-    b.shift_clock_ms(5_000);
+    a.advance_clock_ms(5_000);
+    b.advance_clock_ms(5_000);
     let due = b.due_orders(10, 60_000).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].order.po_number, po[1]);

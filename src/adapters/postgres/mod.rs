@@ -54,6 +54,8 @@ pub use self::supply::{Supply, SupplySource};
 /// Changed counts waiting to be announced; past this, announcements are
 /// dropped and other replicas catch up at their next full read.
 const NOTIFY_QUEUE: usize = 65_536;
+/// `Inner::test_clock_ms` when no test drives the clock.
+const NO_CLOCK: i64 = i64::MIN;
 
 /// How to reach the database and how hard to try.
 #[derive(Debug, Clone)]
@@ -148,16 +150,18 @@ pub(crate) struct Inner {
     schema_ready: AtomicBool,
     /// What the database is, once the first connection told.
     flavor: std::sync::OnceLock<schema::Flavor>,
-    /// Added to the database's clock: zero in service; tests move it.
-    clock_offset_ms: AtomicI64,
+    /// A simulated now (Unix ms) set by tests; [`NO_CLOCK`] in service,
+    /// where the database's clock decides.
+    test_clock_ms: AtomicI64,
     notify_tx: Option<mpsc::Sender<Count>>,
     last_purge: Mutex<Option<Instant>>,
 }
 
 impl Inner {
-    /// The clock offset, as statements take it in `$1`.
-    pub(crate) fn offset(&self) -> i64 {
-        self.clock_offset_ms.load(Ordering::Relaxed)
+    /// The clock as statements take it in `$1`: `None` lets the database decide.
+    pub(crate) fn clock(&self) -> Option<i64> {
+        let ms = self.test_clock_ms.load(Ordering::Acquire);
+        (ms != NO_CLOCK).then_some(ms)
     }
 
     /// Takes counts this replica just committed: into the cache, and out to
@@ -326,7 +330,7 @@ impl PgLedger {
             )),
             schema_ready: AtomicBool::new(false),
             flavor: std::sync::OnceLock::new(),
-            clock_offset_ms: AtomicI64::new(0),
+            test_clock_ms: AtomicI64::new(NO_CLOCK),
             notify_tx,
             last_purge: Mutex::new(None),
         });
@@ -367,11 +371,26 @@ impl PgLedger {
         }
     }
 
-    /// Moves this replica's view of the database clock by `ms` (cumulative).
-    /// For tests and simulations: every replica sharing a database must be
-    /// moved alike, and production never calls it.
-    pub fn shift_clock_ms(&self, ms: i64) {
-        self.inner.clock_offset_ms.fetch_add(ms, Ordering::SeqCst);
+    /// From now on this replica's ledger clock reads `now_ms` instead of the
+    /// database's, until moved with [`Self::advance_clock_ms`]. For tests and
+    /// simulations only: replicas sharing a database must be set alike.
+    pub fn freeze_clock_ms(&self, now_ms: i64) {
+        self.inner.test_clock_ms.store(now_ms, Ordering::Release);
+    }
+
+    /// Moves a frozen clock forward by `ms`.
+    pub fn advance_clock_ms(&self, ms: i64) {
+        let _ = self
+            .inner
+            .test_clock_ms
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                (t != NO_CLOCK).then(|| t.saturating_add(ms))
+            });
+    }
+
+    /// The frozen clock, if a test froze it.
+    pub fn frozen_clock_ms(&self) -> Option<i64> {
+        self.inner.clock()
     }
 
     /// Reads every non-zero count from the database into the holds cache now.
@@ -535,3 +554,6 @@ impl Drop for PgLedger {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -232,7 +232,19 @@ async fn try_hold(
     // A line asking for more than its whole supply cannot fit, and a new
     // stock row with it would break the table's CHECK.
     if wanted.iter().any(|w| w.units > w.supply) {
-        return Ok(Held::Short);
+        // Unless the key already answers for a reservation.
+        let s = Session::new(&inner.pool).await?;
+        let st = s.prepare(sql::KEY_BINDING).await?;
+        let scope = scope(req.owner.as_deref());
+        let bound = s
+            .client()
+            .query_opt(&st, &[&scope, &req.key.as_str()])
+            .await?;
+        return Ok(if bound.is_some() {
+            Held::KeyBound
+        } else {
+            Held::Short
+        });
     }
     let id = ReservationId::generate(SystemClock.now_ms());
     let allocate = order_ref.is_some();
@@ -269,7 +281,7 @@ async fn try_hold(
         .map(|(po, sid)| (po.clone(), sid.clone()))
         .unzip();
 
-    let off = inner.offset();
+    let off = inner.clock();
     let scope = scope(req.owner.as_deref());
     let fingerprint = req.fingerprint.0.to_be_bytes();
     let (state, counts, hold_ms) = if allocate {
@@ -450,7 +462,7 @@ async fn bound_answer(inner: &Inner, req: &ReserveRequest) -> Result<Reservation
 async fn any_due_hold(inner: &Inner) -> Result<bool, Fail> {
     let s = Session::new(&inner.pool).await?;
     let st = s.prepare(sql::ANY_DUE_HOLD).await?;
-    let row = s.client().query_one(&st, &[&inner.offset()]).await?;
+    let row = s.client().query_one(&st, &[&inner.clock()]).await?;
     Ok(row.get(0))
 }
 
@@ -514,7 +526,7 @@ async fn load(inner: &Inner, s: &Session, id: &str) -> Result<Option<Loaded>, Fa
         s.prepare(sql::GET_ORDERS),
     )?;
     let c = s.client();
-    let off = inner.offset();
+    let off = inner.clock();
     let (res_params, id_param): ([Param; 2], [Param; 1]) = ([&off, &id], [&id]);
     let (res, lines, orders) = futures::join!(
         c.query_opt(&st_res, &res_params),
@@ -682,7 +694,7 @@ async fn uncount(s: &Session, ids: &[String]) -> Result<Vec<Count>, Fail> {
 
 /// HELD -> COMMITTED with purchase orders.
 pub(crate) async fn commit(inner: &Inner, req: &CommitRequest) -> Result<Reservation, Fail> {
-    let off = inner.offset();
+    let off = inner.clock();
     let id = req.id.as_str();
     let mut s = Session::new(&inner.pool).await?;
     let (st_commit, st_allocate, st_orders) = futures::try_join!(
@@ -710,7 +722,8 @@ pub(crate) async fn commit(inner: &Inner, req: &CommitRequest) -> Result<Reserva
     if committed.is_empty() {
         // Not a live hold this caller may commit: say why, from what is stored.
         s.rollback().await?;
-        return commit_refused(inner, &s, req).await;
+        drop(s);
+        return commit_refused(inner, req).await;
     }
     let mut deltas = Deltas::new();
     for r in &allocated {
@@ -754,12 +767,12 @@ pub(crate) async fn commit(inner: &Inner, req: &CommitRequest) -> Result<Reserva
     Ok(loaded.reservation)
 }
 
-async fn commit_refused(
-    inner: &Inner,
-    s: &Session,
-    req: &CommitRequest,
-) -> Result<Reservation, Fail> {
-    let Some(loaded) = load(inner, s, req.id.as_str()).await? else {
+async fn commit_refused(inner: &Inner, req: &CommitRequest) -> Result<Reservation, Fail> {
+    let loaded = {
+        let s = Session::new(&inner.pool).await?;
+        load(inner, &s, req.id.as_str()).await?
+    };
+    let Some(loaded) = loaded else {
         return Err(LedgerError::NotFound { id: req.id.clone() }.into());
     };
     let r = loaded.reservation;
@@ -773,11 +786,17 @@ async fn commit_refused(
         }
         .into()),
         State::Released => Err(LedgerError::Released { id: r.id }.into()),
-        State::Expired => Err(LedgerError::Expired {
-            id: r.id,
-            expired_at_ms: r.expires_at_ms,
+        State::Expired => {
+            if loaded.stored == State::Held {
+                // Past its time but not swept: replenish it now.
+                expire(inner, &[r.id.as_str().to_owned()]).await?;
+            }
+            Err(LedgerError::Expired {
+                id: r.id,
+                expired_at_ms: r.expires_at_ms,
+            }
+            .into())
         }
-        .into()),
         // Live and ours, yet not committed: a concurrent change; look again.
         State::Held => Err(Fail::Conflict("reservation changed during commit".into())),
     }
@@ -797,7 +816,7 @@ fn cut(s: &str, max: usize) -> &str {
 
 /// HELD (or COMMITTED with cancel_allocation) -> RELEASED.
 pub(crate) async fn release(inner: &Inner, req: &ReleaseRequest) -> Result<Reservation, Fail> {
-    let off = inner.offset();
+    let off = inner.clock();
     let id = req.id.as_str();
     let reason = cut(&req.reason, RELEASE_REASON_BYTES_MAX);
     let mut s = Session::new(&inner.pool).await?;
@@ -880,7 +899,7 @@ async fn release_refused(inner: &Inner, req: &ReleaseRequest) -> Result<Reservat
 
 /// Expires those of `ids` that are still HELD past their time; returns how many.
 async fn expire(inner: &Inner, ids: &[String]) -> Result<usize, Fail> {
-    let off = inner.offset();
+    let off = inner.clock();
     let mut s = Session::new(&inner.pool).await?;
     let st = s.prepare(sql::EXPIRE).await?;
     let c = s.opening();
@@ -921,7 +940,7 @@ pub(crate) async fn expire_due(inner: &Inner) -> Result<usize, Fail> {
             let s = Session::new(&inner.pool).await?;
             let st = s.prepare(sql::DUE_HOLDS).await?;
             s.client()
-                .query(&st, &[&inner.offset(), &EXPIRE_BATCH])
+                .query(&st, &[&inner.clock(), &EXPIRE_BATCH])
                 .await?
                 .iter()
                 .map(|r| r.get(0))
@@ -955,7 +974,7 @@ async fn purge_keys(inner: &Inner) -> Result<(), Fail> {
             .client()
             .execute(
                 &st,
-                &[&inner.offset(), &IDEMPOTENCY_KEY_TTL_MS, &PURGE_BATCH],
+                &[&inner.clock(), &IDEMPOTENCY_KEY_TTL_MS, &PURGE_BATCH],
             )
             .await?;
         if (n as i64) < PURGE_BATCH {
@@ -1051,7 +1070,7 @@ pub(crate) async fn due_orders(
     let st = s.prepare(sql::LEASE_ORDERS).await?;
     let leased = s
         .client()
-        .query(&st, &[&inner.offset(), &limit, &lease_ms])
+        .query(&st, &[&inner.clock(), &limit, &lease_ms])
         .await?;
     let mut ids: Vec<String> = leased.iter().map(|r| r.get(1)).collect();
     ids.sort_unstable();
@@ -1113,7 +1132,7 @@ pub(crate) async fn record_delivery(
         DeliveryOutcome::Acknowledged => {
             let st = s.prepare(sql::ACKNOWLEDGE).await?;
             s.client()
-                .execute(&st, &[&inner.offset(), &po_number])
+                .execute(&st, &[&inner.clock(), &po_number])
                 .await?;
         }
         DeliveryOutcome::Failed { error, retry_at_ms } => {

@@ -3,15 +3,15 @@
 //! `FOR UPDATE SKIP LOCKED`, conditional `UPDATE`s and `INSERT .. ON
 //! CONFLICT` instead of read-then-write.
 //!
-//! Time is always the database's: `now()` of the transaction, in Unix ms,
-//! plus `$1`, an offset that is zero in service and lets tests move the
-//! ledger's clock without waiting. Every statement that reads the clock takes
-//! the offset as `$1`.
+//! Time is the database's: `now()` of the transaction, in Unix ms. Every
+//! statement that reads the clock takes `$1`, which is NULL in service; a
+//! test that drives time itself passes its simulated now there instead.
 
-/// The ledger's clock in Unix ms: the transaction's `now()` plus the offset `$1`.
+/// The ledger's clock in Unix ms: `$1` when a test sets it, else the
+/// transaction's `now()`.
 macro_rules! now_ms {
     () => {
-        "((EXTRACT(EPOCH FROM now()) * 1000)::INT8 + $1::INT8)"
+        "COALESCE($1::INT8, (EXTRACT(EPOCH FROM now()) * 1000)::INT8)"
     };
 }
 
