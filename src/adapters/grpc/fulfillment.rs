@@ -11,6 +11,7 @@ use super::{convert, deadline};
 use crate::config::Config;
 use crate::domain::live_rates::{price_quote, LivePricing, LiveRater};
 use crate::domain::quoting::QuoteInput;
+use crate::domain::realtime::Overlay;
 use crate::domain::world::World;
 use crate::pb;
 
@@ -78,7 +79,7 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
         if ship_to.is_some() {
             convert::address(&self.world, ship_to, "ship_to")?;
         }
-        let stock = self.world.check_stock(&lines);
+        let stock = self.world.check_stock(&lines, &Overlay::default());
         let lines = stock
             .iter()
             .map(|s| pb::StockLine {
@@ -109,11 +110,13 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
         let world = Arc::clone(&self.world);
         let valid_secs = self.config.quote.valid_secs;
         let (quote, input) = if large {
-            tokio::task::spawn_blocking(move || (world.quote(&input, valid_secs), input))
-                .await
-                .map_err(|e| Status::internal(format!("planner stopped: {e}")))?
+            tokio::task::spawn_blocking(move || {
+                (world.quote(&input, &Overlay::default(), valid_secs), input)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("planner stopped: {e}")))?
         } else {
-            (world.quote(&input, valid_secs), input)
+            (world.quote(&input, &Overlay::default(), valid_secs), input)
         };
         let mut quote = quote.map_err(status::quote_error)?;
         let live = match &self.live {
