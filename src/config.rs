@@ -61,6 +61,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Live carrier rating (FedEx, UPS); see docs/carriers.md.
     pub carriers: crate::adapters::http::carriers::CarriersConfig,
+    /// Real-time supplier stock; see docs/suppliers.md.
+    pub realtime: crate::adapters::http::suppliers::RealtimeConfig,
     /// Directory the config file was read from; relative data paths resolve against it.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,

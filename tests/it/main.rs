@@ -7,4 +7,5 @@ mod helpers;
 mod http_feeds;
 mod process;
 mod quote;
+mod realtime;
 mod service;

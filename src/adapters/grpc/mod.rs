@@ -18,6 +18,7 @@ use tonic::transport::Server;
 
 use crate::config::Config;
 use crate::domain::live_rates::LiveRater;
+use crate::domain::realtime::RealtimeStock;
 use crate::domain::world::World;
 use crate::pb;
 
@@ -30,6 +31,7 @@ pub async fn serve(
     world: Arc<World>,
     config: Arc<Config>,
     live: Option<Arc<dyn LiveRater>>,
+    realtime: Option<Arc<RealtimeStock>>,
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
@@ -54,6 +56,7 @@ pub async fn serve(
         Arc::clone(&world),
         Arc::clone(&config),
         live.clone(),
+        realtime,
     ))
     .max_decoding_message_size(max_bytes);
     let catalog = pb::catalog_server::CatalogServer::new(CatalogService::new(
