@@ -63,6 +63,10 @@ pub struct Config {
     pub carriers: crate::adapters::http::carriers::CarriersConfig,
     /// Real-time supplier stock; see docs/suppliers.md.
     pub realtime: crate::adapters::http::suppliers::RealtimeConfig,
+    /// Who may call (API keys and roles); see docs/security.md.
+    pub auth: crate::auth::AuthConfig,
+    /// TLS and mutual TLS on the gRPC port; see docs/security.md.
+    pub tls: crate::adapters::grpc::tls::TlsConfig,
     /// Directory the config file was read from; relative data paths resolve against it.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -80,6 +84,23 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
+    /// Largest block of request headers accepted, in bytes.
+    pub max_header_list_bytes: u32,
+    /// Calls served at once (health and reflection aside); more are refused
+    /// with RESOURCE_EXHAUSTED at once.
+    pub concurrency_max: usize,
+    /// Deadline of a call whose caller set none (or a later one).
+    pub request_timeout_ms: u64,
+    /// Deadline of an `IngestFeed` push whose caller set none (or a later one).
+    pub feed_push_timeout_ms: u64,
+    /// Calls a second allowed per client (key id, or IP address when auth is
+    /// off); 0 = no limit.
+    pub client_rate_per_sec: u32,
+    /// Calls a client may make at once above its rate.
+    pub client_burst: u32,
+    /// After SIGTERM, how long health says NOT_SERVING while calls are still
+    /// taken, so that load balancers stop sending before the port closes.
+    pub drain_delay_ms: u64,
     /// How long SIGTERM waits for in-flight calls before exiting anyway.
     pub shutdown_grace_ms: u64,
 }
@@ -91,6 +112,13 @@ impl Default for ServerConfig {
             http_addr: "0.0.0.0:9090".into(),
             max_message_bytes: limits::GRPC_MESSAGE_BYTES_MAX,
             max_concurrent_streams: 256,
+            max_header_list_bytes: limits::HEADER_LIST_BYTES_MAX,
+            concurrency_max: 64,
+            request_timeout_ms: 30_000,
+            feed_push_timeout_ms: 900_000,
+            client_rate_per_sec: 0,
+            client_burst: 50,
+            drain_delay_ms: 0,
             shutdown_grace_ms: 10_000,
         }
     }

@@ -53,6 +53,7 @@ use std::fmt;
 
 use rust_decimal::Decimal;
 
+use super::address::Address;
 use super::catalog::ProductId;
 use super::suppliers::SupplierId;
 
@@ -264,6 +265,11 @@ pub struct ReserveLine {
     /// (its feed, or a real-time answer), before any holds. The ledger holds
     /// only while `counted + qty <= supply` for this key.
     pub supply: u32,
+    /// When the data `supply` comes from was true (Unix ms): the feed's
+    /// `as_of`, or a real-time answer's. A ledger shared by several replicas
+    /// (PostgreSQL) keeps the newest supply it has seen per key, so that a
+    /// replica whose feed is older can never raise it back.
+    pub supply_as_of_ms: i64,
 }
 
 /// Ask to hold a plan.
@@ -280,6 +286,8 @@ pub struct ReserveRequest {
     /// The plan as the caller will want it back (opaque to the ledger: the
     /// gRPC edge stores its encoded `Plan`). Kept with the reservation.
     pub plan: Vec<u8>,
+    /// Where the goods go; printed on the purchase orders.
+    pub ship_to: Address,
     /// The authenticated caller, when there is one; a reservation is then
     /// visible and changeable only by the same owner.
     pub owner: Option<String>,
@@ -391,6 +399,8 @@ pub struct Reservation {
     pub lines: Vec<HeldLine>,
     /// The plan as the reserving caller supplied it.
     pub plan: Vec<u8>,
+    /// Where the goods go.
+    pub ship_to: Address,
     /// When it was made (Unix ms, ledger clock).
     pub created_at_ms: i64,
     /// When the hold runs out or ran out (Unix ms, ledger clock).
@@ -415,6 +425,8 @@ pub struct OutboundOrder {
     pub order: PurchaseOrder,
     /// The caller's order reference.
     pub order_ref: String,
+    /// Where the goods go.
+    pub ship_to: Address,
     /// Its reservation.
     pub reservation: ReservationId,
 }
