@@ -142,7 +142,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let mut servers = Vec::new();
     {
         let (world, config, rx) = (Arc::clone(&world), Arc::clone(&config), shutdown_rx.clone());
-        let realtime = realtime.clone();
+        let upstreams = grpc::Upstreams {
+            live,
+            realtime: realtime.clone(),
+        };
         let edge = grpc::Edge {
             admission: Arc::clone(&admission),
             tls: tls.clone(),
@@ -152,8 +155,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
                 grpc_listener,
                 world,
                 config,
-                live,
-                realtime,
+                upstreams,
                 health_service,
                 edge,
                 until_shutdown(rx),
