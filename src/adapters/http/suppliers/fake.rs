@@ -265,6 +265,9 @@ struct Shared {
     seed: u64,
     suppliers: RwLock<HashMap<String, Arc<FakeSupplier>>>,
     drop_connections: AtomicU32,
+    /// Stock calls being answered now, and the most ever at once.
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
     stopping: watch::Receiver<bool>,
 }
 
@@ -328,6 +331,8 @@ impl FakeSupplierServer {
             seed,
             suppliers: RwLock::new(HashMap::new()),
             drop_connections: AtomicU32::new(0),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
             stopping: stopping_rx,
         });
         let router = Router::new()
@@ -453,6 +458,11 @@ impl FakeSupplierServer {
         self.supplier(id)
             .map(|s| s.orders.lock().1.clone())
             .unwrap_or_default()
+    }
+
+    /// The most stock calls (across suppliers) that were being answered at once.
+    pub fn peak_concurrent_stock_calls(&self) -> u64 {
+        self.shared.peak_in_flight.load(Ordering::SeqCst)
     }
 
     /// Closes the next `n` connections as soon as they are accepted.
@@ -688,6 +698,7 @@ async fn stock(
         return refuse(StatusCode::NOT_FOUND, format!("no supplier `{supplier}`"));
     };
     sup.stock_calls.fetch_add(1, Ordering::SeqCst);
+    let _in_flight = InFlight::enter(&s);
     let plan = sup.plan();
     if let Some(early) = s.before(&plan).await {
         return early;
@@ -741,6 +752,23 @@ async fn stock(
     };
     let body = json!({ "as_of": rfc3339(plan.as_of_offset_s), "items": items }).to_string();
     deliver(StatusCode::OK, body, plan.fault)
+}
+
+/// Counts a stock call as being answered until dropped.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Why a purchase order is refused before it is recorded.

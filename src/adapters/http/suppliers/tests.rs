@@ -133,28 +133,24 @@ async fn concurrent_requests_coalesce() {
     assert_eq!(fake.calls("SUP0").stock, 1);
 }
 
-/// Requests to several suppliers run concurrently: the slow ones cost one budget, not the sum.
+/// Requests to several suppliers run at the same time, not one after another.
 #[tokio::test]
 async fn suppliers_are_asked_concurrently() {
     let (fake, clients) = setup(4, config(), "").await;
     for i in 0..4 {
         fake.set_behaviour(
             &format!("SUP{i}"),
-            FakeBehaviour::with_latency(Latency::Fixed(Duration::from_millis(150))),
+            FakeBehaviour::with_latency(Latency::Fixed(Duration::from_millis(400))),
         );
     }
     let qs: Vec<SupplierQuestion> = (0..4).map(|s| question(s, &["X-0"])).collect();
-    let started = Instant::now();
-    let answers = clients.ask(&qs, Duration::from_millis(2_000)).await;
+    let answers = clients.ask(&qs, Duration::from_secs(10)).await;
     assert!(answers.iter().all(|a| a.outcome == AskOutcome::Answered));
-    assert!(
-        started.elapsed() < Duration::from_millis(550),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_eq!(fake.peak_concurrent_stock_calls(), 4);
 }
 
-/// A hanging supplier costs the budget and no more, and says it timed out.
+/// A hanging supplier costs the budget and no more, and says it timed out. (The bounds in these
+/// tests are loose: the machine may be busy; the latency goal lives in `benches/realtime.rs`.)
 #[tokio::test]
 async fn hangs_time_out_within_the_budget() {
     let (fake, clients) = setup(2, config(), "").await;
@@ -167,7 +163,7 @@ async fn hangs_time_out_within_the_budget() {
         )
         .await;
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(600), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
     assert_eq!(answers[0].outcome, AskOutcome::Answered);
     assert_eq!(answers[1].outcome, AskOutcome::TimedOut);
     assert!(answers[1].items.is_empty());
@@ -212,7 +208,7 @@ async fn broken_answers_fail_the_supplier() {
     let started = Instant::now();
     let a = ask(&clients, question(0, &["X-3"]), Duration::from_millis(150)).await;
     assert_eq!(a.outcome, AskOutcome::TimedOut);
-    assert!(started.elapsed() < Duration::from_millis(650));
+    assert!(started.elapsed() < Duration::from_secs(3));
     // Nothing broken was cached: a good answer is asked for and used.
     fake.set_behaviour("SUP0", FakeBehaviour::default());
     let a = ask(&clients, question(0, &["X-1"]), BUDGET).await;
@@ -300,15 +296,15 @@ async fn hedged_requests_overtake_stalls() {
         "SUP0",
         FakeBehaviour::with_latency(Latency::EveryNth {
             base: Duration::from_millis(5),
-            slow: Duration::from_secs(3),
+            slow: Duration::from_secs(20),
             n: 2,
         }),
     );
     let started = Instant::now();
-    let a = ask(&clients, question(0, &["X-0"]), Duration::from_secs(5)).await;
+    let a = ask(&clients, question(0, &["X-0"]), Duration::from_secs(25)).await;
     assert_eq!(a.outcome, AskOutcome::Answered);
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
