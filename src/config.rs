@@ -63,6 +63,8 @@ pub struct Config {
     pub carriers: crate::adapters::http::carriers::CarriersConfig,
     /// The reservation ledger; see docs/reservations.md.
     pub ledger: LedgerConfig,
+    /// Real-time supplier stock; see docs/suppliers.md.
+    pub realtime: crate::adapters::http::suppliers::RealtimeConfig,
     /// Who may call (API keys and roles); see docs/security.md.
     pub auth: crate::auth::AuthConfig,
     /// TLS and mutual TLS on the gRPC port; see docs/security.md.

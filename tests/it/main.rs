@@ -11,6 +11,7 @@ mod limits;
 mod pg;
 mod process;
 mod quote;
+mod realtime;
 mod service;
 mod shutdown;
 mod tls;
