@@ -770,3 +770,184 @@ async fn a_database_restart_mid_storm_never_gives_a_false_ok() {
     );
     l.flush().await.unwrap();
 }
+
+/// (HTTP status of /readyz, its `ledger` field, gRPC health of Fulfillment).
+async fn readiness(app: &crate::helpers::TestApp) -> (u16, String, i32) {
+    let readyz = reqwest::get(app.http("/readyz")).await.unwrap();
+    let code = readyz.status().as_u16();
+    let detail: serde_json::Value = readyz.json().await.unwrap();
+    let health = tonic_health::pb::health_client::HealthClient::new(app.channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "stockroute.v1.Fulfillment".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    (
+        code,
+        detail["ledger"].as_str().unwrap_or_default().to_owned(),
+        health,
+    )
+}
+
+async fn until_readiness(
+    app: &crate::helpers::TestApp,
+    code: u16,
+    what: &str,
+) -> (u16, String, i32) {
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = readiness(app).await;
+        if seen.0 == code {
+            return seen;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "{what}: still {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_drops_while_the_database_is_down_and_returns_by_itself() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let mut pg = PgCluster::start();
+    let url = pg.url();
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.ledger = LedgerConfig {
+            postgres_call_budget_ms: 1_000,
+            postgres_connect_timeout_ms: 500,
+            postgres_poll_ms: 200,
+            ..config(&url)
+        };
+    })
+    .await;
+    let ledger = app.app.ledger.clone().expect("a ledger");
+    let (code, ledger_state, health) = readiness(&app).await;
+    assert_eq!((code, ledger_state.as_str()), (200, "ready"));
+    assert_eq!(health, ServingStatus::Serving as i32);
+
+    tokio::task::block_in_place(|| pg.crash());
+    let (_, ledger_state, health) = until_readiness(&app, 503, "readiness never dropped").await;
+    assert!(ledger_state.starts_with("down: "), "{ledger_state}");
+    assert_eq!(health, ServingStatus::NotServing as i32);
+    // Calls answer UNAVAILABLE meanwhile, never a false OK.
+    let err = ledger
+        .reserve(reserve("down-1", vec![line(1, 1, 1, 5)]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::Unavailable(_)), "{err:?}");
+
+    tokio::task::block_in_place(|| pg.start_server());
+    let (_, ledger_state, health) = until_readiness(&app, 200, "readiness never came back").await;
+    assert_eq!(ledger_state, "ready");
+    assert_eq!(health, ServingStatus::Serving as i32);
+    ledger
+        .reserve(reserve("up-1", vec![line(1, 1, 1, 5)]))
+        .await
+        .expect("serves again");
+    app.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_cancelled_at_random_moments_leave_nothing_half_done() {
+    use rand::{Rng, SeedableRng};
+    let pg = PgCluster::start();
+    let l = Arc::new(ledger(&pg.url()).await);
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+    // Callers that go away after 0 to 6 ms: tonic drops the handler's
+    // future the same way when a client disconnects.
+    let requests: Vec<ReserveRequest> = (0..240u32)
+        .map(|i| {
+            let mut lines = vec![line(1, rng.random_range(0..4), rng.random_range(1..3), 20)];
+            if rng.random_bool(0.5) {
+                lines.push(line(2, rng.random_range(0..4), 1, 20));
+            }
+            reserve(&format!("cancel-{i}"), lines)
+        })
+        .collect();
+    for batch in requests.chunks(24) {
+        let calls = batch.iter().cloned().map(|req| {
+            let l = Arc::clone(&l);
+            let after = Duration::from_micros(rng.random_range(0..6_000));
+            async move { tokio::time::timeout(after, l.reserve(req)).await }
+        });
+        futures::future::join_all(calls).await;
+    }
+    // Retried with their keys, every request converges on one answer.
+    let mut held = HashMap::new();
+    for req in &requests {
+        match l.reserve(req.clone()).await {
+            Ok(r) => {
+                let again = l.reserve(req.clone()).await.unwrap();
+                assert_eq!(again.id, r.id, "one reservation per key");
+                held.insert(req.key.as_str().to_owned(), r.id);
+            }
+            Err(LedgerError::InsufficientStock(_)) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    // Commits and releases cut short too, then retried.
+    let ids: Vec<_> = held.values().cloned().collect();
+    let calls = ids.iter().enumerate().map(|(i, id)| {
+        let l = Arc::clone(&l);
+        let after = Duration::from_micros(rng.random_range(0..4_000));
+        let id = id.clone();
+        async move {
+            let call = async {
+                if i % 2 == 0 {
+                    l.commit(commit(&id, &format!("order-{i}"))).await.map(drop)
+                } else {
+                    l.release(release(&id, false)).await.map(drop)
+                }
+            };
+            let _ = tokio::time::timeout(after, call).await;
+        }
+    });
+    futures::future::join_all(calls).await;
+    for (i, id) in ids.iter().enumerate() {
+        let state = if i % 2 == 0 {
+            l.commit(commit(id, &format!("order-{i}")))
+                .await
+                .unwrap()
+                .state
+        } else {
+            l.release(release(id, false)).await.unwrap().state
+        };
+        let want = if i % 2 == 0 {
+            State::Committed
+        } else {
+            State::Released
+        };
+        assert_eq!(state, want);
+    }
+    // Every counter is the sum of the lines that count, and within supply.
+    let mismatched = pg
+        .psql(
+            "postgres",
+            "SELECT count(*) FROM stock s LEFT JOIN (
+                SELECT supplier_id, sku,
+                    sum(qty) FILTER (WHERE counts = 'held') AS held,
+                    sum(qty) FILTER (WHERE counts = 'allocated') AS allocated
+                FROM reservation_line GROUP BY supplier_id, sku) l
+             USING (supplier_id, sku)
+             WHERE s.held <> coalesce(l.held, 0) OR s.allocated <> coalesce(l.allocated, 0)
+                OR s.held + s.allocated > s.supply",
+        )
+        .unwrap();
+    assert_eq!(mismatched, "0");
+    let orders = pg
+        .psql(
+            "postgres",
+            "SELECT count(DISTINCT reservation_id) FROM purchase_order",
+        )
+        .unwrap();
+    assert_eq!(
+        orders,
+        ids.iter().step_by(2).count().to_string(),
+        "orders once per commit"
+    );
+    l.flush().await.unwrap();
+}

@@ -195,7 +195,7 @@ pub(crate) async fn hold(
     let mut swept = false;
     loop {
         match try_hold(inner, req, order_ref, &wanted).await? {
-            Held::Done(r) => return Ok(r),
+            Held::Done(r) => return Ok(*r),
             Held::KeyBound => return bound_answer(inner, req).await,
             Held::Short => {
                 // Holds past their time may still be counted until swept:
@@ -218,7 +218,7 @@ pub(crate) async fn hold(
 }
 
 enum Held {
-    Done(Reservation),
+    Done(Box<Reservation>),
     KeyBound,
     Short,
 }
@@ -394,7 +394,7 @@ async fn try_hold(
             },
         })
         .collect();
-    Ok(Held::Done(Reservation {
+    Ok(Held::Done(Box::new(Reservation {
         id,
         state: if allocate {
             State::Committed
@@ -411,7 +411,7 @@ async fn try_hold(
         release_reason: None,
         orders,
         owner: req.owner.clone(),
-    }))
+    })))
 }
 
 /// (po_number, supplier_id) per supplier of the lines, in supplier id order.
