@@ -51,6 +51,8 @@ pub struct RunningApp {
     grace: Duration,
     /// The demo world's fake FedEx and UPS, kept running as long as the service.
     fake_carriers: Option<FakeCarrierServer>,
+    /// The reservation ledger; flushed last at shutdown.
+    pub ledger: crate::ledger::OpenLedger,
 }
 
 impl std::fmt::Debug for RunningApp {
@@ -103,6 +105,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         "catalog and suppliers loaded"
     );
 
+    let opened = crate::ledger::open(&config, &world).await?;
+    let ledger = Arc::clone(&opened.ledger);
+
     let keyring = keyring(&config)?;
     let tls = TlsState::from_config(&config.tls)?;
     if let Some(tls) = &tls {
@@ -123,6 +128,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let readiness = Arc::new(Readiness::default());
+    readiness.watch_ledger(Arc::clone(&ledger));
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_not_serving::<pb::fulfillment_server::FulfillmentServer<grpc::FulfillmentService>>()
@@ -137,6 +143,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         let edge = grpc::Edge {
             admission: Arc::clone(&admission),
             tls: tls.clone(),
+            ledger: Arc::clone(&ledger),
         };
         servers.push(tokio::spawn(async move {
             if let Err(e) = grpc::serve(
@@ -196,6 +203,24 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         limit_bytes: config.feeds.feed_bytes_max,
     });
     let mut background = Vec::new();
+    background.push(crate::ledger::spawn_sweeper(
+        Arc::clone(&ledger),
+        Arc::clone(&world.clock),
+        Duration::from_millis(config.ledger.sweep_interval_ms.max(1)),
+        shutdown_rx.clone(),
+    ));
+    let resolve: crate::adapters::http::purchase_orders::BaseResolver = Arc::new(|base: &str| {
+        (base.starts_with("http://") || base.starts_with("https://")).then(|| base.to_owned())
+    });
+    if let Some(task) = crate::ledger::spawn_order_sender(
+        &config,
+        Arc::clone(&ledger),
+        Arc::clone(&world),
+        resolve,
+        shutdown_rx.clone(),
+    )? {
+        background.push(task);
+    }
     if let (Some(ring), true) = (&keyring, config.auth.keys_file.is_some()) {
         let ring = Arc::clone(ring);
         background.push(tokio::spawn(reload_every(
@@ -262,6 +287,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         drain_delay: Duration::from_millis(config.server.drain_delay_ms),
         grace: Duration::from_millis(config.server.shutdown_grace_ms),
         fake_carriers,
+        ledger: opened,
     })
 }
 
@@ -407,6 +433,13 @@ impl RunningApp {
         if let Some(fake) = self.fake_carriers {
             fake.shutdown().await;
         }
+        // In-flight calls are done: make everything they were told durable.
+        if let Err(e) = self.ledger.ledger.flush().await {
+            tracing::error!(error = %e, "ledger flush failed");
+        }
+        if let Some(dir) = &self.ledger.scratch_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         tracing::info!("stopped");
     }
 }
@@ -504,17 +537,24 @@ fn ingest_local(
             let opened = std::fs::File::open(&path)
                 .map_err(|e| format!("{}: {e}", path.display()))
                 .and_then(|file| {
-                    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    let meta = file.metadata().ok();
+                    let len = meta.as_ref().map_or(0, |m| m.len());
                     if len > limit_bytes {
                         return Err(format!(
                             "{}: {len} bytes, more than the limit of {limit_bytes}",
                             path.display()
                         ));
                     }
-                    Ok(file)
+                    // The file's data is as of its last change, not of this
+                    // read: re-reading it after a restart is not news.
+                    let modified_ms = meta
+                        .and_then(|m| m.modified().ok())
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| d.as_millis() as i64);
+                    Ok((file, modified_ms))
                 });
             match opened {
-                Ok(file) => world.ingest(supplier, kind, file),
+                Ok((file, modified_ms)) => world.ingest_as_of(supplier, kind, file, modified_ms),
                 Err(why) => {
                     world.record_feed_failure(supplier, &why);
                     Err(FeedError::Unreadable(why))

@@ -160,7 +160,7 @@ impl World {
             .iter()
             .map(|d| {
                 let offers: Vec<OfferInfo> = match d.product {
-                    Some(p) => offers_of(&view, p),
+                    Some(p) => offers_of(self, &view, p),
                     None => Vec::new(),
                 };
                 StockInfo {
@@ -177,7 +177,7 @@ impl World {
 
     /// Every offer for a product.
     pub fn offers(&self, product: ProductId) -> Vec<OfferInfo> {
-        offers_of(&self.index.view(), product)
+        offers_of(self, &self.index.view(), product)
     }
 
     /// Plans a basket under the requested objective and the others.
@@ -195,16 +195,17 @@ impl World {
                 let mut excluded_stock = false;
                 let candidates = offers
                     .iter()
-                    .filter(|o| {
+                    .filter_map(|o| {
+                        // What holds and allocations leave of the supplier's stock.
+                        let available = o.qty.saturating_sub(self.counted(o.supplier, o.product));
                         let excluded = input.excluded.contains(&o.supplier);
-                        excluded_stock |= excluded && o.qty > 0;
-                        !excluded && o.qty > 0
-                    })
-                    .map(|o| Candidate {
-                        supplier: o.supplier,
-                        available: o.qty,
-                        cost: o.cost,
-                        as_of_s: o.as_of_s,
+                        excluded_stock |= excluded && available > 0;
+                        (!excluded && available > 0).then_some(Candidate {
+                            supplier: o.supplier,
+                            available,
+                            cost: o.cost,
+                            as_of_s: o.as_of_s,
+                        })
                     })
                     .collect();
                 LineInput {
@@ -271,14 +272,14 @@ impl World {
     }
 }
 
-fn offers_of(view: &IndexView<'_>, product: ProductId) -> Vec<OfferInfo> {
+fn offers_of(world: &World, view: &IndexView<'_>, product: ProductId) -> Vec<OfferInfo> {
     let mut refs = Vec::new();
     view.offers_into(product, &mut refs);
     refs.iter()
         .map(|o| OfferInfo {
             supplier: o.supplier,
             supplier_sku: o.supplier_sku.to_owned(),
-            available: o.qty,
+            available: o.qty.saturating_sub(world.counted(o.supplier, product)),
             cost: o.cost,
             as_of_s: o.as_of_s,
             source: StockSource::Feed,

@@ -9,6 +9,7 @@ pub mod deadline;
 pub mod fulfillment;
 pub mod metrics_layer;
 pub mod rate;
+pub mod reservations;
 pub mod rpc;
 pub mod status;
 pub mod tls;
@@ -38,6 +39,8 @@ pub struct Edge {
     pub admission: Arc<Admission>,
     /// TLS, when configured.
     pub tls: Option<Arc<TlsState>>,
+    /// The reservation ledger.
+    pub ledger: Arc<dyn crate::domain::ledger::Ledger>,
 }
 
 /// Serves gRPC on `listener` until `shutdown` resolves, then finishes in-flight calls.
@@ -71,6 +74,7 @@ pub async fn serve(
         Arc::clone(&world),
         Arc::clone(&config),
         live.clone(),
+        Arc::clone(&edge.ledger),
     ))
     .max_decoding_message_size(max_bytes)
     .accept_compressed(CompressionEncoding::Gzip)

@@ -22,6 +22,8 @@ use crate::domain::world::World;
 pub struct Readiness {
     ready: AtomicBool,
     draining: AtomicBool,
+    /// The reservation ledger; not ready while it is down.
+    ledger: std::sync::OnceLock<Arc<dyn crate::domain::ledger::Ledger>>,
 }
 
 impl Readiness {
@@ -36,9 +38,23 @@ impl Readiness {
         self.draining.store(true, Ordering::SeqCst);
     }
 
-    /// True once ready, until shutdown begins.
+    /// Makes readiness follow the ledger's health too.
+    pub fn watch_ledger(&self, ledger: Arc<dyn crate::domain::ledger::Ledger>) {
+        let _ = self.ledger.set(ledger);
+    }
+
+    /// Why the ledger cannot serve, when it cannot.
+    pub fn ledger_down(&self) -> Option<String> {
+        self.ledger
+            .get()
+            .and_then(|l| crate::ledger::down_reason(l.as_ref()))
+    }
+
+    /// True once ready, until shutdown begins, while the ledger serves.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst) && !self.draining.load(Ordering::SeqCst)
+        self.ready.load(Ordering::SeqCst)
+            && !self.draining.load(Ordering::SeqCst)
+            && self.ledger_down().is_none()
     }
 
     /// True once shutdown has begun.
@@ -72,6 +88,9 @@ struct ReadyDetail {
     feeds_loaded: usize,
     feeds_pending: Vec<String>,
     feeds_failing: Vec<FeedFailure>,
+    /// Why the reservation ledger cannot serve, when it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ledger_down: Option<String>,
 }
 
 /// Serves the operator endpoints on `listener` until `shutdown` resolves.
@@ -144,6 +163,7 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
         feeds_loaded: 0,
         feeds_pending: Vec::new(),
         feeds_failing: Vec::new(),
+        ledger_down: s.readiness.ledger_down(),
     };
     for &id in s.scheduled.iter() {
         let Some(f) = status.get(id as usize) else {

@@ -1,8 +1,10 @@
-//! HTTP for operators (`/metrics`, `/healthz`, `/readyz`), the feed downloader, and the
-//! clients (and loopback fakes) of the carriers' and suppliers' APIs.
+//! HTTP for operators (`/metrics`, `/healthz`, `/readyz`), the feed downloader, the
+//! purchase-order sender, and the clients (and loopback fakes) of the carriers' and
+//! suppliers' APIs.
 
 pub mod admin;
 pub mod carriers;
 pub mod feed_fetch;
 pub mod live_rates;
+pub mod purchase_orders;
 pub mod suppliers;

@@ -223,6 +223,22 @@ async fn idempotency_storm_executes_once() {
         l.reserve(other).await,
         Err(LedgerError::KeyReused { existing, .. }) if existing == ids[0]
     ));
+    // Looking the key up answers the same, and does nothing.
+    let found = l.find(None, &req.key, req.fingerprint).await.unwrap();
+    assert_eq!(found.map(|r| r.id), Some(ids[0].clone()));
+    assert!(matches!(
+        l.find(None, &req.key, RequestFingerprint::of(&[b"different"]))
+            .await,
+        Err(LedgerError::KeyReused { .. })
+    ));
+    let unknown = IdempotencyKey::parse("never-used").unwrap();
+    assert_eq!(l.find(None, &unknown, req.fingerprint).await.unwrap(), None);
+    assert_eq!(
+        l.find(Some("other"), &req.key, req.fingerprint)
+            .await
+            .unwrap(),
+        None
+    );
     // The key survives a restart.
     l.flush().await.unwrap();
     drop(l);
