@@ -17,11 +17,14 @@ use crate::adapters::http::admin::{self, Readiness};
 use crate::adapters::http::carriers::fake::FakeCarrierServer;
 use crate::adapters::http::carriers::CarrierClients;
 use crate::adapters::http::feed_fetch::FeedFetcher;
+use crate::adapters::http::suppliers::fake::{drifted, items_from_feed_csv, FakeSupplierServer};
+use crate::adapters::http::suppliers::{SupplierClients, FAKE_SCHEME};
 use crate::auth::{AuthMode, Keyring};
 use crate::config::Config;
 use crate::domain::clock::SystemClock;
 use crate::domain::feeds::{FeedError, IngestReport};
 use crate::domain::live_rates::LiveRater;
+use crate::domain::realtime::RealtimeStock;
 use crate::domain::suppliers::{FeedKind, SupplierId};
 use crate::domain::world::World;
 use crate::load::{self, WorldSource};
@@ -51,6 +54,10 @@ pub struct RunningApp {
     grace: Duration,
     /// The demo world's fake FedEx and UPS, kept running as long as the service.
     fake_carriers: Option<FakeCarrierServer>,
+    /// The demo world's fake real-time suppliers, kept running as long as the service.
+    fake_suppliers: Option<FakeSupplierServer>,
+    /// Real-time stock, when any supplier answers in real time.
+    pub realtime: Option<Arc<RealtimeStock>>,
     /// The reservation ledger; flushed last at shutdown.
     pub ledger: crate::ledger::OpenLedger,
 }
@@ -116,6 +123,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let admission = Arc::new(Admission::new(&config.server, keyring.clone()));
 
     let (live, fake_carriers) = live_rater(&config).await?;
+    let (realtime, mut fake_suppliers) = realtime_stock(&config, &world, &source).await?;
+    let order_endpoints = order_endpoints(&config, &world, &mut fake_suppliers).await?;
 
     let grpc_listener = TcpListener::bind(&config.server.grpc_addr)
         .await
@@ -140,6 +149,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let mut servers = Vec::new();
     {
         let (world, config, rx) = (Arc::clone(&world), Arc::clone(&config), shutdown_rx.clone());
+        let upstreams = grpc::Upstreams {
+            live,
+            realtime: realtime.clone(),
+        };
         let edge = grpc::Edge {
             admission: Arc::clone(&admission),
             tls: tls.clone(),
@@ -150,7 +163,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
                 grpc_listener,
                 world,
                 config,
-                live,
+                upstreams,
                 health_service,
                 edge,
                 until_shutdown(rx),
@@ -209,17 +222,21 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         Duration::from_millis(config.ledger.sweep_interval_ms.max(1)),
         shutdown_rx.clone(),
     ));
-    let resolve: crate::adapters::http::purchase_orders::BaseResolver = Arc::new(|base: &str| {
-        (base.starts_with("http://") || base.starts_with("https://")).then(|| base.to_owned())
-    });
     if let Some(task) = crate::ledger::spawn_order_sender(
         &config,
         Arc::clone(&ledger),
         Arc::clone(&world),
-        resolve,
+        order_endpoints,
         shutdown_rx.clone(),
     )? {
         background.push(task);
+    }
+    if let Some(rt) = &realtime {
+        background.push(tokio::spawn(flush_realtime(
+            Arc::clone(rt),
+            Arc::clone(&world),
+            Duration::from_millis(config.realtime.index_flush_ms),
+        )));
     }
     if let (Some(ring), true) = (&keyring, config.auth.keys_file.is_some()) {
         let ring = Arc::clone(ring);
@@ -287,8 +304,167 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         drain_delay: Duration::from_millis(config.server.drain_delay_ms),
         grace: Duration::from_millis(config.server.shutdown_grace_ms),
         fake_carriers,
+        fake_suppliers,
+        realtime,
         ledger: opened,
     })
+}
+
+/// Real-time stock for the suppliers that have a gateway. A `fake:<id>`
+/// base URL (the demo world's) is served by a fake supplier started here on
+/// loopback, answering from that supplier's feed file moved the way stock
+/// moves between feeds (deterministic for `data.demo_seed`).
+async fn realtime_stock(
+    config: &Config,
+    world: &World,
+    source: &WorldSource,
+) -> anyhow::Result<(Option<Arc<RealtimeStock>>, Option<FakeSupplierServer>)> {
+    let live: Vec<(String, String, Option<String>)> = world
+        .suppliers
+        .iter()
+        .filter_map(|(_, s)| {
+            let rt = s.realtime.as_ref()?;
+            let feed = s.feed.as_ref().map(|f| f.source.clone());
+            Some((s.id.clone(), rt.base_url.trim().to_owned(), feed))
+        })
+        .collect();
+    if live.is_empty() || !config.realtime.enabled {
+        if !live.is_empty() {
+            tracing::info!("real-time stock turned off: quoting from feeds only");
+        }
+        return Ok((None, None));
+    }
+    let mut base_urls = std::collections::HashMap::new();
+    let fakes: Vec<&(String, String, Option<String>)> = live
+        .iter()
+        .filter(|(_, url, _)| url.starts_with(FAKE_SCHEME))
+        .collect();
+    let fake = if fakes.is_empty() {
+        None
+    } else {
+        let seed = config.data.demo_seed;
+        let server = FakeSupplierServer::start(seed)
+            .await
+            .context("cannot start the fake real-time suppliers")?;
+        for (id, url, feed) in fakes {
+            let name = url[FAKE_SCHEME.len()..].trim();
+            let name = if name.is_empty() { id.as_str() } else { name };
+            let items = match feed.as_deref().filter(|f| !f.contains("://")) {
+                Some(rel) => {
+                    let bytes = source.read(rel).context("fake supplier's feed")?;
+                    items_from_feed_csv(&bytes)
+                        .map_err(|e| anyhow::anyhow!("feed {rel} of fake supplier {id}: {e}"))?
+                }
+                None => Vec::new(),
+            };
+            base_urls.insert(
+                id.clone(),
+                server.add_supplier(name, drifted(seed, id, items)),
+            );
+        }
+        tracing::info!(
+            suppliers = base_urls.len(),
+            addr = %server.addr(),
+            "demo: fake real-time suppliers on loopback"
+        );
+        Some(server)
+    };
+    let clients = SupplierClients::new(
+        &config.realtime,
+        &world.suppliers,
+        &world.currency,
+        &base_urls,
+    )
+    .context("real-time supplier configuration")?;
+    tracing::info!(suppliers = live.len(), "real-time stock on");
+    Ok((Some(Arc::new(RealtimeStock::new(Arc::new(clients)))), fake))
+}
+
+/// Where purchase orders go: configured `http(s)` base URLs as they are;
+/// `fake:<id>` ones (the demo world's) to a fake supplier on loopback, on the
+/// real-time fakes' server when it runs (so a supplier keeps one base URL),
+/// else on one started here.
+async fn order_endpoints(
+    config: &Config,
+    world: &World,
+    fake_suppliers: &mut Option<FakeSupplierServer>,
+) -> anyhow::Result<crate::adapters::http::purchase_orders::BaseResolver> {
+    // Suppliers the real-time fakes already serve keep their items.
+    let served: std::collections::HashSet<String> = if fake_suppliers.is_some() {
+        world
+            .suppliers
+            .iter()
+            .filter_map(|(_, s)| s.realtime.as_ref())
+            .filter_map(|r| r.base_url.trim().strip_prefix(FAKE_SCHEME))
+            .map(|n| n.trim().to_owned())
+            .collect()
+    } else {
+        std::collections::HashSet::new()
+    };
+    let wanted: Vec<String> = world
+        .suppliers
+        .iter()
+        .filter_map(|(_, s)| {
+            let base = s
+                .orders
+                .as_ref()
+                .map(|o| o.base_url.trim())
+                .or_else(|| s.realtime.as_ref().map(|r| r.base_url.trim()))?;
+            let name = base.strip_prefix(FAKE_SCHEME)?.trim();
+            Some(if name.is_empty() {
+                s.id.clone()
+            } else {
+                name.to_owned()
+            })
+        })
+        .collect();
+    let mut fake_urls = std::collections::HashMap::new();
+    if !wanted.is_empty() {
+        if fake_suppliers.is_none() {
+            let server = FakeSupplierServer::start(config.data.demo_seed)
+                .await
+                .context("cannot start the fake suppliers' order endpoints")?;
+            *fake_suppliers = Some(server);
+        }
+        if let Some(server) = fake_suppliers.as_ref() {
+            for name in wanted {
+                let url = if served.contains(&name) {
+                    server.base_url(&name)
+                } else {
+                    server.add_supplier(&name, Vec::new())
+                };
+                fake_urls.insert(name, url);
+            }
+            tracing::info!(
+                suppliers = fake_urls.len(),
+                addr = %server.addr(),
+                "demo: fake purchase-order endpoints on loopback"
+            );
+        }
+    }
+    Ok(Arc::new(move |base: &str| {
+        let base = base.trim();
+        if let Some(name) = base.strip_prefix(FAKE_SCHEME) {
+            return fake_urls.get(name.trim()).cloned();
+        }
+        (base.starts_with("http://") || base.starts_with("https://")).then(|| base.to_owned())
+    }))
+}
+
+/// Writes real-time answers into the index every `every`, off the async threads.
+async fn flush_realtime(realtime: Arc<RealtimeStock>, world: Arc<World>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !realtime.has_pending() {
+            continue;
+        }
+        let (rt, w) = (Arc::clone(&realtime), Arc::clone(&world));
+        if let Err(e) = tokio::task::spawn_blocking(move || rt.flush(&w.index)).await {
+            tracing::error!(error = %e, "real-time index flush stopped");
+        }
+    }
 }
 
 /// The keys callers must present; `None` when auth is off. Off only when
@@ -386,6 +562,11 @@ async fn live_rater(
 }
 
 impl RunningApp {
+    /// The demo world's fake real-time suppliers, when it started them.
+    pub fn fake_suppliers(&self) -> Option<&FakeSupplierServer> {
+        self.fake_suppliers.as_ref()
+    }
+
     /// Waits until the first feeds are loaded.
     pub async fn wait_ready(&self) {
         while !self.readiness.is_ready() {
@@ -431,6 +612,9 @@ impl RunningApp {
             }
         }
         if let Some(fake) = self.fake_carriers {
+            fake.shutdown().await;
+        }
+        if let Some(fake) = self.fake_suppliers {
             fake.shutdown().await;
         }
         // In-flight calls are done: make everything they were told durable.

@@ -32,7 +32,11 @@ fn basket(qty: u32) -> pb::QuoteRequest {
         lines: vec![line(SKU, qty)],
         ship_to: us("10001"),
         options: Some(pb::QuoteOptions {
-            exclude_suppliers: (2..=12).map(|i| format!("SUP{i:03}")).collect(),
+            // SUP002 has no real-time gateway: its feed file is all there is.
+            exclude_suppliers: (1..=12)
+                .map(|i| format!("SUP{i:03}"))
+                .filter(|s| s != "SUP002")
+                .collect(),
             ..pb::QuoteOptions::default()
         }),
     }
@@ -90,7 +94,7 @@ async fn available(addr: &str) -> u32 {
     r.lines[0]
         .offers
         .iter()
-        .find(|o| o.supplier_id == "SUP001")
+        .find(|o| o.supplier_id == "SUP002")
         .map_or(0, |o| o.available)
 }
 
@@ -101,7 +105,7 @@ async fn kill_9_mid_storm_loses_nothing_acknowledged() {
     // One supplier, one SKU, a known number of units, in the feed file itself
     // so that the restart loads the same stock (same file, same data time).
     std::fs::write(
-        dir.path().join("feeds/SUP001.csv"),
+        dir.path().join("feeds/SUP002.csv"),
         format!("supplier_sku,sku,qty,unit_cost\nX-77,{SKU},{UNITS},3.10\n"),
     )
     .unwrap();

@@ -10,6 +10,7 @@ mod ledger_crash;
 mod limits;
 mod process;
 mod quote;
+mod realtime;
 mod reservations;
 mod service;
 mod shutdown;

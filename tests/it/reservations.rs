@@ -15,12 +15,16 @@ use crate::helpers::{
     TestApp,
 };
 
-/// The supplier whose stock the tests control.
-const SUPPLIER: &str = "SUP001";
+/// The supplier whose stock the tests control (one without a real-time
+/// gateway, so that its feed is all there is to know).
+const SUPPLIER: &str = "SUP002";
 
 /// Every supplier of the small world but `SUPPLIER`.
 fn others() -> Vec<String> {
-    (2..=12).map(|i| format!("SUP{i:03}")).collect()
+    (1..=12)
+        .map(|i| format!("SUP{i:03}"))
+        .filter(|s| s != SUPPLIER)
+        .collect()
 }
 
 /// Makes `SUPPLIER` the only source of `sku` a basket may use, with `qty` units.

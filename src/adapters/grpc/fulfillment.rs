@@ -2,10 +2,11 @@
 //! reservations and allocations for carts and order services.
 //!
 //! Quote runs the quote pipeline ([`FulfillmentService::plan_basket`]):
-//! planning, then live freight within what is left of the deadline. Reserve
-//! and Allocate plan a basket through the same function, so they see the
-//! same data; what they hold is then checked and held atomically by the
-//! ledger ([`crate::domain::ledger`]).
+//! real-time stock within its budget, then planning, then live freight within
+//! what is left of the deadline. Anything that plans a basket (Reserve,
+//! Allocate) goes through the same function, so it sees the same data; what
+//! they hold is then checked and held atomically by the ledger
+//! ([`crate::domain::ledger`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,10 +20,12 @@ use crate::auth::Caller;
 use crate::config::Config;
 use crate::domain::ledger::{
     AllocateRequest, CommitRequest, IdempotencyKey, Ledger, LedgerError, ReleaseRequest,
-    RequestFingerprint, Reservation, ReserveRequest,
+    RequestFingerprint, Reservation, ReserveLine, ReserveRequest,
 };
 use crate::domain::live_rates::{price_quote, LivePricing, LiveRater};
-use crate::domain::quoting::{Quote, QuoteInput};
+use crate::domain::quoting::{Demand, Quote, QuoteInput};
+use crate::domain::realtime::{Overlay, RealtimeStock};
+use crate::domain::suppliers::SupplierId;
 use crate::domain::world::World;
 use crate::pb;
 
@@ -37,6 +40,8 @@ pub struct FulfillmentService {
     config: Arc<Config>,
     /// Carrier APIs for live freight, when configured.
     live: Option<Arc<dyn LiveRater>>,
+    /// Real-time supplier stock, when any supplier answers in real time.
+    realtime: Option<Arc<RealtimeStock>>,
     /// Where reservations are held.
     ledger: Arc<dyn Ledger>,
     /// Recent quotes and the reservation conversions.
@@ -46,12 +51,14 @@ pub struct FulfillmentService {
 /// What the quote pipeline produced.
 #[derive(Debug)]
 pub struct PlannedQuote {
-    /// The plans.
+    /// The plans, with freshness and sources.
     pub quote: Quote,
     /// The request as validated.
     pub input: QuoteInput,
     /// Which shipments were priced live.
     pub live: LivePricing,
+    /// The real-time answers the plans were made with.
+    pub fresh: Overlay,
 }
 
 impl PlannedQuote {
@@ -72,6 +79,7 @@ impl std::fmt::Debug for FulfillmentService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FulfillmentService")
             .field("live", &self.live.is_some())
+            .field("realtime", &self.realtime.is_some())
             .finish()
     }
 }
@@ -82,6 +90,7 @@ impl FulfillmentService {
         world: Arc<World>,
         config: Arc<Config>,
         live: Option<Arc<dyn LiveRater>>,
+        realtime: Option<Arc<RealtimeStock>>,
         ledger: Arc<dyn Ledger>,
     ) -> Self {
         let reservations = Arc::new(Reservations::new(Arc::clone(&world), Arc::clone(&config)));
@@ -89,13 +98,14 @@ impl FulfillmentService {
             world,
             config,
             live,
+            realtime,
             ledger,
             reservations,
         }
     }
 
-    /// Validates a quote request.
-    pub fn quote_input(&self, req: pb::QuoteRequest) -> Result<QuoteInput, Status> {
+    /// Validates a quote request; also returns its `realtime_budget_ms`.
+    pub fn quote_input(&self, req: pb::QuoteRequest) -> Result<(QuoteInput, u32), Status> {
         let pb::QuoteRequest {
             lines,
             ship_to,
@@ -103,35 +113,76 @@ impl FulfillmentService {
         } = req;
         // Cheap checks first; `demands` looks SKUs up in the index.
         let ship_to = convert::address(&self.world, ship_to, "ship_to")?;
-        let (options, excluded, _realtime_budget_ms) = convert::options(&self.world, options)?;
+        let (options, excluded, realtime_budget_ms) = convert::options(&self.world, options)?;
         let lines = convert::demands(&self.world, lines, &self.config.quote)?;
-        Ok(QuoteInput {
-            lines,
-            ship_to,
-            options,
-            excluded,
-        })
+        Ok((
+            QuoteInput {
+                lines,
+                ship_to,
+                options,
+                excluded,
+            },
+            realtime_budget_ms,
+        ))
     }
-}
 
-impl FulfillmentService {
-    /// The quote pipeline: the plans from the index, then live freight
-    /// within what is left of the deadline. Quote answers with it; Reserve
-    /// and Allocate plan through it too.
+    /// Time for real-time answers: the request's `realtime_budget_ms` (0: the
+    /// configured default), never past the caller's deadline less the
+    /// planning reserve.
+    fn realtime_budget(&self, deadline: Option<Instant>, requested_ms: u32) -> Duration {
+        let rt = &self.config.realtime;
+        let wanted_ms = match requested_ms {
+            0 => rt.budget_ms,
+            ms => u64::from(ms),
+        };
+        deadline::budget(
+            deadline,
+            Duration::from_millis(rt.planning_reserve_ms),
+            Duration::from_millis(wanted_ms),
+        )
+    }
+
+    /// What real-time suppliers say about the basket, within the budget.
+    async fn fresh_stock(
+        &self,
+        lines: &[Demand],
+        excluded: &[SupplierId],
+        deadline: Option<Instant>,
+        requested_ms: u32,
+    ) -> Overlay {
+        match &self.realtime {
+            Some(rt) if self.config.realtime.enabled => {
+                let budget = self.realtime_budget(deadline, requested_ms);
+                rt.gather(&self.world, lines, excluded, budget).await
+            }
+            _ => Overlay::default(),
+        }
+    }
+
+    /// The quote pipeline: real-time stock (bounded by `realtime_budget_ms`
+    /// and the deadline), then the plans from the index seen through it,
+    /// then live freight within what is left of the deadline. Quote answers
+    /// with it; Reserve and Allocate plan through it too.
     pub async fn plan_basket(
         &self,
         input: QuoteInput,
+        realtime_budget_ms: u32,
         deadline: Option<Instant>,
     ) -> Result<PlannedQuote, Status> {
+        let fresh = self
+            .fresh_stock(&input.lines, &input.excluded, deadline, realtime_budget_ms)
+            .await;
         let large = input.lines.len() > INLINE_PLAN_LINES_MAX;
         let world = Arc::clone(&self.world);
         let valid_secs = self.config.quote.valid_secs;
-        let (quote, input) = if large {
-            tokio::task::spawn_blocking(move || (world.quote(&input, valid_secs), input))
-                .await
-                .map_err(|e| Status::internal(format!("planner stopped: {e}")))?
+        let (quote, input, fresh) = if large {
+            tokio::task::spawn_blocking(move || {
+                (world.quote(&input, &fresh, valid_secs), input, fresh)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("planner stopped: {e}")))?
         } else {
-            (world.quote(&input, valid_secs), input)
+            (world.quote(&input, &fresh, valid_secs), input, fresh)
         };
         let mut quote = quote.map_err(status::quote_error)?;
         let live = match &self.live {
@@ -152,9 +203,13 @@ impl FulfillmentService {
             }
             None => LivePricing::default(),
         };
-        Ok(PlannedQuote { quote, input, live })
+        Ok(PlannedQuote {
+            quote,
+            input,
+            live,
+            fresh,
+        })
     }
-
     /// What an earlier call with this idempotency key made, if any: a retry
     /// answers it before any planning, so it answers the same even when the
     /// basket could no longer be planned.
@@ -176,15 +231,18 @@ impl FulfillmentService {
     async fn hold_basket(
         &self,
         input: QuoteInput,
+        realtime_budget_ms: u32,
         deadline: Option<Instant>,
-        request: impl Fn(&PlannedQuote, Vec<crate::domain::ledger::ReserveLine>) -> ReserveRequest,
+        request: impl Fn(&PlannedQuote, Vec<ReserveLine>) -> ReserveRequest,
         commit_to: Option<String>,
     ) -> Result<Reservation, Status> {
         let attempts = self.config.ledger.reserve_attempts_max.max(1);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let planned = self.plan_basket(input.clone(), deadline).await?;
+            let planned = self
+                .plan_basket(input.clone(), realtime_budget_ms, deadline)
+                .await?;
             let held = self.reservations.planned(
                 &planned.quote,
                 &planned.quote.plan,
@@ -197,7 +255,10 @@ impl FulfillmentService {
             }
             // The plan was made from this very index; a line that vanished
             // since is stock taken away, as good as a race: plan again.
-            let lines = match self.reservations.lines_to_hold(&held, false) {
+            let lines = match self
+                .reservations
+                .lines_to_hold(&held, false, Some(&planned.fresh))
+            {
                 Ok(lines) => lines,
                 Err(changed) if attempt < attempts => {
                     tracing::debug!(
@@ -242,16 +303,20 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
         &self,
         request: Request<pb::CheckStockRequest>,
     ) -> Result<Response<pb::CheckStockResponse>, Status> {
+        let deadline = deadline::deadline(request.metadata(), Instant::now());
         let pb::CheckStockRequest {
             lines,
             ship_to,
-            realtime_budget_ms: _,
+            realtime_budget_ms,
         } = request.into_inner();
         if ship_to.is_some() {
             convert::address(&self.world, ship_to, "ship_to")?;
         }
         let lines = convert::demands(&self.world, lines, &self.config.quote)?;
-        let stock = self.world.check_stock(&lines);
+        let fresh = self
+            .fresh_stock(&lines, &[], deadline, realtime_budget_ms)
+            .await;
+        let stock = self.world.check_stock(&lines, &fresh);
         let lines = stock
             .iter()
             .map(|s| pb::StockLine {
@@ -268,7 +333,7 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
             .collect();
         Ok(Response::new(pb::CheckStockResponse {
             lines,
-            freshness: Some(pb::Freshness::default()),
+            freshness: Some(convert::freshness(fresh.freshness())),
         }))
     }
 
@@ -278,9 +343,13 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
     ) -> Result<Response<pb::QuoteResponse>, Status> {
         let deadline = deadline::deadline(request.metadata(), Instant::now());
         let caller = request.extensions().get::<Caller>().cloned();
-        let input = self.quote_input(request.into_inner())?;
-        let planned = self.plan_basket(input, deadline).await?;
-        let PlannedQuote { quote, input, live } = &planned;
+        let (input, realtime_budget_ms) = self.quote_input(request.into_inner())?;
+        let planned = self
+            .plan_basket(input, realtime_budget_ms, deadline)
+            .await?;
+        let PlannedQuote {
+            quote, input, live, ..
+        } = &planned;
         let flags = |i: usize| live.live.get(i).map_or(&[][..], Vec::as_slice);
         let plan = planned.plan_pb(&self.world);
         self.reservations
@@ -334,7 +403,7 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
                 };
                 let lines = self
                     .reservations
-                    .lines_to_hold(&kept.lines, true)
+                    .lines_to_hold(&kept.lines, true, None)
                     .map_err(|c| changed(c.join("; ")))?;
                 let request = ReserveRequest {
                     key,
@@ -357,9 +426,10 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
                 })?
             }
             Some(pb::reserve_request::Source::Basket(basket)) => {
-                let input = self.quote_input(basket)?;
+                let (input, realtime_budget_ms) = self.quote_input(basket)?;
                 self.hold_basket(
                     input,
+                    realtime_budget_ms,
                     deadline,
                     |planned, lines| ReserveRequest {
                         key: key.clone(),
@@ -466,10 +536,11 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
         let Some(basket) = basket else {
             return Err(convert::invalid("basket", "is required"));
         };
-        let input = self.quote_input(basket)?;
+        let (input, realtime_budget_ms) = self.quote_input(basket)?;
         let r = self
             .hold_basket(
                 input,
+                realtime_budget_ms,
                 deadline,
                 |planned, lines| ReserveRequest {
                     key: key.clone(),

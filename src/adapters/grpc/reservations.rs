@@ -24,6 +24,7 @@ use crate::domain::ledger::{
 use crate::domain::money::{cost_to_decimal, round_cents, CostUnits};
 use crate::domain::planner::PlanOutcome;
 use crate::domain::quoting::{Demand, Quote};
+use crate::domain::realtime::Overlay;
 use crate::domain::world::World;
 use crate::limits;
 use crate::pb;
@@ -243,14 +244,18 @@ impl Reservations {
     }
 
     /// Lines to hold for `planned`, with each supplier's quantity as the
-    /// index holds it now. With `exact` (a quote), every line must still be
-    /// offered at its planned cost; the error lists what changed.
+    /// index holds it now, seen through `fresh` (the real-time answers the
+    /// plan was made with) when given. With `exact` (a quote), every line
+    /// must still be offered at its planned cost; the error lists what
+    /// changed.
     pub fn lines_to_hold(
         &self,
         planned: &[Planned],
         exact: bool,
+        fresh: Option<&Overlay>,
     ) -> Result<Vec<ReserveLine>, Vec<String>> {
         let view = self.world.index.view();
+        let index_only = Overlay::default();
         let mut changed = Vec::new();
         let mut out = Vec::with_capacity(planned.len());
         for p in planned {
@@ -271,6 +276,9 @@ impl Reservations {
                 ));
                 continue;
             }
+            // The supplier's quantity as planned: a real-time answer from
+            // this request beats the index.
+            let seen = fresh.unwrap_or(&index_only).see(&offer);
             out.push(ReserveLine {
                 line: HeldLine {
                     key: p.key,
@@ -280,8 +288,8 @@ impl Reservations {
                     qty: p.qty,
                     unit_cost: cost_to_decimal(p.cost),
                 },
-                supply: offer.qty,
-                supply_as_of_ms: i64::from(offer.as_of_s) * 1000,
+                supply: seen.available,
+                supply_as_of_ms: i64::from(seen.as_of_s) * 1000,
             });
         }
         if changed.is_empty() {

@@ -3,6 +3,8 @@
 //! suppliers' APIs.
 
 pub mod admin;
+mod body;
+mod breaker;
 pub mod carriers;
 pub mod feed_fetch;
 pub mod live_rates;
