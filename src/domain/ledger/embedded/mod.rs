@@ -1209,9 +1209,12 @@ impl Ledger for EmbeddedLedger {
             if let Some(j) = &inner.journal {
                 j.close();
             }
-            // The compactor ends when the journal's sender is gone; it may be
-            // mid-compaction, which is safe to leave at any point.
-            drop(inner.compactor.lock().take());
+            // With the writer gone, the compactor finishes what is queued and
+            // ends; waiting for it leaves the directory compact for the next
+            // start (stopping it half-way would be safe too, only slower).
+            if let Some(compactor) = inner.compactor.lock().take() {
+                let _ = compactor.join();
+            }
         })
         .await
         .map_err(|e| LedgerError::Unavailable(format!("flush stopped: {e}")))?;
