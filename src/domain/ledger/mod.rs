@@ -47,7 +47,9 @@
 //! ([`StockKey`]), which are what the quote path uses; [`KeyResolver`] maps
 //! one to the other when stored data is read back.
 
+pub mod embedded;
 pub mod holds;
+pub mod model;
 
 use std::fmt;
 
@@ -385,6 +387,39 @@ impl PurchaseOrder {
         let tail = id.as_str().strip_prefix("R-").unwrap_or(id.as_str());
         format!("PO-{tail}-{}", index + 1)
     }
+}
+
+/// The purchase orders of committing `lines` under reservation `id` at
+/// `now_ms`: one per supplier, in ascending external supplier id order,
+/// numbered by [`PurchaseOrder::number_for`], each with that supplier's lines
+/// in reservation order, pending and due at once. Every ledger makes them
+/// this way, so the numbers are the same whichever ledger committed.
+pub fn purchase_orders(id: &ReservationId, lines: &[HeldLine], now_ms: i64) -> Vec<PurchaseOrder> {
+    let mut suppliers: Vec<&str> = lines.iter().map(|l| l.supplier_id.as_str()).collect();
+    suppliers.sort_unstable();
+    suppliers.dedup();
+    suppliers
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| {
+            let mine: Vec<HeldLine> = lines
+                .iter()
+                .filter(|l| l.supplier_id == s)
+                .cloned()
+                .collect();
+            PurchaseOrder {
+                po_number: PurchaseOrder::number_for(id, i),
+                supplier: mine.first().map_or(u16::MAX, |l| l.key.supplier),
+                supplier_id: s.to_owned(),
+                lines: mine,
+                delivery: Delivery::Pending {
+                    attempts: 0,
+                    last_error: None,
+                    next_attempt_at_ms: now_ms,
+                },
+            }
+        })
+        .collect()
 }
 
 /// A reservation as it now stands.
