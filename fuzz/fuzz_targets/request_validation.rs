@@ -9,6 +9,7 @@ use prost::Message;
 use stockroute::adapters::grpc::convert;
 use stockroute::config::QuoteConfig;
 use stockroute::domain::quoting::QuoteInput;
+use stockroute::domain::realtime::Overlay;
 use stockroute::pb;
 
 #[path = "world.rs"]
@@ -55,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
                     // Keep each run short: the planner's own bounds are for
                     // production baskets, the fuzzer wants many runs.
                     if input.lines.len() <= 8 {
-                        let _ = world.quote(&input, 60);
+                        let _ = world.quote(&input, &Overlay::default(), 60);
                     }
                 }
                 Err(status) => check_refusal(&status),
@@ -67,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
             };
             match convert::demands(world, req.lines, &limits) {
                 Ok(lines) => {
-                    let stock = world.check_stock(&lines);
+                    let stock = world.check_stock(&lines, &Overlay::default());
                     assert_eq!(stock.len(), lines.len());
                 }
                 Err(status) => check_refusal(&status),
