@@ -61,14 +61,14 @@ pub struct Config {
     pub log: LogConfig,
     /// Live carrier rating (FedEx, UPS); see docs/carriers.md.
     pub carriers: crate::adapters::http::carriers::CarriersConfig,
+    /// The reservation ledger; see docs/reservations.md.
+    pub ledger: LedgerConfig,
     /// Real-time supplier stock; see docs/suppliers.md.
     pub realtime: crate::adapters::http::suppliers::RealtimeConfig,
     /// Who may call (API keys and roles); see docs/security.md.
     pub auth: crate::auth::AuthConfig,
     /// TLS and mutual TLS on the gRPC port; see docs/security.md.
     pub tls: crate::adapters::grpc::tls::TlsConfig,
-    /// The reservation ledger; see docs/reservations.md.
-    pub ledger: LedgerConfig,
     /// Sending purchase orders to suppliers; see docs/reservations.md.
     pub purchase_orders: crate::adapters::http::purchase_orders::PurchaseOrdersConfig,
     /// Directory the config file was read from; relative data paths resolve against it.
@@ -225,10 +225,22 @@ impl Default for QuoteConfig {
     }
 }
 
+/// Which reservation ledger serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedgerKind {
+    /// In-process and durable on local disk: one replica.
+    Embedded,
+    /// PostgreSQL (or a Postgres-wire database): shared by several replicas.
+    Postgres,
+}
+
 /// `[ledger]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LedgerConfig {
+    /// `"embedded"` or `"postgres"`.
+    pub kind: LedgerKind,
     /// Journal directory of the embedded ledger. Unset: `<data.dir>/ledger`
     /// for a world directory, else a temporary directory removed at exit.
     pub dir: Option<PathBuf>,
@@ -248,11 +260,29 @@ pub struct LedgerConfig {
     /// Plans a Reserve or Allocate of a basket makes when other callers keep
     /// taking the stock it planned with.
     pub reserve_attempts_max: u32,
+    /// Connection string of the PostgreSQL ledger: a URL
+    /// (`postgres://user:password@host:5432/db`) or key=value pairs
+    /// (`host=/run/postgresql dbname=stockroute`).
+    pub postgres_url: String,
+    /// Most connections one replica opens.
+    pub postgres_pool_size: usize,
+    /// Time allowed to open a connection, and to wait for a free one.
+    pub postgres_connect_timeout_ms: u64,
+    /// Time one ledger call may take in the database, retries included;
+    /// past it the call answers UNAVAILABLE.
+    pub postgres_call_budget_ms: u64,
+    /// Learn other replicas' holds through LISTEN/NOTIFY (off for databases
+    /// without it, e.g. CockroachDB; polling alone then).
+    pub postgres_notify: bool,
+    /// How often the holds cache is re-read in full, and the database
+    /// probed for readiness.
+    pub postgres_poll_ms: u64,
 }
 
 impl Default for LedgerConfig {
     fn default() -> Self {
         Self {
+            kind: LedgerKind::Embedded,
             dir: None,
             hold_secs_default: 600,
             hold_secs_max: 3_600,
@@ -261,6 +291,12 @@ impl Default for LedgerConfig {
             sweep_interval_ms: 1_000,
             quote_cache_capacity: 100_000,
             reserve_attempts_max: 3,
+            postgres_url: String::new(),
+            postgres_pool_size: 16,
+            postgres_connect_timeout_ms: 2_000,
+            postgres_call_budget_ms: 5_000,
+            postgres_notify: true,
+            postgres_poll_ms: 1_000,
         }
     }
 }
@@ -393,6 +429,31 @@ mod tests {
         assert_eq!(c.server.http_addr, "0.0.0.0:9090");
         assert_eq!(c.feeds.reject_threshold_pct, Decimal::from(5));
         assert!(c.data.dir.is_none());
+        assert_eq!(c.ledger.kind, LedgerKind::Embedded);
+    }
+
+    #[test]
+    fn ledger_settings_come_from_the_environment_too() {
+        let c = Config::from_toml_with_env(
+            "[ledger]\nkind = \"embedded\"\n",
+            None,
+            [
+                ("STOCKROUTE_LEDGER__KIND".into(), "postgres".into()),
+                (
+                    "STOCKROUTE_LEDGER__POSTGRES_URL".into(),
+                    "postgres://u@127.0.0.1:5432/db".into(),
+                ),
+                ("STOCKROUTE_LEDGER__POSTGRES_POOL_SIZE".into(), "4".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.ledger.kind, LedgerKind::Postgres);
+        assert_eq!(c.ledger.postgres_url, "postgres://u@127.0.0.1:5432/db");
+        assert_eq!(c.ledger.postgres_pool_size, 4);
+        let err = Config::from_toml_with_env("[ledger]\nkind = \"mysql\"\n", None, [])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mysql"), "{err}");
     }
 
     #[test]

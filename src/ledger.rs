@@ -11,10 +11,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::adapters::http::purchase_orders::{BaseResolver, OrderSender};
-use crate::config::{Config, LedgerConfig};
+use crate::adapters::postgres::{PgLedger, PgSettings, SupplySource};
+use crate::config::{Config, LedgerConfig, LedgerKind};
 use crate::domain::clock::Clock;
 use crate::domain::ledger::embedded::{EmbeddedLedger, EmbeddedOptions};
-use crate::domain::ledger::{Ledger, LedgerHealth, LedgerLink};
+use crate::domain::ledger::{KeyResolver, Ledger, LedgerHealth, LedgerLink};
 use crate::domain::world::World;
 
 /// An open ledger and what closing it involves.
@@ -76,10 +77,27 @@ fn journal_dir(config: &Config) -> (PathBuf, bool) {
     (std::env::temp_dir().join(unique), true)
 }
 
-/// Opens the embedded ledger (recovering its journal) and connects it to
-/// `world`. Blocking work runs off the async threads.
+/// Opens the configured ledger and connects it to `world`. The embedded
+/// ledger recovers its journal first (off the async threads); PostgreSQL
+/// starts at once and brings its schema and connections up in the
+/// background (readiness waits for them).
 pub async fn open(config: &Config, world: &Arc<World>) -> anyhow::Result<OpenLedger> {
     validate(&config.ledger)?;
+    if config.ledger.kind == LedgerKind::Postgres {
+        let settings = PgSettings::from_config(&config.ledger)?;
+        let ledger = PgLedger::start(
+            settings,
+            Arc::clone(world) as Arc<dyn KeyResolver>,
+            Arc::clone(world) as Arc<dyn SupplySource>,
+        )?;
+        tracing::info!("reservation ledger: PostgreSQL");
+        let ledger: Arc<dyn Ledger> = Arc::new(ledger);
+        connect(&ledger, world);
+        return Ok(OpenLedger {
+            ledger,
+            scratch_dir: None,
+        });
+    }
     let (dir, scratch) = journal_dir(config);
     if scratch {
         tracing::warn!(

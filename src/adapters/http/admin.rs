@@ -17,13 +17,14 @@ use tokio::net::TcpListener;
 
 use crate::domain::world::World;
 
-/// Whether the first load has finished, and whether shutdown has begun.
+/// Whether the first load has finished, whether the reservation ledger can
+/// serve, and whether shutdown has begun.
 #[derive(Debug, Default)]
 pub struct Readiness {
     ready: AtomicBool,
     draining: AtomicBool,
-    /// The reservation ledger; not ready while it is down.
-    ledger: std::sync::OnceLock<Arc<dyn crate::domain::ledger::Ledger>>,
+    /// Why the ledger cannot serve, while it cannot.
+    ledger_down: parking_lot::RwLock<Option<String>>,
 }
 
 impl Readiness {
@@ -38,23 +39,22 @@ impl Readiness {
         self.draining.store(true, Ordering::SeqCst);
     }
 
-    /// Makes readiness follow the ledger's health too.
-    pub fn watch_ledger(&self, ledger: Arc<dyn crate::domain::ledger::Ledger>) {
-        let _ = self.ledger.set(ledger);
+    /// Records whether the ledger can serve: `Some(reason)` while it cannot
+    /// (its database unreachable), `None` once it can again.
+    pub fn set_ledger_down(&self, reason: Option<String>) {
+        *self.ledger_down.write() = reason;
     }
 
-    /// Why the ledger cannot serve, when it cannot.
+    /// Why the ledger cannot serve, if it cannot.
     pub fn ledger_down(&self) -> Option<String> {
-        self.ledger
-            .get()
-            .and_then(|l| crate::ledger::down_reason(l.as_ref()))
+        self.ledger_down.read().clone()
     }
 
-    /// True once ready, until shutdown begins, while the ledger serves.
+    /// True once ready, while the ledger serves, until shutdown begins.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
             && !self.draining.load(Ordering::SeqCst)
-            && self.ledger_down().is_none()
+            && self.ledger_down.read().is_none()
     }
 
     /// True once shutdown has begun.
@@ -82,15 +82,14 @@ struct FeedFailure {
 struct ReadyDetail {
     ready: bool,
     draining: bool,
+    /// `"ready"`, or why the reservation ledger cannot serve.
+    ledger: String,
     products: usize,
     offers: u64,
     feeds_configured: usize,
     feeds_loaded: usize,
     feeds_pending: Vec<String>,
     feeds_failing: Vec<FeedFailure>,
-    /// Why the reservation ledger cannot serve, when it cannot.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ledger_down: Option<String>,
 }
 
 /// Serves the operator endpoints on `listener` until `shutdown` resolves.
@@ -157,13 +156,16 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     let mut detail = ReadyDetail {
         ready: s.readiness.is_ready(),
         draining: s.readiness.is_draining(),
+        ledger: s
+            .readiness
+            .ledger_down()
+            .map_or_else(|| "ready".to_owned(), |why| format!("down: {why}")),
         products: s.world.catalog.len(),
         offers: s.world.index.offers_total(),
         feeds_configured: s.scheduled.len(),
         feeds_loaded: 0,
         feeds_pending: Vec::new(),
         feeds_failing: Vec::new(),
-        ledger_down: s.readiness.ledger_down(),
     };
     for &id in s.scheduled.iter() {
         let Some(f) = status.get(id as usize) else {
