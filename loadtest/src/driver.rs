@@ -534,3 +534,119 @@ async fn execute(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Scenario;
+    use crate::stats::Classifier;
+
+    /// A real server on a small demo world, on free loopback ports.
+    async fn small_server() -> (stockroute::app::RunningApp, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let params = stockroute::demo::DemoParams {
+            suppliers: 8,
+            products: 1_000,
+            seed: 3,
+        };
+        stockroute::load::write_demo(dir.path(), &params, "freight").unwrap();
+        let mut config =
+            stockroute::config::Config::load(Some(&dir.path().join("stockroute.toml"))).unwrap();
+        config.server.grpc_addr = "127.0.0.1:0".into();
+        config.server.http_addr = "127.0.0.1:0".into();
+        config.data.fake_carriers = false;
+        config.feeds.schedule = false;
+        let app = stockroute::app::start(config).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(30), app.wait_ready())
+            .await
+            .unwrap();
+        (app, dir)
+    }
+
+    fn scenario(mix: &str) -> Scenario {
+        Scenario::parse(
+            &format!(
+                "name = \"t\"\nrate_per_s = 200\n[mix]\n{mix}\n[skus]\nproducts = 1000\n[basket]\nlines = [[3, 1]]\n"
+            ),
+            "t",
+        )
+        .unwrap()
+    }
+
+    fn spec(mode: Mode) -> PhaseSpec {
+        PhaseSpec {
+            label: "t".into(),
+            mode,
+            rate_per_s: 200.0,
+            workers: 4,
+            warmup: Duration::from_millis(300),
+            measure: Duration::from_secs(1),
+            in_flight_max: 1_000,
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_open_loop_phase_sends_the_rate_and_the_server_agrees() {
+        let (app, _dir) = small_server().await;
+        let addr = app.grpc_addr.to_string();
+        let s = scenario("quote = 3\nhealth = 1");
+        let classifier = Classifier::new(&s.budget.answer_codes, &s.budget.shed_codes);
+        let runner = Runner::new(
+            Clients::connect(&addr, 2).await.unwrap(),
+            classifier,
+            CpuSource::Process(std::process::id()),
+            Some(format!("http://{}/metrics", app.http_addr)),
+        );
+        let o = runner
+            .run_phase(&spec(Mode::Open), &Workload::new(&s, 0, "t"))
+            .await;
+        // 200/s for 1 s measured: the schedule fixes the count exactly.
+        assert_eq!(o.stats.calls(), 200, "{:?}", o.stats.rpcs.keys());
+        let quote = &o.stats.rpcs[&Rpc::Quote];
+        assert_eq!(quote.failed, 0, "{:?}", quote.codes);
+        assert!(quote.answered > 100, "{}", quote.answered);
+        assert!(o.stats.rpcs[&Rpc::Health].answered > 20);
+        assert_eq!(o.abandoned, 0);
+        assert!(o.server_cpu_us.is_some());
+        // The server's histogram moved over the window, and once the phase
+        // has drained it has counted every Quote the client sent.
+        let (before, after) = o.server_buckets.expect("metrics scraped");
+        let in_window = after.delta(&before, Rpc::Quote.path(), None);
+        assert!(in_window.last().is_some_and(|b| b.1 > 0), "{in_window:?}");
+        let now = runner.scrape().await.expect("metrics scraped");
+        let served = now.delta(&Buckets::default(), Rpc::Quote.path(), None);
+        let sent: u64 = runner.timeline().lock().unwrap().series()[&Rpc::Quote]
+            .iter()
+            .map(|s| s.answered + s.failed + s.refused)
+            .sum();
+        assert_eq!(served.last().map_or(0, |b| b.1), sent);
+        app.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_closed_loop_phase_keeps_its_workers_busy_and_records_failures() {
+        let (app, _dir) = small_server().await;
+        let addr = app.grpc_addr.to_string();
+        let s = scenario("check_stock = 1\nreserve_commit = 1");
+        let classifier = Classifier::new(&s.budget.answer_codes, &s.budget.shed_codes);
+        let runner = Runner::new(
+            Clients::connect(&addr, 1).await.unwrap(),
+            classifier,
+            CpuSource::None,
+            None,
+        );
+        let mut closed = spec(Mode::Closed);
+        closed.rate_per_s = 0.0;
+        let o = runner.run_phase(&closed, &Workload::new(&s, 0, "t")).await;
+        let check = &o.stats.rpcs[&Rpc::CheckStock];
+        assert!(check.answered > 50, "{}", check.answered);
+        assert_eq!(check.corrected.len(), check.uncorrected.len());
+        // Every Reserve is counted under its own RPC with the server's code,
+        // whatever that code is.
+        let reserve = &o.stats.rpcs[&Rpc::Reserve];
+        assert!(reserve.calls() > 50);
+        assert_eq!(reserve.codes.values().sum::<u64>(), reserve.calls());
+        app.shutdown().await;
+    }
+}
