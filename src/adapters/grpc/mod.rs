@@ -62,12 +62,18 @@ pub async fn serve(
         live,
     ))
     .max_decoding_message_size(max_bytes);
-    // `serve_with_incoming` ignores the builder's nodelay; set it on the sockets.
+    let server = &config.server;
+    let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+    // `serve_with_incoming` ignores the builder's TCP settings (nodelay,
+    // keepalive): they must be set on the accepted sockets. Without nodelay
+    // a small unary answer can wait for Nagle's timer, tens of milliseconds.
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)));
+        .with_keepalive(secs(server.tcp_keepalive_secs));
     let mut router = Server::builder()
-        .max_concurrent_streams(config.server.max_concurrent_streams)
+        .max_concurrent_streams(server.max_concurrent_streams)
+        .http2_keepalive_interval(secs(server.http2_keepalive_interval_secs))
+        .http2_keepalive_timeout(secs(server.http2_keepalive_timeout_secs))
         .layer(metrics_layer::MetricsLayer)
         .add_service(health)
         .add_service(fulfillment)
