@@ -10,12 +10,14 @@ use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tonic_health::ServingStatus;
 
-use crate::adapters::grpc;
+use crate::adapters::grpc::{self, Admission, TlsState};
 use crate::adapters::http::admin::{self, Readiness};
 use crate::adapters::http::carriers::fake::FakeCarrierServer;
 use crate::adapters::http::carriers::CarrierClients;
 use crate::adapters::http::feed_fetch::FeedFetcher;
+use crate::auth::{AuthMode, Keyring};
 use crate::config::Config;
 use crate::domain::clock::SystemClock;
 use crate::domain::feeds::{FeedError, IngestReport};
@@ -39,9 +41,13 @@ pub struct RunningApp {
     pub world: Arc<World>,
     /// Readiness, as `/readyz` reports it.
     pub readiness: Arc<Readiness>,
+    /// Calls admitted and not yet answered, and the limits they pass.
+    pub admission: Arc<Admission>,
+    health: tonic_health::server::HealthReporter,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
+    drain_delay: Duration,
     grace: Duration,
     /// The demo world's fake FedEx and UPS, kept running as long as the service.
     fake_carriers: Option<FakeCarrierServer>,
@@ -53,6 +59,18 @@ impl std::fmt::Debug for RunningApp {
             .field("grpc_addr", &self.grpc_addr)
             .field("http_addr", &self.http_addr)
             .finish()
+    }
+}
+
+/// Sets the health of the whole server (`""`) and of both services.
+async fn set_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    use tonic::server::NamedService;
+    for name in [
+        "",
+        pb::fulfillment_server::FulfillmentServer::<grpc::FulfillmentService>::NAME,
+        pb::catalog_server::CatalogServer::<grpc::CatalogService>::NAME,
+    ] {
+        health.set_service_status(name, status).await;
     }
 }
 
@@ -85,6 +103,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         "catalog and suppliers loaded"
     );
 
+    let keyring = keyring(&config)?;
+    let tls = TlsState::from_config(&config.tls)?;
+    if let Some(tls) = &tls {
+        tracing::info!(mutual = tls.mutual(), "tls on the gRPC port");
+    }
+    let admission = Arc::new(Admission::new(&config.server, keyring.clone()));
+
     let (live, fake_carriers) = live_rater(&config).await?;
 
     let grpc_listener = TcpListener::bind(&config.server.grpc_addr)
@@ -109,6 +134,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let mut servers = Vec::new();
     {
         let (world, config, rx) = (Arc::clone(&world), Arc::clone(&config), shutdown_rx.clone());
+        let edge = grpc::Edge {
+            admission: Arc::clone(&admission),
+            tls: tls.clone(),
+        };
         servers.push(tokio::spawn(async move {
             if let Err(e) = grpc::serve(
                 grpc_listener,
@@ -116,6 +145,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
                 config,
                 live,
                 health_service,
+                edge,
                 until_shutdown(rx),
             )
             .await
@@ -166,7 +196,26 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         limit_bytes: config.feeds.feed_bytes_max,
     });
     let mut background = Vec::new();
+    if let (Some(ring), true) = (&keyring, config.auth.keys_file.is_some()) {
+        let ring = Arc::clone(ring);
+        background.push(tokio::spawn(reload_every(
+            "auth_keys",
+            Duration::from_millis(config.auth.reload_interval_ms),
+            shutdown_rx.clone(),
+            move || ring.reload().map_err(|e| e.to_string()),
+        )));
+    }
+    if let Some(tls) = &tls {
+        let tls = Arc::clone(tls);
+        background.push(tokio::spawn(reload_every(
+            "tls",
+            Duration::from_millis(config.tls.reload_interval_ms),
+            shutdown_rx.clone(),
+            move || tls.reload().map_err(|e| e.to_string()),
+        )));
+    }
     {
+        let health_reporter = health_reporter.clone();
         let (feeds, readiness) = (Arc::clone(&feeds), Arc::clone(&readiness));
         let scheduled = scheduled.clone();
         let rx = shutdown_rx.clone();
@@ -205,12 +254,83 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         http_addr,
         world,
         readiness,
+        admission,
+        health: health_reporter,
         shutdown,
         servers,
         background,
+        drain_delay: Duration::from_millis(config.server.drain_delay_ms),
         grace: Duration::from_millis(config.server.shutdown_grace_ms),
         fake_carriers,
     })
+}
+
+/// The keys callers must present; `None` when auth is off. Off only when
+/// configured so, or for the built-in demo world with no keys; loudly either way.
+fn keyring(config: &Config) -> anyhow::Result<Option<Arc<Keyring>>> {
+    const OPEN: &str = "AUTHENTICATION IS OFF: any caller that reaches the gRPC port may \
+                        quote, reserve, commit and push feeds; configure [auth] keys \
+                        (docs/security.md) before exposing it";
+    if config.auth.mode == AuthMode::Off {
+        tracing::warn!(reason = "auth.mode = \"off\"", "{OPEN}");
+        return Ok(None);
+    }
+    let ring = Keyring::from_config(&config.auth).context("auth configuration")?;
+    if ring.is_empty() && config.auth.keys_file.is_none() {
+        let built_in = config.base_dir.is_none() && config.data.dir.is_none();
+        if built_in {
+            tracing::warn!(reason = "built-in demo world without keys", "{OPEN}");
+            return Ok(None);
+        }
+        anyhow::bail!(
+            "auth: no API keys configured; add [[auth.keys]] entries or auth.keys_file \
+             (see docs/security.md), or set auth.mode = \"off\" to serve without \
+             authentication"
+        );
+    }
+    if ring.is_empty() {
+        tracing::warn!("auth: the keys file holds no key yet; every call is refused until it does");
+    }
+    tracing::info!(keys = ring.len(), "api key authentication on");
+    Ok(Some(Arc::new(ring)))
+}
+
+/// Re-reads a file-backed setting (API keys, TLS certificates) every
+/// `interval` until shutdown; a failed reload keeps what is in force.
+async fn reload_every(
+    what: &'static str,
+    interval: Duration,
+    shutdown: watch::Receiver<bool>,
+    reload: impl Fn() -> Result<bool, String> + Send + Sync + 'static,
+) {
+    let reload = Arc::new(reload);
+    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = until_shutdown(shutdown.clone()) => break,
+            _ = tick.tick() => {}
+        }
+        let reload = Arc::clone(&reload);
+        // File reads may block (network file systems); keep them off the async threads.
+        let outcome = tokio::task::spawn_blocking(move || reload())
+            .await
+            .unwrap_or_else(|e| Err(format!("reload task failed: {e}")));
+        match outcome {
+            Ok(true) => {
+                metrics::counter!("stockroute_reloads_total", "what" => what, "outcome" => "loaded")
+                    .increment(1);
+                tracing::info!(what, "reloaded");
+            }
+            Ok(false) => {}
+            Err(error) => {
+                metrics::counter!("stockroute_reloads_total", "what" => what, "outcome" => "failed")
+                    .increment(1);
+                tracing::error!(what, %error, "reload failed; what was loaded before stays in force");
+            }
+        }
+    }
 }
 
 /// The live carrier clients: as configured, or against the demo world's fakes.
@@ -247,19 +367,42 @@ impl RunningApp {
         }
     }
 
-    /// Stops accepting, lets in-flight calls finish (up to the grace period) and returns.
+    /// Shuts down in order: health and `/readyz` say NOT_SERVING at once;
+    /// after `server.drain_delay_ms` (calls are still taken meanwhile, for load
+    /// balancers that have not noticed yet) the ports close; in-flight calls
+    /// finish, up to `server.shutdown_grace_ms`, after which the connections
+    /// still open (a stuck client) are dropped. Always returns within drain
+    /// delay plus grace, plus a moment.
     pub async fn shutdown(self) {
-        tracing::info!("shutting down");
-        let _ = self.shutdown.send(true);
+        tracing::info!(
+            in_flight = self.admission.in_flight(),
+            drain_delay_ms = self.drain_delay.as_millis() as u64,
+            "shutting down: health NOT_SERVING"
+        );
         for task in &self.background {
             task.abort();
         }
+        self.readiness.set_draining();
+        set_health(&self.health, ServingStatus::NotServing).await;
+        if !self.drain_delay.is_zero() {
+            tokio::time::sleep(self.drain_delay).await;
+        }
+        tracing::info!(
+            in_flight = self.admission.in_flight(),
+            "ports closed; finishing in-flight calls"
+        );
+        let _ = self.shutdown.send(true);
+        let aborts: Vec<_> = self.servers.iter().map(JoinHandle::abort_handle).collect();
         let servers = futures::future::join_all(self.servers);
         if tokio::time::timeout(self.grace, servers).await.is_err() {
             tracing::warn!(
                 grace_ms = self.grace.as_millis() as u64,
-                "in-flight calls outlived the grace period"
+                in_flight = self.admission.in_flight(),
+                "in-flight calls outlived the grace period; dropping their connections"
             );
+            for abort in aborts {
+                abort.abort();
+            }
         }
         if let Some(fake) = self.fake_carriers {
             fake.shutdown().await;

@@ -61,6 +61,10 @@ pub struct Config {
     pub log: LogConfig,
     /// Live carrier rating (FedEx, UPS); see docs/carriers.md.
     pub carriers: crate::adapters::http::carriers::CarriersConfig,
+    /// Who may call (API keys and roles); see docs/security.md.
+    pub auth: crate::auth::AuthConfig,
+    /// TLS and mutual TLS on the gRPC port; see docs/security.md.
+    pub tls: crate::adapters::grpc::tls::TlsConfig,
     /// Directory the config file was read from; relative data paths resolve against it.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -86,6 +90,23 @@ pub struct ServerConfig {
     pub http2_keepalive_interval_secs: u64,
     /// A PING unanswered this long closes the connection, in seconds.
     pub http2_keepalive_timeout_secs: u64,
+    /// Largest block of request headers accepted, in bytes.
+    pub max_header_list_bytes: u32,
+    /// Calls served at once (health and reflection aside); more are refused
+    /// with RESOURCE_EXHAUSTED at once.
+    pub concurrency_max: usize,
+    /// Deadline of a call whose caller set none (or a later one).
+    pub request_timeout_ms: u64,
+    /// Deadline of an `IngestFeed` push whose caller set none (or a later one).
+    pub feed_push_timeout_ms: u64,
+    /// Calls a second allowed per client (key id, or IP address when auth is
+    /// off); 0 = no limit.
+    pub client_rate_per_sec: u32,
+    /// Calls a client may make at once above its rate.
+    pub client_burst: u32,
+    /// After SIGTERM, how long health says NOT_SERVING while calls are still
+    /// taken, so that load balancers stop sending before the port closes.
+    pub drain_delay_ms: u64,
     /// How long SIGTERM waits for in-flight calls before exiting anyway.
     pub shutdown_grace_ms: u64,
 }
@@ -100,6 +121,13 @@ impl Default for ServerConfig {
             tcp_keepalive_secs: 60,
             http2_keepalive_interval_secs: 30,
             http2_keepalive_timeout_secs: 10,
+            max_header_list_bytes: limits::HEADER_LIST_BYTES_MAX,
+            concurrency_max: 64,
+            request_timeout_ms: 30_000,
+            feed_push_timeout_ms: 900_000,
+            client_rate_per_sec: 0,
+            client_burst: 50,
+            drain_delay_ms: 0,
             shutdown_grace_ms: 10_000,
         }
     }

@@ -9,12 +9,14 @@
 //! - [`load`]: reads a world from a directory or builds the demo world in memory.
 //! - [`demo`]: the deterministic demo world generator.
 //! - [`config`], [`limits`], [`telemetry`]: settings, bounds, logs and metrics.
+//! - [`auth`]: API keys (held as digests) and the roles they grant.
 //! - [`cli`]: the human-facing client commands.
 //! - [`pb`]: the generated protobuf and gRPC code.
 #![forbid(unsafe_code)]
 
 pub mod adapters;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -1,10 +1,14 @@
 //! Integration tests: the real server, started on free loopback ports, driven
 //! over gRPC and HTTP. One test binary, so the build happens once.
 
+mod auth;
 mod carriers;
 mod feeds;
 mod helpers;
 mod http_feeds;
+mod limits;
 mod process;
 mod quote;
 mod service;
+mod shutdown;
+mod tls;

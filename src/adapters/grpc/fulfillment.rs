@@ -51,9 +51,10 @@ impl FulfillmentService {
             ship_to,
             options,
         } = req;
-        let lines = convert::demands(&self.world, lines, &self.config.quote)?;
+        // Cheap checks first; `demands` looks SKUs up in the index.
         let ship_to = convert::address(&self.world, ship_to, "ship_to")?;
         let (options, excluded, _realtime_budget_ms) = convert::options(&self.world, options)?;
+        let lines = convert::demands(&self.world, lines, &self.config.quote)?;
         Ok(QuoteInput {
             lines,
             ship_to,
@@ -74,10 +75,10 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
             ship_to,
             realtime_budget_ms: _,
         } = request.into_inner();
-        let lines = convert::demands(&self.world, lines, &self.config.quote)?;
         if ship_to.is_some() {
             convert::address(&self.world, ship_to, "ship_to")?;
         }
+        let lines = convert::demands(&self.world, lines, &self.config.quote)?;
         let stock = self.world.check_stock(&lines);
         let lines = stock
             .iter()

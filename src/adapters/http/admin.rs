@@ -17,10 +17,11 @@ use tokio::net::TcpListener;
 
 use crate::domain::world::World;
 
-/// Whether the first load has finished.
+/// Whether the first load has finished, and whether shutdown has begun.
 #[derive(Debug, Default)]
 pub struct Readiness {
     ready: AtomicBool,
+    draining: AtomicBool,
 }
 
 impl Readiness {
@@ -29,9 +30,20 @@ impl Readiness {
         self.ready.store(true, Ordering::SeqCst);
     }
 
-    /// True once ready.
+    /// Marks the service as shutting down: not ready for new traffic from
+    /// then on, whatever else holds.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// True once ready, until shutdown begins.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        self.ready.load(Ordering::SeqCst) && !self.draining.load(Ordering::SeqCst)
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 }
 
@@ -53,6 +65,7 @@ struct FeedFailure {
 #[derive(Serialize)]
 struct ReadyDetail {
     ready: bool,
+    draining: bool,
     products: usize,
     offers: u64,
     feeds_configured: usize,
@@ -124,6 +137,7 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     };
     let mut detail = ReadyDetail {
         ready: s.readiness.is_ready(),
+        draining: s.readiness.is_draining(),
         products: s.world.catalog.len(),
         offers: s.world.index.offers_total(),
         feeds_configured: s.scheduled.len(),

@@ -1,6 +1,8 @@
-//! HTTP for operators (`/metrics`, `/healthz`, `/readyz`) and the feed downloader.
+//! HTTP for operators (`/metrics`, `/healthz`, `/readyz`), the feed downloader, and the
+//! clients (and loopback fakes) of the carriers' and suppliers' APIs.
 
 pub mod admin;
 pub mod carriers;
 pub mod feed_fetch;
 pub mod live_rates;
+pub mod suppliers;
