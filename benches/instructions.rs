@@ -20,6 +20,7 @@ use std::hint::black_box;
 use stockroute::domain::address::Address;
 use stockroute::domain::freight::{Item, ItemLine};
 use stockroute::domain::quoting::QuoteInput;
+use stockroute::domain::realtime::Overlay;
 use stockroute::domain::world::World;
 
 /// Work repeated inside the measured function, so that one-off effects
@@ -40,7 +41,7 @@ fn inputs(world: &World, lines: usize, international: bool) -> Vec<QuoteInput> {
 fn quote_case(world: &'static World, lines: usize, international: bool) -> Box<dyn Fn(usize)> {
     let inputs = inputs(world, lines, international);
     Box::new(move |i| {
-        let _ = black_box(world.quote(&inputs[i % inputs.len()], 900));
+        let _ = black_box(world.quote(&inputs[i % inputs.len()], &Overlay::default(), 900));
     })
 }
 
@@ -64,7 +65,7 @@ const CASES: [Case; 8] = [
     ("check_stock_5_lines", |world| {
         let inputs = inputs(world, 5, false);
         Box::new(move |i| {
-            black_box(world.check_stock(&inputs[i % inputs.len()].lines));
+            black_box(world.check_stock(&inputs[i % inputs.len()].lines, &Overlay::default()));
         })
     }),
     ("quote_1_line", |world| quote_case(world, 1, false)),

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use stockroute::domain::quoting::QuoteInput;
+use stockroute::domain::realtime::Overlay;
 use stockroute::domain::world::World;
 
 const VALID_SECS: u64 = 900;
@@ -43,7 +44,7 @@ fn main() {
         let mut i = 0;
         b.iter(|| {
             i = (i + 1) % five.len();
-            world.check_stock(black_box(&five[i].lines))
+            world.check_stock(black_box(&five[i].lines), &Overlay::default())
         })
     });
     for (name, lines, international) in [
@@ -57,7 +58,7 @@ fn main() {
             let mut i = 0;
             b.iter(|| {
                 i = (i + 1) % inputs.len();
-                world.quote(black_box(&inputs[i]), VALID_SECS)
+                world.quote(black_box(&inputs[i]), &Overlay::default(), VALID_SECS)
             })
         });
     }
@@ -66,10 +67,10 @@ fn main() {
     // The summary block: both measured now, one after the other.
     let budget = Duration::from_secs(2);
     let check = time_per_call(&five, budget, |i| {
-        black_box(world.check_stock(&i.lines));
+        black_box(world.check_stock(&i.lines, &Overlay::default()));
     });
     let quote = time_per_call(&five, budget, |i| {
-        let _ = black_box(world.quote(i, VALID_SECS));
+        let _ = black_box(world.quote(i, &Overlay::default(), VALID_SECS));
     });
     println!(
         "\nsummary: 5-line quote {:.1} µs, 5-line stock check {:.2} µs: a quote costs {:.0}x the stock check of its basket",

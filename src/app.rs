@@ -17,11 +17,14 @@ use crate::adapters::http::admin::{self, Readiness};
 use crate::adapters::http::carriers::fake::FakeCarrierServer;
 use crate::adapters::http::carriers::CarrierClients;
 use crate::adapters::http::feed_fetch::FeedFetcher;
+use crate::adapters::http::suppliers::fake::{drifted, items_from_feed_csv, FakeSupplierServer};
+use crate::adapters::http::suppliers::{SupplierClients, FAKE_SCHEME};
 use crate::auth::{AuthMode, Keyring};
 use crate::config::Config;
 use crate::domain::clock::SystemClock;
 use crate::domain::feeds::{FeedError, IngestReport};
 use crate::domain::live_rates::LiveRater;
+use crate::domain::realtime::RealtimeStock;
 use crate::domain::suppliers::{FeedKind, SupplierId};
 use crate::domain::world::World;
 use crate::load::{self, WorldSource};
@@ -51,6 +54,10 @@ pub struct RunningApp {
     grace: Duration,
     /// The demo world's fake FedEx and UPS, kept running as long as the service.
     fake_carriers: Option<FakeCarrierServer>,
+    /// The demo world's fake real-time suppliers, kept running as long as the service.
+    fake_suppliers: Option<FakeSupplierServer>,
+    /// Real-time stock, when any supplier answers in real time.
+    pub realtime: Option<Arc<RealtimeStock>>,
 }
 
 impl std::fmt::Debug for RunningApp {
@@ -111,6 +118,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let admission = Arc::new(Admission::new(&config.server, keyring.clone()));
 
     let (live, fake_carriers) = live_rater(&config).await?;
+    let (realtime, fake_suppliers) = realtime_stock(&config, &world, &source).await?;
 
     let grpc_listener = TcpListener::bind(&config.server.grpc_addr)
         .await
@@ -134,6 +142,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let mut servers = Vec::new();
     {
         let (world, config, rx) = (Arc::clone(&world), Arc::clone(&config), shutdown_rx.clone());
+        let upstreams = grpc::Upstreams {
+            live,
+            realtime: realtime.clone(),
+        };
         let edge = grpc::Edge {
             admission: Arc::clone(&admission),
             tls: tls.clone(),
@@ -143,7 +155,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
                 grpc_listener,
                 world,
                 config,
-                live,
+                upstreams,
                 health_service,
                 edge,
                 until_shutdown(rx),
@@ -196,6 +208,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         limit_bytes: config.feeds.feed_bytes_max,
     });
     let mut background = Vec::new();
+    if let Some(rt) = &realtime {
+        background.push(tokio::spawn(flush_realtime(
+            Arc::clone(rt),
+            Arc::clone(&world),
+            Duration::from_millis(config.realtime.index_flush_ms),
+        )));
+    }
     if let (Some(ring), true) = (&keyring, config.auth.keys_file.is_some()) {
         let ring = Arc::clone(ring);
         background.push(tokio::spawn(reload_every(
@@ -262,7 +281,95 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         drain_delay: Duration::from_millis(config.server.drain_delay_ms),
         grace: Duration::from_millis(config.server.shutdown_grace_ms),
         fake_carriers,
+        fake_suppliers,
+        realtime,
     })
+}
+
+/// Real-time stock for the suppliers that have a gateway. A `fake:<id>`
+/// base URL (the demo world's) is served by a fake supplier started here on
+/// loopback, answering from that supplier's feed file moved the way stock
+/// moves between feeds (deterministic for `data.demo_seed`).
+async fn realtime_stock(
+    config: &Config,
+    world: &World,
+    source: &WorldSource,
+) -> anyhow::Result<(Option<Arc<RealtimeStock>>, Option<FakeSupplierServer>)> {
+    let live: Vec<(String, String, Option<String>)> = world
+        .suppliers
+        .iter()
+        .filter_map(|(_, s)| {
+            let rt = s.realtime.as_ref()?;
+            let feed = s.feed.as_ref().map(|f| f.source.clone());
+            Some((s.id.clone(), rt.base_url.trim().to_owned(), feed))
+        })
+        .collect();
+    if live.is_empty() || !config.realtime.enabled {
+        if !live.is_empty() {
+            tracing::info!("real-time stock turned off: quoting from feeds only");
+        }
+        return Ok((None, None));
+    }
+    let mut base_urls = std::collections::HashMap::new();
+    let fakes: Vec<&(String, String, Option<String>)> = live
+        .iter()
+        .filter(|(_, url, _)| url.starts_with(FAKE_SCHEME))
+        .collect();
+    let fake = if fakes.is_empty() {
+        None
+    } else {
+        let seed = config.data.demo_seed;
+        let server = FakeSupplierServer::start(seed)
+            .await
+            .context("cannot start the fake real-time suppliers")?;
+        for (id, url, feed) in fakes {
+            let name = url[FAKE_SCHEME.len()..].trim();
+            let name = if name.is_empty() { id.as_str() } else { name };
+            let items = match feed.as_deref().filter(|f| !f.contains("://")) {
+                Some(rel) => {
+                    let bytes = source.read(rel).context("fake supplier's feed")?;
+                    items_from_feed_csv(&bytes)
+                        .map_err(|e| anyhow::anyhow!("feed {rel} of fake supplier {id}: {e}"))?
+                }
+                None => Vec::new(),
+            };
+            base_urls.insert(
+                id.clone(),
+                server.add_supplier(name, drifted(seed, id, items)),
+            );
+        }
+        tracing::info!(
+            suppliers = base_urls.len(),
+            addr = %server.addr(),
+            "demo: fake real-time suppliers on loopback"
+        );
+        Some(server)
+    };
+    let clients = SupplierClients::new(
+        &config.realtime,
+        &world.suppliers,
+        &world.currency,
+        &base_urls,
+    )
+    .context("real-time supplier configuration")?;
+    tracing::info!(suppliers = live.len(), "real-time stock on");
+    Ok((Some(Arc::new(RealtimeStock::new(Arc::new(clients)))), fake))
+}
+
+/// Writes real-time answers into the index every `every`, off the async threads.
+async fn flush_realtime(realtime: Arc<RealtimeStock>, world: Arc<World>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !realtime.has_pending() {
+            continue;
+        }
+        let (rt, w) = (Arc::clone(&realtime), Arc::clone(&world));
+        if let Err(e) = tokio::task::spawn_blocking(move || rt.flush(&w.index)).await {
+            tracing::error!(error = %e, "real-time index flush stopped");
+        }
+    }
 }
 
 /// The keys callers must present; `None` when auth is off. Off only when
@@ -360,6 +467,11 @@ async fn live_rater(
 }
 
 impl RunningApp {
+    /// The demo world's fake real-time suppliers, when it started them.
+    pub fn fake_suppliers(&self) -> Option<&FakeSupplierServer> {
+        self.fake_suppliers.as_ref()
+    }
+
     /// Waits until the first feeds are loaded.
     pub async fn wait_ready(&self) {
         while !self.readiness.is_ready() {
@@ -405,6 +517,9 @@ impl RunningApp {
             }
         }
         if let Some(fake) = self.fake_carriers {
+            fake.shutdown().await;
+        }
+        if let Some(fake) = self.fake_suppliers {
             fake.shutdown().await;
         }
         tracing::info!("stopped");

@@ -61,6 +61,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Live carrier rating (FedEx, UPS); see docs/carriers.md.
     pub carriers: crate::adapters::http::carriers::CarriersConfig,
+    /// Real-time supplier stock; see docs/suppliers.md.
+    pub realtime: crate::adapters::http::suppliers::RealtimeConfig,
     /// Who may call (API keys and roles); see docs/security.md.
     pub auth: crate::auth::AuthConfig,
     /// TLS and mutual TLS on the gRPC port; see docs/security.md.

@@ -78,6 +78,7 @@ pub fn quote_inputs(
     use stockroute::domain::address::Address;
     use stockroute::domain::planner::{Objective, PlanOptions};
     use stockroute::domain::quoting::{Demand, QuoteInput};
+    use stockroute::domain::realtime::Overlay;
     let products = world.catalog.len() as u64;
     let mut rng = Rng(seed);
     let destinations = if international {
@@ -105,7 +106,7 @@ pub fn quote_inputs(
                 product: Some(product),
                 qty: 1 + rng.below(2) as u32,
             };
-            let stock = world.check_stock(std::slice::from_ref(&demand));
+            let stock = world.check_stock(std::slice::from_ref(&demand), &Overlay::default());
             if stock.first().is_some_and(|s| s.available >= demand.qty) {
                 demands.push(demand);
             }

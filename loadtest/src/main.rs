@@ -120,6 +120,9 @@ struct WorldArgs {
     /// Freight prices of the started server.
     #[arg(long, value_enum, default_value = "tables")]
     freight: FreightArg,
+    /// Also ask the real-time supplier gateways (default: stock from the feeds only).
+    #[arg(long)]
+    realtime: bool,
     /// With --freight live: each fake carrier answer's delay, ms.
     #[arg(long, default_value_t = 0)]
     carrier_latency_ms: u64,
@@ -231,6 +234,7 @@ fn load(
                     },
                 },
                 pin: pinned,
+                realtime: args.realtime,
             };
             let world = World::start(&spec).await?;
             let classifier =

@@ -75,6 +75,10 @@ pub struct WorldSpec {
     pub demo_suppliers: u32,
     /// Freight source of a started server.
     pub freight: Freight,
+    /// Ask the real-time supplier gateways during quotes (the demo world's
+    /// fake suppliers then run inside the server process); off = stock from
+    /// the feeds only.
+    pub realtime: bool,
     /// Pin the server to core 0 (the generator pins itself to core 1
     /// before its runtime starts, see [`pin_generator`]).
     pub pin: bool,
@@ -212,6 +216,9 @@ impl World {
                 if spec.freight == Freight::Tables {
                     command.env("STOCKROUTE_DATA__FAKE_CARRIERS", "false");
                 }
+                if !spec.realtime {
+                    command.env("STOCKROUTE_REALTIME__ENABLED", "false");
+                }
                 let mut child = command
                     .spawn()
                     .with_context(|| format!("cannot start {}", bin.display()))?;
@@ -261,6 +268,7 @@ impl World {
                 if spec.freight == Freight::Tables {
                     config.data.fake_carriers = false;
                 }
+                config.realtime.enabled = spec.realtime;
                 // Threads inherit the creating thread's mask: build the server's
                 // runtime while this thread sits on core 0, then move it back.
                 let me = cpu::current_tid().context("cannot find this thread's id")?;
@@ -375,6 +383,11 @@ async fn prepare(spec: &WorldSpec, bin: Option<&PathBuf>) -> anyhow::Result<Prep
             (dir.path().join("stockroute.toml"), Some(dir))
         }
     };
+    notes.push(if spec.realtime {
+        "stock: feeds plus real-time supplier gateways (the demo world's fake suppliers run inside the server process, their CPU counted as the server's)".into()
+    } else {
+        "stock from the feeds only (real-time gateways off)".into()
+    });
     let mut fakes = None;
     match spec.freight {
         Freight::Tables => {

@@ -13,5 +13,6 @@ pub mod live_rates;
 pub mod money;
 pub mod planner;
 pub mod quoting;
+pub mod realtime;
 pub mod suppliers;
 pub mod world;

@@ -9,6 +9,7 @@ mod http_feeds;
 mod limits;
 mod process;
 mod quote;
+mod realtime;
 mod service;
 mod shutdown;
 mod tls;

@@ -283,11 +283,15 @@ pub fn freshness(f: Freshness) -> pb::Freshness {
         queried,
         answered,
         timed_out,
+        failed,
+        cached,
     } = f;
     pb::Freshness {
         suppliers_queried: queried,
         suppliers_answered: answered,
         suppliers_timed_out: timed_out,
+        suppliers_failed: failed,
+        suppliers_cached: cached,
     }
 }
 
@@ -363,7 +367,13 @@ pub fn plan(
                             .unwrap_or_default(),
                         quantity: a.qty,
                         unit_cost: Some(money(cost_to_decimal(a.cost), currency)),
-                        source: pb::StockSource::Feed as i32,
+                        source: source(
+                            quote
+                                .sources
+                                .get(&(s.supplier, a.product))
+                                .copied()
+                                .unwrap_or(StockSource::Feed),
+                        ) as i32,
                         as_of: timestamp_s(a.as_of_s),
                     })
                     .collect(),

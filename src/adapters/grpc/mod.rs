@@ -24,6 +24,7 @@ use tonic::transport::Server;
 
 use crate::config::Config;
 use crate::domain::live_rates::LiveRater;
+use crate::domain::realtime::RealtimeStock;
 use crate::domain::world::World;
 use crate::pb;
 
@@ -40,12 +41,21 @@ pub struct Edge {
     pub tls: Option<Arc<TlsState>>,
 }
 
+/// The outside services quotes draw on, each optional.
+#[derive(Clone, Default)]
+pub struct Upstreams {
+    /// Carrier APIs for live freight.
+    pub live: Option<Arc<dyn LiveRater>>,
+    /// Real-time supplier stock.
+    pub realtime: Option<Arc<RealtimeStock>>,
+}
+
 /// Serves gRPC on `listener` until `shutdown` resolves, then finishes in-flight calls.
 pub async fn serve(
     listener: TcpListener,
     world: Arc<World>,
     config: Arc<Config>,
-    live: Option<Arc<dyn LiveRater>>,
+    upstreams: Upstreams,
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
@@ -53,6 +63,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let max_bytes = config.server.max_message_bytes;
+    let Upstreams { live, realtime } = upstreams;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -71,6 +82,7 @@ pub async fn serve(
         Arc::clone(&world),
         Arc::clone(&config),
         live.clone(),
+        realtime,
     ))
     .max_decoding_message_size(max_bytes)
     .accept_compressed(CompressionEncoding::Gzip)

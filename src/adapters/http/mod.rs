@@ -2,6 +2,8 @@
 //! clients (and loopback fakes) of the carriers' and suppliers' APIs.
 
 pub mod admin;
+mod body;
+mod breaker;
 pub mod carriers;
 pub mod feed_fetch;
 pub mod live_rates;

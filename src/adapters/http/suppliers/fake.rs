@@ -31,7 +31,8 @@
 //! order behaves the same. `as_of` is the server's clock plus [`FakeBehaviour::as_of_offset_s`].
 //!
 //! ## Injected behaviour (per supplier, changeable at runtime with [`FakeSupplierServer::set_behaviour`])
-//! First the [`Latency`] (none, fixed, uniform, or a base with occasional spikes), then, on a
+//! First the [`Latency`] (none, fixed, uniform, a base with random spikes, or periodic stalls
+//! placed exactly), then, on a
 //! share `fault_per_mille` of the calls, the [`Fault`]:
 //! - before the request is looked at: `Hang` (never answers until the server stops),
 //!   `Status(s)` (answers `s` with an error body; a purchase order is not recorded);
@@ -110,10 +111,21 @@ pub enum Latency {
         /// Slow calls per thousand.
         spike_per_mille: u32,
     },
+    /// `slow` for the first call after the behaviour is set and every `n`-th
+    /// after it, `base` otherwise (periodic stalls, exactly placed).
+    EveryNth {
+        /// The usual latency.
+        base: Duration,
+        /// The latency of a stalled call.
+        slow: Duration,
+        /// One call in `n` stalls (at least 1).
+        n: u32,
+    },
 }
 
 impl Latency {
-    fn sample(&self, rng: &mut SmallRng) -> Duration {
+    /// The latency of call number `call` (0-based since the behaviour was set).
+    fn sample(&self, rng: &mut SmallRng, call: u64) -> Duration {
         match *self {
             Latency::None => Duration::ZERO,
             Latency::Fixed(d) => d,
@@ -129,6 +141,13 @@ impl Latency {
             } => {
                 if rng.random_range(0..1000) < spike_per_mille {
                     spike
+                } else {
+                    base
+                }
+            }
+            Latency::EveryNth { base, slow, n } => {
+                if call.is_multiple_of(u64::from(n.max(1))) {
+                    slow
                 } else {
                     base
                 }
@@ -230,7 +249,8 @@ pub struct FakeSupplierCalls {
 
 struct FakeSupplier {
     items: Mutex<HashMap<String, FakeItem>>,
-    behaviour: Mutex<FakeBehaviour>,
+    /// The behaviour, and the calls planned since it was set.
+    behaviour: Mutex<(FakeBehaviour, u64)>,
     rng: Mutex<SmallRng>,
     stock_calls: AtomicU64,
     items_asked: AtomicU64,
@@ -245,6 +265,9 @@ struct Shared {
     seed: u64,
     suppliers: RwLock<HashMap<String, Arc<FakeSupplier>>>,
     drop_connections: AtomicU32,
+    /// Stock calls being answered now, and the most ever at once.
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
     stopping: watch::Receiver<bool>,
 }
 
@@ -308,6 +331,8 @@ impl FakeSupplierServer {
             seed,
             suppliers: RwLock::new(HashMap::new()),
             drop_connections: AtomicU32::new(0),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
             stopping: stopping_rx,
         });
         let router = Router::new()
@@ -353,7 +378,7 @@ impl FakeSupplierServer {
                     .map(|i| (i.supplier_sku.clone(), i))
                     .collect(),
             ),
-            behaviour: Mutex::new(FakeBehaviour::default()),
+            behaviour: Mutex::new((FakeBehaviour::default(), 0)),
             rng: Mutex::new(SmallRng::seed_from_u64(seed_rng.random())),
             stock_calls: AtomicU64::new(0),
             items_asked: AtomicU64::new(0),
@@ -385,7 +410,7 @@ impl FakeSupplierServer {
     /// Sets supplier `id`'s latency and faults; unknown ids are ignored.
     pub fn set_behaviour(&self, id: &str, behaviour: FakeBehaviour) {
         if let Some(s) = self.supplier(id) {
-            *s.behaviour.lock() = behaviour;
+            *s.behaviour.lock() = (behaviour, 0);
         }
     }
 
@@ -433,6 +458,11 @@ impl FakeSupplierServer {
         self.supplier(id)
             .map(|s| s.orders.lock().1.clone())
             .unwrap_or_default()
+    }
+
+    /// The most stock calls (across suppliers) that were being answered at once.
+    pub fn peak_concurrent_stock_calls(&self) -> u64 {
+        self.shared.peak_in_flight.load(Ordering::SeqCst)
     }
 
     /// Closes the next `n` connections as soon as they are accepted.
@@ -580,9 +610,13 @@ struct CallPlan {
 
 impl FakeSupplier {
     fn plan(&self) -> CallPlan {
-        let b = *self.behaviour.lock();
+        let (b, call) = {
+            let mut guard = self.behaviour.lock();
+            guard.1 += 1;
+            (guard.0, guard.1 - 1)
+        };
         let mut rng = self.rng.lock();
-        let latency = b.latency.sample(&mut rng);
+        let latency = b.latency.sample(&mut rng, call);
         let fault = b
             .fault
             .filter(|_| b.fault_per_mille >= 1000 || rng.random_range(0..1000) < b.fault_per_mille);
@@ -664,6 +698,7 @@ async fn stock(
         return refuse(StatusCode::NOT_FOUND, format!("no supplier `{supplier}`"));
     };
     sup.stock_calls.fetch_add(1, Ordering::SeqCst);
+    let _in_flight = InFlight::enter(&s);
     let plan = sup.plan();
     if let Some(early) = s.before(&plan).await {
         return early;
@@ -717,6 +752,23 @@ async fn stock(
     };
     let body = json!({ "as_of": rfc3339(plan.as_of_offset_s), "items": items }).to_string();
     deliver(StatusCode::OK, body, plan.fault)
+}
+
+/// Counts a stock call as being answered until dropped.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Why a purchase order is refused before it is recorded.
