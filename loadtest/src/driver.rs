@@ -556,6 +556,8 @@ mod tests {
         config.server.http_addr = "127.0.0.1:0".into();
         config.data.fake_carriers = false;
         config.feeds.schedule = false;
+        // A debug build on a shared machine: no shedding to get in the way.
+        config.server.concurrency_max = 10_000;
         let app = stockroute::app::start(config).await.unwrap();
         tokio::time::timeout(Duration::from_secs(30), app.wait_ready())
             .await
@@ -566,7 +568,7 @@ mod tests {
     fn scenario(mix: &str) -> Scenario {
         Scenario::parse(
             &format!(
-                "name = \"t\"\nrate_per_s = 200\n[mix]\n{mix}\n[skus]\nproducts = 1000\n[basket]\nlines = [[3, 1]]\n"
+                "name = \"t\"\nrate_per_s = 100\n[mix]\n{mix}\n[skus]\nproducts = 1000\n[basket]\nlines = [[3, 1]]\n"
             ),
             "t",
         )
@@ -577,12 +579,12 @@ mod tests {
         PhaseSpec {
             label: "t".into(),
             mode,
-            rate_per_s: 200.0,
+            rate_per_s: 100.0,
             workers: 4,
             warmup: Duration::from_millis(300),
             measure: Duration::from_secs(1),
             in_flight_max: 1_000,
-            timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(10),
         }
     }
 
@@ -590,7 +592,7 @@ mod tests {
     async fn an_open_loop_phase_sends_the_rate_and_the_server_agrees() {
         let (app, _dir) = small_server().await;
         let addr = app.grpc_addr.to_string();
-        let s = scenario("quote = 3\nhealth = 1");
+        let s = scenario("check_stock = 3\nhealth = 1");
         let classifier = Classifier::new(&s.budget.answer_codes, &s.budget.shed_codes);
         let runner = Runner::new(
             Clients::connect(&addr, 2).await.unwrap(),
@@ -601,22 +603,22 @@ mod tests {
         let o = runner
             .run_phase(&spec(Mode::Open), &Workload::new(&s, 0, "t"))
             .await;
-        // 200/s for 1 s measured: the schedule fixes the count exactly.
-        assert_eq!(o.stats.calls(), 200, "{:?}", o.stats.rpcs.keys());
-        let quote = &o.stats.rpcs[&Rpc::Quote];
-        assert_eq!(quote.failed, 0, "{:?}", quote.codes);
-        assert!(quote.answered > 100, "{}", quote.answered);
-        assert!(o.stats.rpcs[&Rpc::Health].answered > 20);
+        // 100/s for 1 s measured: the schedule fixes the count exactly.
+        assert_eq!(o.stats.calls(), 100, "{:?}", o.stats.rpcs.keys());
+        let check = &o.stats.rpcs[&Rpc::CheckStock];
+        assert_eq!(check.failed, 0, "{:?}", check.codes);
+        assert!(check.answered > 50, "{}", check.answered);
+        assert!(o.stats.rpcs[&Rpc::Health].answered > 10);
         assert_eq!(o.abandoned, 0);
         assert!(o.server_cpu_us.is_some());
         // The server's histogram moved over the window, and once the phase
-        // has drained it has counted every Quote the client sent.
+        // has drained it has counted every stock check the client sent.
         let (before, after) = o.server_buckets.expect("metrics scraped");
-        let in_window = after.delta(&before, Rpc::Quote.path(), None);
+        let in_window = after.delta(&before, Rpc::CheckStock.path(), None);
         assert!(in_window.last().is_some_and(|b| b.1 > 0), "{in_window:?}");
         let now = runner.scrape().await.expect("metrics scraped");
-        let served = now.delta(&Buckets::default(), Rpc::Quote.path(), None);
-        let sent: u64 = runner.timeline().lock().unwrap().series()[&Rpc::Quote]
+        let served = now.delta(&Buckets::default(), Rpc::CheckStock.path(), None);
+        let sent: u64 = runner.timeline().lock().unwrap().series()[&Rpc::CheckStock]
             .iter()
             .map(|s| s.answered + s.failed + s.refused)
             .sum();
@@ -628,7 +630,9 @@ mod tests {
     async fn a_closed_loop_phase_keeps_its_workers_busy_and_records_failures() {
         let (app, _dir) = small_server().await;
         let addr = app.grpc_addr.to_string();
-        let s = scenario("check_stock = 1\nreserve_commit = 1");
+        // Not CheckStock: the other test counts the server's CheckStock calls,
+        // and both servers share this process's metrics.
+        let s = scenario("quote = 1\nreserve_commit = 1");
         let classifier = Classifier::new(&s.budget.answer_codes, &s.budget.shed_codes);
         let runner = Runner::new(
             Clients::connect(&addr, 1).await.unwrap(),
@@ -639,13 +643,13 @@ mod tests {
         let mut closed = spec(Mode::Closed);
         closed.rate_per_s = 0.0;
         let o = runner.run_phase(&closed, &Workload::new(&s, 0, "t")).await;
-        let check = &o.stats.rpcs[&Rpc::CheckStock];
-        assert!(check.answered > 50, "{}", check.answered);
-        assert_eq!(check.corrected.len(), check.uncorrected.len());
+        let quote = &o.stats.rpcs[&Rpc::Quote];
+        assert!(quote.answered > 10, "{}", quote.answered);
+        assert_eq!(quote.corrected.len(), quote.uncorrected.len());
         // Every Reserve is counted under its own RPC with the server's code,
         // whatever that code is.
         let reserve = &o.stats.rpcs[&Rpc::Reserve];
-        assert!(reserve.calls() > 50);
+        assert!(reserve.calls() > 10);
         assert_eq!(reserve.codes.values().sum::<u64>(), reserve.calls());
         app.shutdown().await;
     }
