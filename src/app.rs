@@ -19,12 +19,11 @@ use crate::adapters::http::carriers::CarrierClients;
 use crate::adapters::http::feed_fetch::FeedFetcher;
 use crate::adapters::http::suppliers::fake::{drifted, items_from_feed_csv, FakeSupplierServer};
 use crate::adapters::http::suppliers::{SupplierClients, FAKE_SCHEME};
-use crate::adapters::postgres::{PgLedger, PgSettings, SupplySource};
 use crate::auth::{AuthMode, Keyring};
-use crate::config::{Config, LedgerKind};
+use crate::config::Config;
 use crate::domain::clock::SystemClock;
 use crate::domain::feeds::{FeedError, IngestReport};
-use crate::domain::ledger::{KeyResolver, Ledger, LedgerHealth};
+use crate::domain::ledger::{Ledger, LedgerHealth};
 use crate::domain::live_rates::LiveRater;
 use crate::domain::realtime::RealtimeStock;
 use crate::domain::suppliers::{FeedKind, SupplierId};
@@ -60,8 +59,11 @@ pub struct RunningApp {
     fake_suppliers: Option<FakeSupplierServer>,
     /// Real-time stock, when any supplier answers in real time.
     pub realtime: Option<Arc<RealtimeStock>>,
-    /// The reservation ledger, when one is configured.
-    pub ledger: Option<Arc<dyn Ledger>>,
+    /// The reservation ledger; flushed last at shutdown.
+    pub ledger: Arc<dyn Ledger>,
+    /// The embedded ledger's journal directory when it exists only for this
+    /// process; removed at shutdown.
+    ledger_scratch: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for RunningApp {
@@ -126,25 +128,6 @@ async fn watch_ledger(
     }
 }
 
-/// The configured reservation ledger. PostgreSQL starts here (its schema and
-/// connections come up in the background; readiness waits for them). The
-/// embedded ledger is opened with the reservation API.
-fn open_ledger(config: &Config, world: &Arc<World>) -> anyhow::Result<Option<Arc<dyn Ledger>>> {
-    match config.ledger.kind {
-        LedgerKind::Embedded => Ok(None),
-        LedgerKind::Postgres => {
-            let settings = PgSettings::from_config(&config.ledger)?;
-            let ledger = PgLedger::start(
-                settings,
-                Arc::clone(world) as Arc<dyn KeyResolver>,
-                Arc::clone(world) as Arc<dyn SupplySource>,
-            )?;
-            tracing::info!("reservation ledger: PostgreSQL");
-            Ok(Some(Arc::new(ledger)))
-        }
-    }
-}
-
 /// Resolves when the shutdown signal is sent.
 async fn until_shutdown(mut rx: watch::Receiver<bool>) {
     // An error means the sender is gone, which is a shutdown too.
@@ -174,7 +157,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         "catalog and suppliers loaded"
     );
 
-    let ledger = open_ledger(&config, &world)?;
+    let crate::ledger::OpenLedger {
+        ledger,
+        scratch_dir: ledger_scratch,
+    } = crate::ledger::open(&config, &world).await?;
 
     let keyring = keyring(&config)?;
     let tls = TlsState::from_config(&config.tls)?;
@@ -184,7 +170,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let admission = Arc::new(Admission::new(&config.server, keyring.clone()));
 
     let (live, fake_carriers) = live_rater(&config).await?;
-    let (realtime, fake_suppliers) = realtime_stock(&config, &world, &source).await?;
+    let (realtime, mut fake_suppliers) = realtime_stock(&config, &world, &source).await?;
+    let order_endpoints = order_endpoints(&config, &world, &mut fake_suppliers).await?;
 
     let grpc_listener = TcpListener::bind(&config.server.grpc_addr)
         .await
@@ -215,6 +202,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         let edge = grpc::Edge {
             admission: Arc::clone(&admission),
             tls: tls.clone(),
+            ledger: Arc::clone(&ledger),
         };
         servers.push(tokio::spawn(async move {
             if let Err(e) = grpc::serve(
@@ -274,6 +262,21 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         limit_bytes: config.feeds.feed_bytes_max,
     });
     let mut background = Vec::new();
+    background.push(crate::ledger::spawn_sweeper(
+        Arc::clone(&ledger),
+        Arc::clone(&world.clock),
+        Duration::from_millis(config.ledger.sweep_interval_ms.max(1)),
+        shutdown_rx.clone(),
+    ));
+    if let Some(task) = crate::ledger::spawn_order_sender(
+        &config,
+        Arc::clone(&ledger),
+        Arc::clone(&world),
+        order_endpoints,
+        shutdown_rx.clone(),
+    )? {
+        background.push(task);
+    }
     if let Some(rt) = &realtime {
         background.push(tokio::spawn(flush_realtime(
             Arc::clone(rt),
@@ -328,15 +331,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             }
         }));
     }
-    if let Some(ledger) = &ledger {
-        background.push(tokio::spawn(watch_ledger(
-            Arc::clone(ledger),
-            Arc::clone(&readiness),
-            health_reporter.clone(),
-        )));
-    }
+    background.push(tokio::spawn(watch_ledger(
+        Arc::clone(&ledger),
+        Arc::clone(&readiness),
+        health_reporter.clone(),
+    )));
     Ok(RunningApp {
         ledger,
+        ledger_scratch,
         grpc_addr,
         http_addr,
         world,
@@ -456,6 +458,77 @@ async fn realtime_stock(
     .context("real-time supplier configuration")?;
     tracing::info!(suppliers = live.len(), "real-time stock on");
     Ok((Some(Arc::new(RealtimeStock::new(Arc::new(clients)))), fake))
+}
+
+/// Where purchase orders go: configured `http(s)` base URLs as they are;
+/// `fake:<id>` ones (the demo world's) to a fake supplier on loopback, on the
+/// real-time fakes' server when it runs (so a supplier keeps one base URL),
+/// else on one started here.
+async fn order_endpoints(
+    config: &Config,
+    world: &World,
+    fake_suppliers: &mut Option<FakeSupplierServer>,
+) -> anyhow::Result<crate::adapters::http::purchase_orders::BaseResolver> {
+    // Suppliers the real-time fakes already serve keep their items.
+    let served: std::collections::HashSet<String> = if fake_suppliers.is_some() {
+        world
+            .suppliers
+            .iter()
+            .filter_map(|(_, s)| s.realtime.as_ref())
+            .filter_map(|r| r.base_url.trim().strip_prefix(FAKE_SCHEME))
+            .map(|n| n.trim().to_owned())
+            .collect()
+    } else {
+        std::collections::HashSet::new()
+    };
+    let wanted: Vec<String> = world
+        .suppliers
+        .iter()
+        .filter_map(|(_, s)| {
+            let base = s
+                .orders
+                .as_ref()
+                .map(|o| o.base_url.trim())
+                .or_else(|| s.realtime.as_ref().map(|r| r.base_url.trim()))?;
+            let name = base.strip_prefix(FAKE_SCHEME)?.trim();
+            Some(if name.is_empty() {
+                s.id.clone()
+            } else {
+                name.to_owned()
+            })
+        })
+        .collect();
+    let mut fake_urls = std::collections::HashMap::new();
+    if !wanted.is_empty() {
+        if fake_suppliers.is_none() {
+            let server = FakeSupplierServer::start(config.data.demo_seed)
+                .await
+                .context("cannot start the fake suppliers' order endpoints")?;
+            *fake_suppliers = Some(server);
+        }
+        if let Some(server) = fake_suppliers.as_ref() {
+            for name in wanted {
+                let url = if served.contains(&name) {
+                    server.base_url(&name)
+                } else {
+                    server.add_supplier(&name, Vec::new())
+                };
+                fake_urls.insert(name, url);
+            }
+            tracing::info!(
+                suppliers = fake_urls.len(),
+                addr = %server.addr(),
+                "demo: fake purchase-order endpoints on loopback"
+            );
+        }
+    }
+    Ok(Arc::new(move |base: &str| {
+        let base = base.trim();
+        if let Some(name) = base.strip_prefix(FAKE_SCHEME) {
+            return fake_urls.get(name.trim()).cloned();
+        }
+        (base.starts_with("http://") || base.starts_with("https://")).then(|| base.to_owned())
+    }))
 }
 
 /// Writes real-time answers into the index every `every`, off the async threads.
@@ -613,10 +686,12 @@ impl RunningApp {
                 abort.abort();
             }
         }
-        if let Some(ledger) = &self.ledger {
-            if let Err(e) = ledger.flush().await {
-                tracing::warn!(error = %e, "ledger flush failed");
-            }
+        // In-flight calls are done: make everything they were told durable.
+        if let Err(e) = self.ledger.flush().await {
+            tracing::warn!(error = %e, "ledger flush failed");
+        }
+        if let Some(dir) = &self.ledger_scratch {
+            let _ = std::fs::remove_dir_all(dir);
         }
         if let Some(fake) = self.fake_carriers {
             fake.shutdown().await;
@@ -721,17 +796,24 @@ fn ingest_local(
             let opened = std::fs::File::open(&path)
                 .map_err(|e| format!("{}: {e}", path.display()))
                 .and_then(|file| {
-                    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    let meta = file.metadata().ok();
+                    let len = meta.as_ref().map_or(0, |m| m.len());
                     if len > limit_bytes {
                         return Err(format!(
                             "{}: {len} bytes, more than the limit of {limit_bytes}",
                             path.display()
                         ));
                     }
-                    Ok(file)
+                    // The file's data is as of its last change, not of this
+                    // read: re-reading it after a restart is not news.
+                    let modified_ms = meta
+                        .and_then(|m| m.modified().ok())
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| d.as_millis() as i64);
+                    Ok((file, modified_ms))
                 });
             match opened {
-                Ok(file) => world.ingest(supplier, kind, file),
+                Ok((file, modified_ms)) => world.ingest_as_of(supplier, kind, file, modified_ms),
                 Err(why) => {
                     world.record_feed_failure(supplier, &why);
                     Err(FeedError::Unreadable(why))

@@ -69,6 +69,8 @@ pub struct Config {
     pub auth: crate::auth::AuthConfig,
     /// TLS and mutual TLS on the gRPC port; see docs/security.md.
     pub tls: crate::adapters::grpc::tls::TlsConfig,
+    /// Sending purchase orders to suppliers; see docs/reservations.md.
+    pub purchase_orders: crate::adapters::http::purchase_orders::PurchaseOrdersConfig,
     /// Directory the config file was read from; relative data paths resolve against it.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -250,6 +252,25 @@ pub enum LedgerKind {
 pub struct LedgerConfig {
     /// `"embedded"` or `"postgres"`.
     pub kind: LedgerKind,
+    /// Journal directory of the embedded ledger. Unset: `<data.dir>/ledger`
+    /// for a world directory, else a temporary directory removed at exit.
+    pub dir: Option<PathBuf>,
+    /// Hold time of a Reserve that asks for none.
+    pub hold_secs_default: u32,
+    /// Longest hold a Reserve may ask for.
+    pub hold_secs_max: u32,
+    /// A journal segment past this size is folded into a snapshot.
+    pub segment_bytes_max: u64,
+    /// Finished reservations and their idempotency keys are kept this long
+    /// after their last change (at least 24).
+    pub retention_hours: u32,
+    /// Longest the expiry sweeper sleeps between looks.
+    pub sweep_interval_ms: u64,
+    /// Quotes kept for Reserve-from-quote.
+    pub quote_cache_capacity: u64,
+    /// Plans a Reserve or Allocate of a basket makes when other callers keep
+    /// taking the stock it planned with.
+    pub reserve_attempts_max: u32,
     /// Connection string of the PostgreSQL ledger: a URL
     /// (`postgres://user:password@host:5432/db`) or key=value pairs
     /// (`host=/run/postgresql dbname=stockroute`).
@@ -273,6 +294,14 @@ impl Default for LedgerConfig {
     fn default() -> Self {
         Self {
             kind: LedgerKind::Embedded,
+            dir: None,
+            hold_secs_default: 600,
+            hold_secs_max: 3_600,
+            segment_bytes_max: 64 * 1024 * 1024,
+            retention_hours: 168,
+            sweep_interval_ms: 1_000,
+            quote_cache_capacity: 100_000,
+            reserve_attempts_max: 3,
             postgres_url: String::new(),
             postgres_pool_size: 16,
             postgres_connect_timeout_ms: 2_000,
@@ -323,9 +352,16 @@ impl Config {
             // A config that sits in a world written by `demo-data` names files
             // relative to itself; a config elsewhere names `data.dir`.
             if config.data.dir.is_none() && base.join(&config.data.catalog).exists() {
-                config.data.dir = Some(base);
+                config.data.dir = Some(base.clone());
             } else if let Some(dir) = config.data.dir.take() {
                 config.data.dir = Some(if dir.is_relative() {
+                    base.join(dir)
+                } else {
+                    dir
+                });
+            }
+            if let Some(dir) = config.ledger.dir.take() {
+                config.ledger.dir = Some(if dir.is_relative() {
                     base.join(dir)
                 } else {
                     dir

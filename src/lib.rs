@@ -6,6 +6,7 @@
 //! - [`adapters`]: the edges. gRPC services (`adapters::grpc`), the HTTP
 //!   endpoints for operators and the feed downloader (`adapters::http`).
 //! - [`app`]: wiring. Loads the world, starts the servers, owns shutdown.
+//! - [`ledger`]: opens the reservation ledger and runs its background work.
 //! - [`load`]: reads a world from a directory or builds the demo world in memory.
 //! - [`demo`]: the deterministic demo world generator.
 //! - [`config`], [`limits`], [`telemetry`]: settings, bounds, logs and metrics.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod ingest;
+pub mod ledger;
 pub mod limits;
 pub mod load;
 pub mod pb;

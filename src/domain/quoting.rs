@@ -145,7 +145,7 @@ impl World {
             .iter()
             .map(|d| {
                 let offers: Vec<OfferInfo> = match d.product {
-                    Some(p) => offers_of(&view, p, fresh),
+                    Some(p) => offers_of(self, &view, p, fresh),
                     None => Vec::new(),
                 };
                 StockInfo {
@@ -162,7 +162,7 @@ impl World {
 
     /// Every offer for a product, as the index holds it.
     pub fn offers(&self, product: ProductId) -> Vec<OfferInfo> {
-        offers_of(&self.index.view(), product, &Overlay::default())
+        offers_of(self, &self.index.view(), product, &Overlay::default())
     }
 
     /// Plans a basket under the requested objective and the others, from the
@@ -188,11 +188,15 @@ impl World {
                     .iter()
                     .filter_map(|o| {
                         let seen = fresh.see(o);
+                        // What holds and allocations leave of the supplier's stock.
+                        let available = seen
+                            .available
+                            .saturating_sub(self.counted(o.supplier, o.product));
                         let excluded = input.excluded.contains(&o.supplier);
-                        excluded_stock |= excluded && seen.available > 0;
-                        (!excluded && seen.available > 0).then_some(Candidate {
+                        excluded_stock |= excluded && available > 0;
+                        (!excluded && available > 0).then_some(Candidate {
                             supplier: o.supplier,
-                            available: seen.available,
+                            available,
                             cost: seen.cost,
                             as_of_s: seen.as_of_s,
                         })
@@ -266,7 +270,12 @@ impl World {
     }
 }
 
-fn offers_of(view: &IndexView<'_>, product: ProductId, fresh: &Overlay) -> Vec<OfferInfo> {
+fn offers_of(
+    world: &World,
+    view: &IndexView<'_>,
+    product: ProductId,
+    fresh: &Overlay,
+) -> Vec<OfferInfo> {
     let mut refs = Vec::new();
     view.offers_into(product, &mut refs);
     refs.iter()
@@ -275,7 +284,10 @@ fn offers_of(view: &IndexView<'_>, product: ProductId, fresh: &Overlay) -> Vec<O
             OfferInfo {
                 supplier: o.supplier,
                 supplier_sku: o.supplier_sku.to_owned(),
-                available: seen.available,
+                // What holds and allocations leave of the supplier's stock.
+                available: seen
+                    .available
+                    .saturating_sub(world.counted(o.supplier, product)),
                 cost: seen.cost,
                 as_of_s: seen.as_of_s,
                 source: seen.source,

@@ -86,6 +86,15 @@ pub struct RealtimeSource {
     pub hedge: Option<bool>,
 }
 
+/// A supplier's purchase-order endpoint (CONTRACT §4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrdersEndpoint {
+    /// Base URL; orders go to `{base_url}/v1/purchase-orders`. `fake:<id>`
+    /// means the demo world's in-process fake.
+    pub base_url: String,
+}
+
 /// One entry of `suppliers.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,6 +124,10 @@ pub struct SupplierConfig {
     /// Its real-time gateway, if any.
     #[serde(default)]
     pub realtime: Option<RealtimeSource>,
+    /// Where its purchase orders go; when absent, the real-time gateway's
+    /// base URL, if it has one.
+    #[serde(default)]
+    pub orders: Option<OrdersEndpoint>,
 }
 
 fn usd() -> String {

@@ -269,3 +269,134 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::auth::{key_digest_hex, AuthConfig, KeyEntry};
+
+    /// Admission over a service that answers with the caller's id in a header,
+    /// and waits for `release` before answering `Quote`.
+    fn admitted(
+        concurrency_max: usize,
+        release: Arc<tokio::sync::Notify>,
+    ) -> impl Service<
+        http::Request<()>,
+        Response = http::Response<()>,
+        Error = Infallible,
+        Future = BoxFuture<http::Response<()>, Infallible>,
+    > + Clone {
+        let keyring = Keyring::from_config(&AuthConfig {
+            keys: vec![KeyEntry {
+                id: "web".into(),
+                roles: vec!["cart".into()],
+                sha256: key_digest_hex("k-web"),
+            }],
+            ..AuthConfig::default()
+        })
+        .unwrap();
+        let config = ServerConfig {
+            concurrency_max,
+            ..ServerConfig::default()
+        };
+        let admission = Arc::new(Admission::new(&config, Some(Arc::new(keyring))));
+        let inner = tower::service_fn(move |req: http::Request<()>| {
+            let release = Arc::clone(&release);
+            async move {
+                let holds = req.uri().path().ends_with("/Quote");
+                let request = tonic::Request::from_http(req);
+                let id = caller(&request)
+                    .map(|c| c.id.to_string())
+                    .unwrap_or_default();
+                if holds {
+                    release.notified().await;
+                }
+                let mut answer = http::Response::new(());
+                answer.headers_mut().insert("x-caller", id.parse().unwrap());
+                Ok::<_, Infallible>(answer)
+            }
+        });
+        AdmissionLayer::new(admission).layer(inner)
+    }
+
+    fn call(path: &str, key: Option<&str>) -> http::Request<()> {
+        let mut b = http::Request::builder().uri(path);
+        if let Some(k) = key {
+            b = b.header("authorization", format!("Bearer {k}"));
+        }
+        b.body(()).unwrap()
+    }
+
+    fn grpc_status(r: &http::Response<()>) -> Option<&str> {
+        r.headers().get("grpc-status").and_then(|v| v.to_str().ok())
+    }
+
+    #[tokio::test]
+    async fn the_caller_reaches_the_service_and_refusals_carry_their_code() {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let svc = admitted(4, Arc::clone(&release));
+        let r = svc
+            .clone()
+            .oneshot(call("/stockroute.v1.Fulfillment/CheckStock", Some("k-web")))
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["x-caller"], "web");
+        assert_eq!(grpc_status(&r), None);
+        let r = svc
+            .clone()
+            .oneshot(call("/stockroute.v1.Fulfillment/CheckStock", None))
+            .await
+            .unwrap();
+        assert_eq!(grpc_status(&r), Some("16"), "UNAUTHENTICATED");
+        let r = svc
+            .clone()
+            .oneshot(call("/stockroute.v1.Fulfillment/Commit", Some("k-web")))
+            .await
+            .unwrap();
+        assert_eq!(grpc_status(&r), Some("7"), "PERMISSION_DENIED");
+        let r = svc
+            .oneshot(call("/grpc.health.v1.Health/Check", None))
+            .await
+            .unwrap();
+        assert_eq!(grpc_status(&r), None, "health needs no key");
+    }
+
+    #[tokio::test]
+    async fn a_full_server_refuses_at_once_and_frees_the_slot_after_the_answer() {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let svc = admitted(1, Arc::clone(&release));
+        let held = tokio::spawn(
+            svc.clone()
+                .oneshot(call("/stockroute.v1.Fulfillment/Quote", Some("k-web"))),
+        );
+        tokio::task::yield_now().await;
+        // The one slot is taken: the next call is refused without waiting.
+        let refused = tokio::time::timeout(
+            Duration::from_secs(1),
+            svc.clone()
+                .oneshot(call("/stockroute.v1.Fulfillment/CheckStock", Some("k-web"))),
+        )
+        .await
+        .expect("refused at once")
+        .unwrap();
+        assert_eq!(grpc_status(&refused), Some("8"), "RESOURCE_EXHAUSTED");
+        // Probes are never shed.
+        let health = svc
+            .clone()
+            .oneshot(call("/grpc.health.v1.Health/Check", None))
+            .await
+            .unwrap();
+        assert_eq!(grpc_status(&health), None);
+        release.notify_one();
+        assert_eq!(grpc_status(&held.await.unwrap().unwrap()), None);
+        let after = svc
+            .oneshot(call("/stockroute.v1.Fulfillment/CheckStock", Some("k-web")))
+            .await
+            .unwrap();
+        assert_eq!(grpc_status(&after), None, "the slot is free again");
+    }
+}

@@ -9,6 +9,7 @@ pub mod deadline;
 pub mod fulfillment;
 pub mod metrics_layer;
 pub mod rate;
+pub mod reservations;
 pub mod rpc;
 pub mod status;
 pub mod tls;
@@ -39,6 +40,8 @@ pub struct Edge {
     pub admission: Arc<Admission>,
     /// TLS, when configured.
     pub tls: Option<Arc<TlsState>>,
+    /// The reservation ledger.
+    pub ledger: Arc<dyn crate::domain::ledger::Ledger>,
 }
 
 /// The outside services quotes draw on, each optional.
@@ -83,6 +86,7 @@ pub async fn serve(
         Arc::clone(&config),
         live.clone(),
         realtime,
+        Arc::clone(&edge.ledger),
     ))
     .max_decoding_message_size(max_bytes)
     .accept_compressed(CompressionEncoding::Gzip)

@@ -1,5 +1,6 @@
-//! HTTP for operators (`/metrics`, `/healthz`, `/readyz`), the feed downloader, and the
-//! clients (and loopback fakes) of the carriers' and suppliers' APIs.
+//! HTTP for operators (`/metrics`, `/healthz`, `/readyz`), the feed downloader, the
+//! purchase-order sender, and the clients (and loopback fakes) of the carriers' and
+//! suppliers' APIs.
 
 pub mod admin;
 mod body;
@@ -7,4 +8,5 @@ mod breaker;
 pub mod carriers;
 pub mod feed_fetch;
 pub mod live_rates;
+pub mod purchase_orders;
 pub mod suppliers;

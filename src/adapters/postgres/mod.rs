@@ -42,8 +42,9 @@ use tokio::time::Instant;
 
 use crate::config::LedgerConfig;
 use crate::domain::ledger::{
-    AllocateRequest, CommitRequest, DeliveryOutcome, HoldsView, KeyResolver, Ledger, LedgerError,
-    LedgerHealth, OutboundOrder, ReleaseRequest, Reservation, ReservationId, ReserveRequest,
+    AllocateRequest, CommitRequest, DeliveryOutcome, HoldsView, IdempotencyKey, KeyResolver,
+    Ledger, LedgerError, LedgerHealth, OutboundOrder, ReleaseRequest, RequestFingerprint,
+    Reservation, ReservationId, ReserveRequest,
 };
 use crate::domain::suppliers::SupplierId;
 
@@ -410,6 +411,21 @@ impl Ledger for PgLedger {
             .run("reserve", move |inner| {
                 let req = Arc::clone(&req);
                 async move { ops::hold(&inner, &req, None).await }
+            })
+            .await
+    }
+
+    async fn find(
+        &self,
+        owner: Option<&str>,
+        key: &IdempotencyKey,
+        fingerprint: RequestFingerprint,
+    ) -> Result<Option<Reservation>, LedgerError> {
+        let (owner, key) = (owner.map(str::to_owned), key.clone());
+        self.inner
+            .run("find", move |inner| {
+                let (owner, key) = (owner.clone(), key.clone());
+                async move { ops::find(&inner, owner.as_deref(), &key, fingerprint).await }
             })
             .await
     }

@@ -18,9 +18,10 @@ use super::Inner;
 use crate::domain::address::Address;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::ledger::{
-    CommitRequest, Delivery, DeliveryOutcome, HeldLine, LedgerError, OutboundOrder, PurchaseOrder,
-    ReleaseRequest, Reservation, ReservationId, ReserveRequest, State, StockKey, StockShortage,
-    IDEMPOTENCY_KEY_TTL_MS, ORDER_REF_BYTES_MAX, RELEASE_REASON_BYTES_MAX,
+    CommitRequest, Delivery, DeliveryOutcome, HeldLine, IdempotencyKey, LedgerError, OutboundOrder,
+    PurchaseOrder, ReleaseRequest, RequestFingerprint, Reservation, ReservationId, ReserveRequest,
+    State, StockKey, StockShortage, IDEMPOTENCY_KEY_TTL_MS, ORDER_REF_BYTES_MAX,
+    RELEASE_REASON_BYTES_MAX,
 };
 
 /// The key a stored name resolves to when this process does not know it:
@@ -457,6 +458,38 @@ async fn bound_answer(inner: &Inner, req: &ReserveRequest) -> Result<Reservation
             "idempotency key bound to reservation {existing}, which is missing"
         )))),
     }
+}
+
+/// The reservation a key is bound to, if any, without doing anything. A
+/// reserve with the key still in flight is not seen (its row is not
+/// committed); the caller's own reserve then waits for it on the key.
+pub(crate) async fn find(
+    inner: &Inner,
+    owner: Option<&str>,
+    key: &IdempotencyKey,
+    fingerprint: RequestFingerprint,
+) -> Result<Option<Reservation>, Fail> {
+    let s = Session::new(&inner.pool).await?;
+    let st = s.prepare(sql::KEY_BINDING).await?;
+    let row = s
+        .client()
+        .query_opt(&st, &[&scope(owner), &key.as_str()])
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let bound: Vec<u8> = row.get(0);
+    let existing = ReservationId::new(row.get::<_, String>(1));
+    if bound != fingerprint.0.to_be_bytes() {
+        return Err(LedgerError::KeyReused {
+            key: key.clone(),
+            existing,
+        }
+        .into());
+    }
+    Ok(load(inner, &s, existing.as_str())
+        .await?
+        .map(|loaded| loaded.reservation))
 }
 
 async fn any_due_hold(inner: &Inner) -> Result<bool, Fail> {

@@ -110,6 +110,27 @@ impl KeyResolver for super::world::World {
     }
 }
 
+/// Told of a full feed: supplier (dense id, external id) and its data time
+/// (Unix ms).
+pub type FullFeedHook = Box<dyn Fn(SupplierId, &str, i64) + Send + Sync>;
+
+/// What the rest of the world needs from the ledger: its counts, so that
+/// availability is supply minus them, and an ear for full feeds, which
+/// retire allocations. Installed into the world once the ledger is open.
+pub struct LedgerLink {
+    /// Units counted per (supplier, product).
+    pub holds: std::sync::Arc<dyn HoldsView>,
+    /// Called after a full feed of a supplier (dense id, external id) with
+    /// data as of the given Unix ms was applied. Must not block.
+    pub on_full_feed: FullFeedHook,
+}
+
+impl fmt::Debug for LedgerLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LedgerLink").finish_non_exhaustive()
+    }
+}
+
 /// A reservation's identity: opaque, unique across restarts and replicas.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ReservationId(String);
@@ -605,6 +626,20 @@ pub trait Ledger: Send + Sync + fmt::Debug {
     /// reservation of the same fingerprint, answers that reservation (in its
     /// current state) and holds nothing more.
     async fn reserve(&self, req: ReserveRequest) -> Result<Reservation, LedgerError>;
+
+    /// The reservation `key` (of `owner`) is bound to, if any: what a
+    /// Reserve or Allocate with that key would answer without doing
+    /// anything. Callers look here before planning, so that a retry answers
+    /// the first call's reservation even when the basket could no longer be
+    /// planned. A key bound to a different fingerprint is
+    /// [`LedgerError::KeyReused`]; a call with the key still running is
+    /// waited for.
+    async fn find(
+        &self,
+        owner: Option<&str>,
+        key: &IdempotencyKey,
+        fingerprint: RequestFingerprint,
+    ) -> Result<Option<Reservation>, LedgerError>;
 
     /// Turns a live hold into an allocation with one purchase order per
     /// supplier, queued for sending. Committing a committed reservation with

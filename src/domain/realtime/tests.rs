@@ -66,6 +66,7 @@ fn world() -> World {
         feeds: FeedBoard::new(3),
         currency: "USD".into(),
         clock: ManualClock::new(i64::from(NOW_S) * 1000),
+        ledger: std::sync::OnceLock::new(),
     }
 }
 

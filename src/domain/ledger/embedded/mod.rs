@@ -756,6 +756,52 @@ impl Inner {
         }
     }
 
+    async fn find(
+        &self,
+        owner: Option<&str>,
+        key: &IdempotencyKey,
+        fingerprint: RequestFingerprint,
+    ) -> Result<Option<Reservation>, LedgerError> {
+        let scope = KeyScope {
+            owner: owner.map(str::to_owned),
+            key: key.clone(),
+        };
+        let ks = shard_index(&scope);
+        loop {
+            let slot = {
+                let keys = self.keys[ks].lock();
+                match keys.get(&scope) {
+                    None => return Ok(None),
+                    Some(KeySlot::Bound {
+                        id,
+                        fingerprint: fp,
+                    }) => {
+                        if *fp != fingerprint {
+                            return Err(LedgerError::KeyReused {
+                                key: key.clone(),
+                                existing: id.clone(),
+                            });
+                        }
+                        Ok(id.clone())
+                    }
+                    Some(KeySlot::InFlight { done, .. }) => Err(done.clone()),
+                }
+            };
+            let mut wait = match slot {
+                Ok(id) => {
+                    return match self.get(&id, owner).await {
+                        Ok(r) => Ok(Some(r)),
+                        Err(LedgerError::NotFound { .. }) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(wait) => wait,
+            };
+            // The running call settles the key either way; then look again.
+            let _ = wait.wait_for(Option::is_some).await;
+        }
+    }
+
     async fn get(
         &self,
         id: &ReservationId,
@@ -943,6 +989,15 @@ impl Ledger for EmbeddedLedger {
         tokio::spawn(inner.keyed(req, None))
             .await
             .map_err(|e| LedgerError::Unavailable(format!("reserve stopped: {e}")))?
+    }
+
+    async fn find(
+        &self,
+        owner: Option<&str>,
+        key: &IdempotencyKey,
+        fingerprint: RequestFingerprint,
+    ) -> Result<Option<Reservation>, LedgerError> {
+        self.inner.find(owner, key, fingerprint).await
     }
 
     async fn commit(&self, req: CommitRequest) -> Result<Reservation, LedgerError> {
@@ -1154,9 +1209,12 @@ impl Ledger for EmbeddedLedger {
             if let Some(j) = &inner.journal {
                 j.close();
             }
-            // The compactor ends when the journal's sender is gone; it may be
-            // mid-compaction, which is safe to leave at any point.
-            drop(inner.compactor.lock().take());
+            // With the writer gone, the compactor finishes what is queued and
+            // ends; waiting for it leaves the directory compact for the next
+            // start (stopping it half-way would be safe too, only slower).
+            if let Some(compactor) = inner.compactor.lock().take() {
+                let _ = compactor.join();
+            }
         })
         .await
         .map_err(|e| LedgerError::Unavailable(format!("flush stopped: {e}")))?;
