@@ -517,6 +517,7 @@ async fn execute(
                             pb::ReleaseRequest {
                                 reservation_id: id,
                                 reason: "load test".into(),
+                                cancel_allocation: false,
                             },
                             timeout,
                         )),
