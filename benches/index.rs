@@ -44,6 +44,8 @@ struct Offer {
     cost: u32,
     as_of_s: u32,
     supplier_sku: Box<str>,
+    /// From a real-time answer (the index keeps this per row too).
+    realtime: bool,
 }
 
 struct World {
@@ -100,6 +102,7 @@ fn build_world() -> World {
                 cost: 10_000 + rng.below(2_000_000) as u32,
                 as_of_s: AS_OF_S,
                 supplier_sku: supplier_sku(&mut rng).into_boxed_str(),
+                realtime: false,
             };
             per_supplier[s as usize].push((p, o.clone()));
             list.push(o);
@@ -176,6 +179,7 @@ fn basket_map(map: &HashMap<u32, Vec<Offer>>, basket: &[u32; BASKET_LINES]) -> u
                 cost: o.cost,
                 as_of_s: o.as_of_s,
                 supplier_sku: &o.supplier_sku,
+                realtime: o.realtime,
             }));
         }
         for o in &out {

@@ -61,6 +61,16 @@ pub struct Config {
     pub log: LogConfig,
     /// Live carrier rating (FedEx, UPS); see docs/carriers.md.
     pub carriers: crate::adapters::http::carriers::CarriersConfig,
+    /// The reservation ledger; see docs/reservations.md.
+    pub ledger: LedgerConfig,
+    /// Real-time supplier stock; see docs/suppliers.md.
+    pub realtime: crate::adapters::http::suppliers::RealtimeConfig,
+    /// Who may call (API keys and roles); see docs/security.md.
+    pub auth: crate::auth::AuthConfig,
+    /// TLS and mutual TLS on the gRPC port; see docs/security.md.
+    pub tls: crate::adapters::grpc::tls::TlsConfig,
+    /// Sending purchase orders to suppliers; see docs/reservations.md.
+    pub purchase_orders: crate::adapters::http::purchase_orders::PurchaseOrdersConfig,
     /// Directory the config file was read from; relative data paths resolve against it.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -78,6 +88,31 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
+    /// TCP keepalive probes on accepted connections start after this idle
+    /// time, in seconds (0 = off): finds peers that vanished without a FIN.
+    pub tcp_keepalive_secs: u64,
+    /// HTTP/2 PING sent on a connection idle this long, in seconds (0 = off):
+    /// keeps idle connections through proxies and load balancers.
+    pub http2_keepalive_interval_secs: u64,
+    /// A PING unanswered this long closes the connection, in seconds.
+    pub http2_keepalive_timeout_secs: u64,
+    /// Largest block of request headers accepted, in bytes.
+    pub max_header_list_bytes: u32,
+    /// Calls served at once (health and reflection aside); more are refused
+    /// with RESOURCE_EXHAUSTED at once.
+    pub concurrency_max: usize,
+    /// Deadline of a call whose caller set none (or a later one).
+    pub request_timeout_ms: u64,
+    /// Deadline of an `IngestFeed` push whose caller set none (or a later one).
+    pub feed_push_timeout_ms: u64,
+    /// Calls a second allowed per client (key id, or IP address when auth is
+    /// off); 0 = no limit.
+    pub client_rate_per_sec: u32,
+    /// Calls a client may make at once above its rate.
+    pub client_burst: u32,
+    /// After SIGTERM, how long health says NOT_SERVING while calls are still
+    /// taken, so that load balancers stop sending before the port closes.
+    pub drain_delay_ms: u64,
     /// How long SIGTERM waits for in-flight calls before exiting anyway.
     pub shutdown_grace_ms: u64,
 }
@@ -89,6 +124,16 @@ impl Default for ServerConfig {
             http_addr: "0.0.0.0:9090".into(),
             max_message_bytes: limits::GRPC_MESSAGE_BYTES_MAX,
             max_concurrent_streams: 256,
+            tcp_keepalive_secs: 60,
+            http2_keepalive_interval_secs: 30,
+            http2_keepalive_timeout_secs: 10,
+            max_header_list_bytes: limits::HEADER_LIST_BYTES_MAX,
+            concurrency_max: 64,
+            request_timeout_ms: 30_000,
+            feed_push_timeout_ms: 900_000,
+            client_rate_per_sec: 0,
+            client_burst: 50,
+            drain_delay_ms: 0,
             shutdown_grace_ms: 10_000,
         }
     }
@@ -195,6 +240,82 @@ impl Default for QuoteConfig {
     }
 }
 
+/// Which reservation ledger serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedgerKind {
+    /// In-process and durable on local disk: one replica.
+    Embedded,
+    /// PostgreSQL (or a Postgres-wire database): shared by several replicas.
+    Postgres,
+}
+
+/// `[ledger]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// `"embedded"` or `"postgres"`.
+    pub kind: LedgerKind,
+    /// Journal directory of the embedded ledger. Unset: `<data.dir>/ledger`
+    /// for a world directory, else a temporary directory removed at exit.
+    pub dir: Option<PathBuf>,
+    /// Hold time of a Reserve that asks for none.
+    pub hold_secs_default: u32,
+    /// Longest hold a Reserve may ask for.
+    pub hold_secs_max: u32,
+    /// A journal segment past this size is folded into a snapshot.
+    pub segment_bytes_max: u64,
+    /// Finished reservations and their idempotency keys are kept this long
+    /// after their last change (at least 24).
+    pub retention_hours: u32,
+    /// Longest the expiry sweeper sleeps between looks.
+    pub sweep_interval_ms: u64,
+    /// Quotes kept for Reserve-from-quote.
+    pub quote_cache_capacity: u64,
+    /// Plans a Reserve or Allocate of a basket makes when other callers keep
+    /// taking the stock it planned with.
+    pub reserve_attempts_max: u32,
+    /// Connection string of the PostgreSQL ledger: a URL
+    /// (`postgres://user:password@host:5432/db`) or key=value pairs
+    /// (`host=/run/postgresql dbname=stockroute`).
+    pub postgres_url: String,
+    /// Most connections one replica opens.
+    pub postgres_pool_size: usize,
+    /// Time allowed to open a connection, and to wait for a free one.
+    pub postgres_connect_timeout_ms: u64,
+    /// Time one ledger call may take in the database, retries included;
+    /// past it the call answers UNAVAILABLE.
+    pub postgres_call_budget_ms: u64,
+    /// Learn other replicas' holds through LISTEN/NOTIFY (off for databases
+    /// without it, e.g. CockroachDB; polling alone then).
+    pub postgres_notify: bool,
+    /// How often the holds cache is re-read in full, and the database
+    /// probed for readiness.
+    pub postgres_poll_ms: u64,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            kind: LedgerKind::Embedded,
+            dir: None,
+            hold_secs_default: 600,
+            hold_secs_max: 3_600,
+            segment_bytes_max: 64 * 1024 * 1024,
+            retention_hours: 168,
+            sweep_interval_ms: 1_000,
+            quote_cache_capacity: 100_000,
+            reserve_attempts_max: 3,
+            postgres_url: String::new(),
+            postgres_pool_size: 16,
+            postgres_connect_timeout_ms: 2_000,
+            postgres_call_budget_ms: 5_000,
+            postgres_notify: true,
+            postgres_poll_ms: 1_000,
+        }
+    }
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -235,9 +356,16 @@ impl Config {
             // A config that sits in a world written by `demo-data` names files
             // relative to itself; a config elsewhere names `data.dir`.
             if config.data.dir.is_none() && base.join(&config.data.catalog).exists() {
-                config.data.dir = Some(base);
+                config.data.dir = Some(base.clone());
             } else if let Some(dir) = config.data.dir.take() {
                 config.data.dir = Some(if dir.is_relative() {
+                    base.join(dir)
+                } else {
+                    dir
+                });
+            }
+            if let Some(dir) = config.ledger.dir.take() {
+                config.ledger.dir = Some(if dir.is_relative() {
                     base.join(dir)
                 } else {
                     dir
@@ -316,6 +444,31 @@ mod tests {
         assert_eq!(c.server.http_addr, "0.0.0.0:9090");
         assert_eq!(c.feeds.reject_threshold_pct, Decimal::from(5));
         assert!(c.data.dir.is_none());
+        assert_eq!(c.ledger.kind, LedgerKind::Embedded);
+    }
+
+    #[test]
+    fn ledger_settings_come_from_the_environment_too() {
+        let c = Config::from_toml_with_env(
+            "[ledger]\nkind = \"embedded\"\n",
+            None,
+            [
+                ("STOCKROUTE_LEDGER__KIND".into(), "postgres".into()),
+                (
+                    "STOCKROUTE_LEDGER__POSTGRES_URL".into(),
+                    "postgres://u@127.0.0.1:5432/db".into(),
+                ),
+                ("STOCKROUTE_LEDGER__POSTGRES_POOL_SIZE".into(), "4".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.ledger.kind, LedgerKind::Postgres);
+        assert_eq!(c.ledger.postgres_url, "postgres://u@127.0.0.1:5432/db");
+        assert_eq!(c.ledger.postgres_pool_size, 4);
+        let err = Config::from_toml_with_env("[ledger]\nkind = \"mysql\"\n", None, [])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mysql"), "{err}");
     }
 
     #[test]

@@ -182,6 +182,7 @@ pub fn load_world(
         mappings,
         feeds,
         clock,
+        ledger: std::sync::OnceLock::new(),
     })
 }
 

@@ -2,11 +2,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use stockroute::config::Config;
 use stockroute::demo::DemoParams;
 use stockroute::{app, cli, load, telemetry};
+
+/// How long the runtime may take to stop once the service has shut down.
+const RUNTIME_STOP_MAX: Duration = Duration::from_secs(1);
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +57,27 @@ enum Command {
     },
     /// Ask a running server for a quote and print the plan.
     Quote(cli::quote::QuoteArgs),
+    /// Read a config as `serve` would (environment overrides included) and
+    /// report what is wrong with it, without starting anything.
+    CheckConfig {
+        /// Config file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the SHA-256 of an API key read from standard input, for
+    /// `[[auth.keys]] sha256`; with --generate, make a new key and print it with
+    /// its config entry.
+    HashKey {
+        /// Make a new random key instead of reading one.
+        #[arg(long)]
+        generate: bool,
+        /// The caller's name for the printed entry (with --generate).
+        #[arg(long, default_value = "my-client")]
+        id: String,
+        /// Roles for the printed entry: cart, orders, feeds (with --generate).
+        #[arg(long = "role", default_value = "cart")]
+        roles: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -96,7 +121,18 @@ fn main() -> ExitCode {
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))
         }
         Command::Quote(q) => runtime.block_on(cli::quote::run(q)),
+        Command::CheckConfig { config } => Config::load(Some(&config))
+            .map_err(anyhow::Error::from)
+            .and_then(|c| app::check_config(&c))
+            .map(|()| println!("{}: config OK", config.display())),
+        Command::HashKey {
+            generate,
+            id,
+            roles,
+        } => cli::keys::hash_key(generate, &id, &roles),
     };
+    // Tasks still running (a stuck client's connection) must not hold the exit.
+    runtime.shutdown_timeout(RUNTIME_STOP_MAX);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -140,7 +176,11 @@ async fn serve(
     }
     let running = app::start(config).await?;
     shutdown_signal().await;
-    running.shutdown().await;
+    // A second signal while shutting down means "now".
+    tokio::select! {
+        _ = running.shutdown() => {}
+        _ = shutdown_signal() => tracing::warn!("second signal: exiting without waiting"),
+    }
     Ok(())
 }
 

@@ -1,3 +1,4 @@
 //! Client commands for people at a terminal.
 
+pub mod keys;
 pub mod quote;

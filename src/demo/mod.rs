@@ -134,7 +134,13 @@ fn config_toml(seed: u64) -> Vec<u8> {
          [data]\n\
          catalog = \"catalog.csv\"\n\
          suppliers = \"suppliers.toml\"\n\
-         freight_dir = \"freight\"\n"
+         freight_dir = \"freight\"\n\
+         \n\
+         [auth]\n\
+         # A demo world serves without authentication, and says so loudly in its log.\n\
+         # Before exposing it, add keys (`stockroute hash-key --generate`, see\n\
+         # docs/security.md) and remove this line.\n\
+         mode = \"off\"\n"
     )
     .into_bytes()
 }

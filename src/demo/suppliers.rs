@@ -421,6 +421,11 @@ pub(super) fn write_toml(suppliers: &[Supplier], seed: u64) -> Vec<u8> {
                 supplier.id
             ));
         }
+        // Every demo supplier takes purchase orders, served by the fake suppliers.
+        out.push_str(&format!(
+            "orders = {{ base_url = \"fake:{}\" }}\n",
+            supplier.id
+        ));
     }
     out.into_bytes()
 }

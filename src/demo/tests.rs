@@ -362,6 +362,8 @@ fn config_points_at_the_files() {
     assert_eq!(data["catalog"].as_str(), Some("catalog.csv"));
     assert_eq!(data["suppliers"].as_str(), Some("suppliers.toml"));
     assert_eq!(data["freight_dir"].as_str(), Some("freight"));
+    // Open on purpose, and said so in the file rather than by a silent default.
+    assert_eq!(doc["auth"]["mode"].as_str(), Some("off"));
     assert!(world.file("catalog.csv").is_some() && world.file("suppliers.toml").is_some());
 }
 

@@ -20,6 +20,10 @@ use super::money::parse_cost;
 use super::suppliers::{FeedKind, SupplierId};
 use crate::limits;
 
+/// How far a row's `as_of` may lie ahead of the ingest time (clock skew)
+/// before the row is rejected.
+pub const AS_OF_AHEAD_S_MAX: u32 = 300;
+
 /// Columns every feed must have.
 pub const REQUIRED_COLUMNS: [&str; 3] = ["supplier_sku", "qty", "unit_cost"];
 
@@ -163,6 +167,7 @@ struct Columns {
     mpn: Option<usize>,
     ean: Option<usize>,
     currency: Option<usize>,
+    as_of: Option<usize>,
 }
 
 impl Columns {
@@ -181,6 +186,7 @@ impl Columns {
             mpn: find("mpn"),
             ean: find("ean"),
             currency: find("currency"),
+            as_of: find("as_of"),
         })
     }
 }
@@ -251,9 +257,9 @@ pub fn parse_feed(
                 for (record, &product) in records.iter().zip(&matches) {
                     out.report.rows_read += 1;
                     let line = record.position().map_or(0, |p| p.line());
-                    match parse_row(record, &cols, rules, product) {
-                        Ok((product, qty, cost, sku)) => {
-                            out.batch.push(product, qty, cost, as_of_s, sku);
+                    match parse_row(record, &cols, rules, product, as_of_s) {
+                        Ok((product, qty, cost, sku, row_as_of_s)) => {
+                            out.batch.push(product, qty, cost, row_as_of_s, sku);
                             lines.push(line);
                         }
                         Err(message) => reject(&mut out.report, rules, line, message),
@@ -425,7 +431,8 @@ fn parse_row<'r>(
     cols: &Columns,
     rules: &FeedRules,
     product: Option<ProductId>,
-) -> Result<(ProductId, u32, u32, &'r [u8]), String> {
+    now_s: u32,
+) -> Result<(ProductId, u32, u32, &'r [u8], u32), String> {
     let field = |c: usize, name: &str| {
         rec.get(c)
             .map(<[u8]>::trim_ascii)
@@ -456,8 +463,12 @@ fn parse_row<'r>(
             ));
         }
     }
+    let as_of_s = match cols.as_of.map(|c| column(rec, Some(c))) {
+        Some(text) if !text.is_empty() => parse_as_of(text, now_s)?,
+        _ => now_s,
+    };
     match product {
-        Some(p) => Ok((p, qty, cost, ssku)),
+        Some(p) => Ok((p, qty, cost, ssku, as_of_s)),
         None => {
             let key = |c: Option<usize>| column(rec, c);
             Err(unknown_product(
@@ -468,6 +479,31 @@ fn parse_row<'r>(
             ))
         }
     }
+}
+
+/// A row's `as_of`: Unix seconds or RFC 3339; at most [`AS_OF_AHEAD_S_MAX`]
+/// past `now_s` (clock skew), and then counted as `now_s`.
+fn parse_as_of(text: &[u8], now_s: u32) -> Result<u32, String> {
+    let shown = || String::from_utf8_lossy(text).into_owned();
+    let s = if text.iter().all(u8::is_ascii_digit) {
+        std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.parse::<u32>().ok())
+            .ok_or_else(|| format!("`as_of` `{}` is out of range", shown()))?
+    } else {
+        let t = std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .ok_or_else(|| format!("`as_of` `{}` is neither Unix seconds nor RFC 3339", shown()))?;
+        u32::try_from(t.unix_timestamp())
+            .map_err(|_| format!("`as_of` `{}` is out of range", shown()))?
+    };
+    if s > now_s.saturating_add(AS_OF_AHEAD_S_MAX) {
+        return Err(format!("`as_of` `{}` is in the future", shown()));
+    }
+    Ok(s.min(now_s))
 }
 
 fn unknown_product(ssku: &[u8], sku: &[u8], mpn: &[u8], ean: &[u8]) -> String {
@@ -600,6 +636,42 @@ mod tests {
 
     fn parse(feed: &str, cat: &Catalog) -> ParsedFeed {
         parse_feed(feed.as_bytes(), cat, None, &FeedRules::default(), 1).unwrap()
+    }
+
+    /// An `as_of` column dates each row (Unix seconds or RFC 3339); empty
+    /// cells take the ingest time, and a date well in the future is rejected.
+    #[test]
+    fn as_of_column_dates_rows() {
+        let cat = catalog();
+        let now_s = 1_767_225_600;
+        let feed = "sku,supplier_sku,qty,unit_cost,as_of\n\
+                    SKU1,A,1,1.00,1767225000\n\
+                    SKU2,B,2,1.00,2026-01-01T00:00:00Z\n\
+                    SKU3,C,3,1.00,\n\
+                    SKU4,D,4,1.00,1767225700\n\
+                    SKU5,E,5,1.00,2027-01-01T00:00:00Z\n\
+                    SKU6,F,6,1.00,yesterday\n";
+        let parsed = parse_feed(feed.as_bytes(), &cat, None, &FeedRules::default(), now_s).unwrap();
+        let dates: Vec<(u32, u32)> = parsed
+            .batch
+            .rows
+            .iter()
+            .map(|r| (r.qty, r.as_of_s))
+            .collect();
+        assert_eq!(
+            dates,
+            vec![
+                (1, 1_767_225_000),
+                (2, 1_767_225_600),
+                (3, now_s),
+                (4, now_s)
+            ],
+            "a little skew counts as now"
+        );
+        let lines: Vec<u64> = parsed.report.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![6, 7]);
+        assert!(parsed.report.errors[0].message.contains("future"));
+        assert!(parsed.report.errors[1].message.contains("RFC 3339"));
     }
 
     #[test]

@@ -25,6 +25,11 @@
 //!   a superset: a reader skips suppliers that no longer carry a product.
 //!   A writer rebuilds only the chunks that gain a carrier and publishes them
 //!   together with the snapshot that needs them.
+//! - Data never goes backwards: every row carries its `as_of`, and a feed row
+//!   or a real-time reading replaces a row only when it is at least as new
+//!   (`apply_full`, `apply_delta`, `apply_realtime`). Rows that came from a
+//!   real-time answer are marked in a per-snapshot bitmap, outside the rows,
+//!   so the read path and the row layout stay as they were.
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -60,6 +65,21 @@ pub struct OfferRef<'a> {
     pub as_of_s: u32,
     /// The supplier's own code for it.
     pub supplier_sku: &'a str,
+    /// The numbers came from a real-time answer rather than a feed.
+    pub realtime: bool,
+}
+
+/// A real-time reading of one existing offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RealtimeRow {
+    /// What.
+    pub product: ProductId,
+    /// Units available.
+    pub qty: u32,
+    /// Unit cost; `None` keeps the row's cost (the supplier did not know the item).
+    pub cost: Option<CostUnits>,
+    /// When the supplier's data is from (Unix seconds).
+    pub as_of_s: u32,
 }
 
 /// One row to put into a snapshot.
@@ -143,6 +163,12 @@ pub struct SupplierSnapshot {
     /// Supplier SKUs end to end; kept as a `String` so reading one is a slice,
     /// not a UTF-8 check per offer read.
     sku_bytes: String,
+    /// Bit `i` set: row `i` holds a real-time reading. Empty for suppliers
+    /// that never answered in real time.
+    realtime_rows: Vec<u64>,
+    /// The newest `as_of_s` of any row, so a feed can tell cheaply whether it
+    /// may simply replace the snapshot.
+    newest_as_of_s: u32,
 }
 
 impl SupplierSnapshot {
@@ -239,7 +265,22 @@ impl SupplierSnapshot {
             cost: row.cost,
             as_of_s: row.as_of_s,
             supplier_sku: self.sku(i),
+            realtime: self.is_realtime(i),
         }
+    }
+
+    #[inline]
+    fn is_realtime(&self, i: usize) -> bool {
+        self.realtime_rows
+            .get(i / 64)
+            .is_some_and(|w| (w >> (i % 64)) & 1 == 1)
+    }
+
+    fn mark_realtime(&mut self, i: usize) {
+        if self.realtime_rows.len() <= i / 64 {
+            self.realtime_rows.resize(i / 64 + 1, 0);
+        }
+        self.realtime_rows[i / 64] |= 1 << (i % 64);
     }
 
     fn with_capacity(n: usize, sku_bytes: usize) -> Self {
@@ -261,8 +302,10 @@ impl SupplierSnapshot {
             as_of_s,
             sku_end: self.sku_bytes.len() as u32,
         });
+        self.newest_as_of_s = self.newest_as_of_s.max(as_of_s);
     }
 
+    /// Appends row `i` of `other`, real-time mark included.
     fn push_from(&mut self, other: &SupplierSnapshot, i: usize) {
         let row = other.rows[i];
         self.push(
@@ -272,11 +315,15 @@ impl SupplierSnapshot {
             row.as_of_s,
             other.sku(i).as_bytes(),
         );
+        if other.is_realtime(i) {
+            self.mark_realtime(self.rows.len() - 1);
+        }
     }
 
     fn shrink(&mut self) {
         self.rows.shrink_to_fit();
         self.sku_bytes.shrink_to_fit();
+        self.realtime_rows.shrink_to_fit();
     }
 
     /// A snapshot holding exactly the batch.
@@ -302,6 +349,7 @@ impl SupplierSnapshot {
                     as_of_s: r.as_of_s,
                     sku_end: r.sku_start + r.sku_len,
                 }));
+                s.newest_as_of_s = batch.rows.iter().map(|r| r.as_of_s).max().unwrap_or(0);
             }
             None => {
                 for r in &batch.rows {
@@ -313,8 +361,11 @@ impl SupplierSnapshot {
         s
     }
 
-    /// This snapshot with the batch's rows replacing or adding to its own.
-    fn merged(&self, batch: &OfferBatch) -> Self {
+    /// This snapshot with the batch's rows replacing or adding to its own,
+    /// except where its own row is newer. With `full`, the batch is all the
+    /// supplier offers as of `feed_as_of_s`: rows it lacks are dropped unless
+    /// they are newer than that.
+    fn merged(&self, batch: &OfferBatch, full: Option<u32>) -> Self {
         let mut s = Self::with_capacity(
             self.len() + batch.rows.len(),
             self.sku_bytes.len() + batch.sku_bytes.len(),
@@ -323,18 +374,29 @@ impl SupplierSnapshot {
         while i < self.len() || j < batch.rows.len() {
             let old = self.rows.get(i).map(|r| r.product);
             let new = batch.rows.get(j).map(|r| r.product);
+            // A row only the old snapshot has stays, unless a full feed newer
+            // than it says the supplier no longer offers it.
+            let keep_old = |i: usize| full.is_none_or(|t| self.rows[i].as_of_s > t);
             match (old, new) {
                 (Some(o), Some(n)) if o < n => {
-                    s.push_from(self, i);
+                    if keep_old(i) {
+                        s.push_from(self, i);
+                    }
                     i += 1;
                 }
                 (Some(_), None) => {
-                    s.push_from(self, i);
+                    if keep_old(i) {
+                        s.push_from(self, i);
+                    }
                     i += 1;
                 }
                 (o, Some(n)) => {
                     let r = &batch.rows[j];
-                    s.push(r.product, r.qty, r.cost, r.as_of_s, batch.sku(r));
+                    if o == Some(n) && self.rows[i].as_of_s > r.as_of_s {
+                        s.push_from(self, i);
+                    } else {
+                        s.push(r.product, r.qty, r.cost, r.as_of_s, batch.sku(r));
+                    }
                     j += 1;
                     if o == Some(n) {
                         i += 1;
@@ -514,15 +576,36 @@ impl OfferIndex {
         self.offers_total.load(Ordering::Relaxed)
     }
 
-    /// Replaces all of a supplier's offers with the batch (sorted, deduplicated).
+    /// Replaces all of a supplier's offers with the batch (sorted,
+    /// deduplicated), keeping only current rows that are newer than the feed:
+    /// a real-time reading taken after the feed's data stays.
     pub fn apply_full(&self, supplier: SupplierId, batch: &OfferBatch, now_ms: i64) {
-        let mut snap = SupplierSnapshot::from_batch(batch);
-        snap.full_at_ms = now_ms;
+        // The feed speaks for the moment of its newest row (its ingest time
+        // when it has no rows).
+        let feed_as_of_s = batch
+            .rows
+            .iter()
+            .map(|r| r.as_of_s)
+            .max()
+            .unwrap_or_else(|| u32::try_from(now_ms / 1000).unwrap_or(u32::MAX));
+        let oldest_row_s = batch.rows.iter().map(|r| r.as_of_s).min().unwrap_or(0);
+        // The usual case, a feed newer than everything held, replaces the
+        // snapshot without reading it.
+        let fresh = SupplierSnapshot::from_batch(batch);
         let _w = self.writer.lock();
+        let current = self.world.load().snaps.get(supplier as usize).cloned();
+        let mut snap = match current {
+            Some(c) if c.newest_as_of_s > oldest_row_s.min(feed_as_of_s) && !c.is_empty() => {
+                c.merged(batch, Some(feed_as_of_s))
+            }
+            _ => fresh,
+        };
+        snap.full_at_ms = now_ms;
         self.publish_locked(supplier, batch, snap, now_ms);
     }
 
-    /// Replaces or adds the batch's rows, keeping the supplier's other offers.
+    /// Replaces or adds the batch's rows (except where the current row is
+    /// newer), keeping the supplier's other offers.
     pub fn apply_delta(&self, supplier: SupplierId, batch: &OfferBatch, now_ms: i64) {
         // Building the merge outside the writer lock would race a concurrent
         // full feed of the same supplier; merging is fast, so it stays inside.
@@ -530,9 +613,64 @@ impl OfferIndex {
         let Some(current) = self.world.load().snaps.get(supplier as usize).cloned() else {
             return;
         };
-        let mut snap = current.merged(batch);
+        let mut snap = current.merged(batch, None);
         snap.full_at_ms = current.full_at_ms;
         self.publish_locked(supplier, batch, snap, now_ms);
+    }
+
+    /// Applies real-time readings (sorted by product) to the supplier's
+    /// existing offers, each only where the offer's data is not newer; returns
+    /// how many offers changed. Products the supplier no longer offers are
+    /// skipped: a reading does not bring back an offer a feed removed. The
+    /// feed times (`applied_at_ms`, `full_at_ms`) stay as they were.
+    pub fn apply_realtime(&self, supplier: SupplierId, readings: &[RealtimeRow]) -> usize {
+        let _w = self.writer.lock();
+        let world = self.world.load_full();
+        let Some(current) = world.snaps.get(supplier as usize) else {
+            return 0;
+        };
+        let changes: Vec<(usize, &RealtimeRow)> = readings
+            .iter()
+            .filter_map(|r| {
+                let i = current.find(r.product)?;
+                let row = current.rows[i];
+                let cost = r.cost.unwrap_or(row.cost);
+                let same = row.qty == r.qty
+                    && row.cost == cost
+                    && row.as_of_s == r.as_of_s
+                    && current.is_realtime(i);
+                (r.as_of_s >= row.as_of_s && !same).then_some((i, r))
+            })
+            .collect();
+        if changes.is_empty() {
+            return 0;
+        }
+        // Copy-on-write: the rows keep their places, so the carrier table and
+        // its hints stay valid as they are.
+        let mut snap = SupplierSnapshot {
+            applied_at_ms: current.applied_at_ms,
+            full_at_ms: current.full_at_ms,
+            rows: current.rows.clone(),
+            chunk_start: current.chunk_start.clone(),
+            sku_bytes: current.sku_bytes.clone(),
+            realtime_rows: current.realtime_rows.clone(),
+            newest_as_of_s: current.newest_as_of_s,
+        };
+        for &(i, r) in &changes {
+            let row = &mut snap.rows[i];
+            row.qty = r.qty;
+            row.cost = r.cost.unwrap_or(row.cost);
+            row.as_of_s = r.as_of_s;
+            snap.newest_as_of_s = snap.newest_as_of_s.max(r.as_of_s);
+            snap.mark_realtime(i);
+        }
+        let mut snaps = world.snaps.clone();
+        snaps[supplier as usize] = Arc::new(snap);
+        self.world.store(Arc::new(Published {
+            snaps,
+            carriers: Arc::clone(&world.carriers),
+        }));
+        changes.len()
     }
 
     /// Publishes `snap` as `supplier`'s; the caller holds `writer`.
@@ -816,6 +954,147 @@ mod tests {
         assert!(v.offers(last + 1).is_empty());
     }
 
+    fn reading(product: ProductId, qty: u32, cost: Option<CostUnits>, as_of_s: u32) -> RealtimeRow {
+        RealtimeRow {
+            product,
+            qty,
+            cost,
+            as_of_s,
+        }
+    }
+
+    fn dated(rows: &[(ProductId, u32, u32)]) -> OfferBatch {
+        let mut b = OfferBatch::default();
+        for &(p, q, as_of_s) in rows {
+            b.push(p, q, 10, as_of_s, format!("S-{p}").as_bytes());
+        }
+        sort_dedup(&mut b);
+        b
+    }
+
+    #[test]
+    fn realtime_readings_update_existing_offers_unless_older() {
+        let idx = OfferIndex::new(2, 100);
+        idx.apply_full(0, &batch(&[(5, 1, 10), (6, 2, 20)]), 1_000);
+        let before = idx.view();
+        let applied = idx.apply_realtime(
+            0,
+            &[
+                reading(5, 9, Some(11), 200),
+                reading(6, 7, None, 50),
+                reading(7, 3, Some(1), 300),
+            ],
+        );
+        assert_eq!(applied, 1, "6 is older than its feed row, 7 is not offered");
+        let v = idx.view();
+        let o = v.offer(0, 5).unwrap();
+        assert_eq!((o.qty, o.cost, o.as_of_s, o.realtime), (9, 11, 200, true));
+        let o = v.offer(0, 6).unwrap();
+        assert_eq!((o.qty, o.as_of_s, o.realtime), (2, 100, false));
+        assert!(v.offer(0, 7).is_none());
+        assert!(
+            !before.offer(0, 5).unwrap().realtime,
+            "old views keep their moment"
+        );
+        assert_eq!(idx.offers_total(), 2);
+        assert_eq!(idx.applied_at_ms()[0], 1_000, "feed time unchanged");
+        // The same reading again changes nothing; an unknown item keeps its cost.
+        assert_eq!(idx.apply_realtime(0, &[reading(5, 9, Some(11), 200)]), 0);
+        assert_eq!(idx.apply_realtime(0, &[reading(5, 0, None, 201)]), 1);
+        let v = idx.view();
+        let o = v.offer(0, 5).unwrap();
+        assert_eq!((o.qty, o.cost), (0, 11));
+    }
+
+    #[test]
+    fn feeds_never_overwrite_newer_readings() {
+        let idx = OfferIndex::new(1, 100);
+        idx.apply_full(0, &dated(&[(1, 1, 100), (2, 2, 100), (3, 3, 100)]), 0);
+        idx.apply_realtime(0, &[reading(1, 50, None, 300), reading(2, 60, None, 150)]);
+        // A full feed from 200: 1 keeps its newer reading, 2 takes the feed's,
+        // 3 is gone (the feed no longer lists it), 4 arrives.
+        idx.apply_full(0, &dated(&[(1, 11, 200), (2, 22, 200), (4, 44, 200)]), 0);
+        let v = idx.view();
+        let got: Vec<(ProductId, u32, bool)> = (1..5)
+            .filter_map(|p| v.offer(0, p).map(|o| (p, o.qty, o.realtime)))
+            .collect();
+        assert_eq!(got, vec![(1, 50, true), (2, 22, false), (4, 44, false)]);
+        // A reading newer than a feed that dropped its product stays.
+        idx.apply_realtime(0, &[reading(4, 5, None, 500)]);
+        idx.apply_full(0, &dated(&[(1, 1, 400)]), 0);
+        let v = idx.view();
+        assert_eq!(v.offer(0, 1).unwrap().qty, 1);
+        assert_eq!(v.offer(0, 4).unwrap().qty, 5);
+        assert!(v.offer(0, 2).is_none());
+        // Deltas obey the same rule.
+        idx.apply_delta(0, &dated(&[(4, 9, 450), (1, 9, 450)]), 0);
+        let v = idx.view();
+        assert_eq!(v.offer(0, 4).unwrap().qty, 5);
+        assert_eq!(v.offer(0, 1).unwrap().qty, 9);
+        assert_eq!(idx.offers_total(), 2);
+    }
+
+    proptest::proptest! {
+        /// Feeds and real-time readings with arbitrary `as_of` never move an
+        /// offer's data backwards: the index equals a model in which each
+        /// offer holds the newest data (the later arrival on a tie), a full
+        /// feed drops offers it lacks unless they are newer than the feed, and
+        /// readings touch only offers that exist.
+        #[test]
+        fn data_never_goes_backwards(ops in proptest::collection::vec(
+            (0u8..3, proptest::collection::vec((0u32..32, 0u32..100, 1u32..50), 0..12)),
+            1..25,
+        )) {
+            let idx = OfferIndex::new(1, 32);
+            // product -> (qty, as_of_s, realtime)
+            let mut model: std::collections::BTreeMap<u32, (u32, u32, bool)> = Default::default();
+            for (kind, rows) in ops {
+                match kind {
+                    0 | 1 => {
+                        let b = dated(&rows.iter().map(|&(p, q, t)| (p, q, t)).collect::<Vec<_>>());
+                        let newer = |old: Option<&(u32, u32, bool)>, t: u32| old.is_none_or(|o| t >= o.1);
+                        if kind == 0 {
+                            let feed_s = b.rows.iter().map(|r| r.as_of_s).max().unwrap_or(0);
+                            model.retain(|p, o| o.1 > feed_s || b.rows.iter().any(|r| r.product == *p));
+                            idx.apply_full(0, &b, 0);
+                        } else {
+                            idx.apply_delta(0, &b, 0);
+                        }
+                        for r in &b.rows {
+                            if newer(model.get(&r.product), r.as_of_s) {
+                                model.insert(r.product, (r.qty, r.as_of_s, false));
+                            }
+                        }
+                    }
+                    _ => {
+                        let mut readings: Vec<RealtimeRow> = Vec::new();
+                        for &(p, q, t) in &rows {
+                            if readings.iter().all(|r| r.product != p) {
+                                readings.push(reading(p, q, None, t));
+                            }
+                        }
+                        idx.apply_realtime(0, &readings);
+                        for r in &readings {
+                            if let Some(o) = model.get_mut(&r.product) {
+                                if r.as_of_s >= o.1 {
+                                    *o = (r.qty, r.as_of_s, true);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let view = idx.view();
+            for p in 0..32u32 {
+                let got = view.offer(0, p).map(|o| (o.qty, o.as_of_s, o.realtime));
+                proptest::prop_assert_eq!(got, model.get(&p).copied(), "product {}", p);
+                let listed = view.offers(p).len();
+                proptest::prop_assert_eq!(listed, usize::from(model.contains_key(&p)));
+            }
+            proptest::prop_assert_eq!(idx.offers_total(), model.len() as u64);
+        }
+    }
+
     proptest::proptest! {
         /// Any sequence of full and delta feeds leaves the index equal to a
         /// simple model: full replaces the supplier's map, delta updates it.
@@ -835,9 +1114,9 @@ mod tests {
                 let m = &mut model[supplier as usize];
                 if full {
                     m.clear();
-                    idx.apply_full(supplier, &b, 1);
+                    idx.apply_full(supplier, &b, 1_000);
                 } else {
-                    idx.apply_delta(supplier, &b, 1);
+                    idx.apply_delta(supplier, &b, 1_000);
                 }
                 for r in &b.rows {
                     m.insert(r.product, r.qty);

@@ -1,5 +1,6 @@
-//! Stock checks and quotes: gather what the index knows for a basket, then
-//! hand it to the planner and freight.
+//! Stock checks and quotes: gather what the index knows for a basket, seen
+//! through the request's real-time overlay, then hand it to the planner and
+//! freight.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,8 +16,11 @@ use super::planner::{
     self, Candidate, Floor, LineInput, Objective, PlanError, PlanOptions, PlanOutcome, Planner,
     Rater, Short,
 };
+use super::realtime::Overlay;
 use super::suppliers::SupplierId;
 use super::world::World;
+
+pub use super::realtime::{Freshness, StockSource};
 
 /// A validated basket line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,17 +34,6 @@ pub struct Demand {
     pub product: Option<ProductId>,
     /// Units wanted (at least 1).
     pub qty: u32,
-}
-
-/// Where data about an offer came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StockSource {
-    /// The supplier's feed.
-    Feed,
-    /// A real-time answer during this request.
-    Realtime,
-    /// A recent real-time answer from the cache.
-    CachedRealtime,
 }
 
 /// One supplier's offer as a caller sees it.
@@ -69,17 +62,6 @@ pub struct StockInfo {
     pub available: u32,
     /// Every supplier's offer.
     pub offers: Vec<OfferInfo>,
-}
-
-/// Who was asked in real time and how it went.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Freshness {
-    /// Real-time suppliers asked.
-    pub queried: u32,
-    /// Answered in time.
-    pub answered: u32,
-    /// Did not answer in time.
-    pub timed_out: u32,
 }
 
 /// A quote request past validation.
@@ -111,6 +93,9 @@ pub struct Quote {
     /// The supplier's code for each (supplier, product) in the plans, read
     /// from the same index view the plans were made from.
     pub supplier_skus: HashMap<(SupplierId, ProductId), String>,
+    /// Where the numbers of each (supplier, product) in the plans came from
+    /// (the `as_of` travels with each allocation).
+    pub sources: HashMap<(SupplierId, ProductId), StockSource>,
 }
 
 /// Why a quote failed.
@@ -156,14 +141,14 @@ fn describe_shorts(lines: &[Demand], shorts: &[Short]) -> String {
 static QUOTE_SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl World {
-    /// Stock and offers per line, from the index.
-    pub fn check_stock(&self, lines: &[Demand]) -> Vec<StockInfo> {
+    /// Stock and offers per line, from the index seen through `fresh`.
+    pub fn check_stock(&self, lines: &[Demand], fresh: &Overlay) -> Vec<StockInfo> {
         let view = self.index.view();
         lines
             .iter()
             .map(|d| {
                 let offers: Vec<OfferInfo> = match d.product {
-                    Some(p) => offers_of(&view, p),
+                    Some(p) => offers_of(self, &view, p, fresh),
                     None => Vec::new(),
                 };
                 StockInfo {
@@ -178,30 +163,37 @@ impl World {
             .collect()
     }
 
-    /// Every offer for a product.
+    /// Every offer for a product, as the index holds it.
     pub fn offers(&self, product: ProductId) -> Vec<OfferInfo> {
-        offers_of(&self.index.view(), product)
+        offers_of(self, &self.index.view(), product, &Overlay::default())
     }
 
-    /// Plans a basket under the requested objective and the others, within
+    /// Plans a basket under the requested objective and the others, from the
+    /// index seen through `fresh` (the request's real-time answers), within
     /// the default planning budget.
-    pub fn quote(&self, input: &QuoteInput, valid_secs: u64) -> Result<Quote, QuoteError> {
+    pub fn quote(
+        &self,
+        input: &QuoteInput,
+        fresh: &Overlay,
+        valid_secs: u64,
+    ) -> Result<Quote, QuoteError> {
         let budget = Duration::from_millis(crate::limits::PLANNING_BUDGET_MS);
-        self.quote_by(input, valid_secs, Instant::now() + budget)
+        self.quote_by(input, fresh, valid_secs, Instant::now() + budget)
     }
 
-    /// Plans a basket, searching until `deadline`: the requested objective
-    /// may use up to three fifths of the time, the alternatives share what
-    /// is left. All objectives share one planner, so a shipment rated for
-    /// one is not rated again for another.
+    /// Plans a basket like [`World::quote`], searching until `deadline`: the
+    /// requested objective may use up to three fifths of the time, the
+    /// alternatives share what is left. All objectives share one planner, so
+    /// a shipment rated for one is not rated again for another.
     pub fn quote_by(
         &self,
         input: &QuoteInput,
+        fresh: &Overlay,
         valid_secs: u64,
         deadline: Instant,
     ) -> Result<Quote, QuoteError> {
         let view = self.index.view();
-        let lines = plan_inputs(&view, input);
+        let lines = plan_inputs(self, &view, input, fresh);
         let rater = self.rater(&input.ship_to);
         let unfulfillable = |e: PlanError| match e {
             PlanError::Unfulfillable(shorts) => QuoteError::Unfulfillable {
@@ -235,25 +227,29 @@ impl World {
         let now_ms = self.clock.now_ms();
         let seq = QUOTE_SEQ.fetch_add(1, Ordering::Relaxed);
         let mut supplier_skus = HashMap::new();
+        let mut sources = HashMap::new();
         for p in std::iter::once(&plan).chain(&alternatives) {
             for s in &p.shipments {
                 for a in &s.allocations {
-                    supplier_skus
-                        .entry((s.supplier, a.product))
-                        .or_insert_with(|| {
-                            view.offer(s.supplier, a.product)
-                                .map(|o| o.supplier_sku.to_owned())
-                                .unwrap_or_default()
-                        });
+                    let key = (s.supplier, a.product);
+                    if supplier_skus.contains_key(&key) {
+                        continue;
+                    }
+                    let offer = view.offer(s.supplier, a.product);
+                    let sku = offer.map(|o| o.supplier_sku.to_owned());
+                    let source = offer.map_or(StockSource::Feed, |o| fresh.see(&o).source);
+                    supplier_skus.insert(key, sku.unwrap_or_default());
+                    sources.insert(key, source);
                 }
             }
         }
         Ok(Quote {
             supplier_skus,
+            sources,
             quote_id: format!("Q-{now_ms:x}-{seq:06x}"),
             plan,
             alternatives,
-            freshness: Freshness::default(),
+            freshness: fresh.freshness(),
             valid_until_ms: now_ms + (valid_secs as i64) * 1000,
         })
     }
@@ -261,9 +257,10 @@ impl World {
 
 impl World {
     /// The planner's view of a quote request: each line's candidates from
-    /// the index now, excluded suppliers left out.
-    pub fn plan_inputs(&self, input: &QuoteInput) -> Vec<LineInput> {
-        plan_inputs(&self.index.view(), input)
+    /// the index seen through `fresh`, less holds and allocations, excluded
+    /// suppliers left out.
+    pub fn plan_inputs(&self, input: &QuoteInput, fresh: &Overlay) -> Vec<LineInput> {
+        plan_inputs(self, &self.index.view(), input, fresh)
     }
 
     /// Freight for the planner: this world's rating to `ship_to`.
@@ -276,7 +273,12 @@ impl World {
     }
 }
 
-fn plan_inputs(view: &IndexView<'_>, input: &QuoteInput) -> Vec<LineInput> {
+fn plan_inputs(
+    world: &World,
+    view: &IndexView<'_>,
+    input: &QuoteInput,
+    fresh: &Overlay,
+) -> Vec<LineInput> {
     let mut offers = Vec::new();
     input
         .lines
@@ -289,16 +291,20 @@ fn plan_inputs(view: &IndexView<'_>, input: &QuoteInput) -> Vec<LineInput> {
             let mut excluded_stock = false;
             let candidates = offers
                 .iter()
-                .filter(|o| {
+                .filter_map(|o| {
+                    let seen = fresh.see(o);
+                    // What holds and allocations leave of the supplier's stock.
+                    let available = seen
+                        .available
+                        .saturating_sub(world.counted(o.supplier, o.product));
                     let excluded = input.excluded.contains(&o.supplier);
-                    excluded_stock |= excluded && o.qty > 0;
-                    !excluded && o.qty > 0
-                })
-                .map(|o| Candidate {
-                    supplier: o.supplier,
-                    available: o.qty,
-                    cost: o.cost,
-                    as_of_s: o.as_of_s,
+                    excluded_stock |= excluded && available > 0;
+                    (!excluded && available > 0).then_some(Candidate {
+                        supplier: o.supplier,
+                        available,
+                        cost: seen.cost,
+                        as_of_s: seen.as_of_s,
+                    })
                 })
                 .collect();
             LineInput {
@@ -311,17 +317,28 @@ fn plan_inputs(view: &IndexView<'_>, input: &QuoteInput) -> Vec<LineInput> {
         .collect()
 }
 
-fn offers_of(view: &IndexView<'_>, product: ProductId) -> Vec<OfferInfo> {
+fn offers_of(
+    world: &World,
+    view: &IndexView<'_>,
+    product: ProductId,
+    fresh: &Overlay,
+) -> Vec<OfferInfo> {
     let mut refs = Vec::new();
     view.offers_into(product, &mut refs);
     refs.iter()
-        .map(|o| OfferInfo {
-            supplier: o.supplier,
-            supplier_sku: o.supplier_sku.to_owned(),
-            available: o.qty,
-            cost: o.cost,
-            as_of_s: o.as_of_s,
-            source: StockSource::Feed,
+        .map(|o| {
+            let seen = fresh.see(o);
+            OfferInfo {
+                supplier: o.supplier,
+                supplier_sku: o.supplier_sku.to_owned(),
+                // What holds and allocations leave of the supplier's stock.
+                available: seen
+                    .available
+                    .saturating_sub(world.counted(o.supplier, product)),
+                cost: seen.cost,
+                as_of_s: seen.as_of_s,
+                source: seen.source,
+            }
         })
         .collect()
 }

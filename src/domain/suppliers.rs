@@ -64,11 +64,34 @@ fn full() -> FeedKind {
     FeedKind::Full
 }
 
-/// A supplier's real-time gateway (CONTRACT §4).
+/// A supplier's real-time gateway (docs/suppliers.md). The optional fields
+/// override the `[realtime]` defaults for this supplier.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RealtimeSource {
     /// Base URL of the gateway; `fake:<id>` means the demo world's in-process fake.
+    pub base_url: String,
+    /// Speak HTTP/2 without negotiation (cleartext `http://` gateways that
+    /// only speak HTTP/2); `https://` gateways negotiate it anyway.
+    #[serde(default)]
+    pub http2: bool,
+    /// Longest one call may take.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Batches in flight at once.
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
+    /// Hedge slow calls.
+    #[serde(default)]
+    pub hedge: Option<bool>,
+}
+
+/// A supplier's purchase-order endpoint (CONTRACT §4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrdersEndpoint {
+    /// Base URL; orders go to `{base_url}/v1/purchase-orders`. `fake:<id>`
+    /// means the demo world's in-process fake.
     pub base_url: String,
 }
 
@@ -101,6 +124,10 @@ pub struct SupplierConfig {
     /// Its real-time gateway, if any.
     #[serde(default)]
     pub realtime: Option<RealtimeSource>,
+    /// Where its purchase orders go; when absent, the real-time gateway's
+    /// base URL, if it has one.
+    #[serde(default)]
+    pub orders: Option<OrdersEndpoint>,
 }
 
 fn usd() -> String {

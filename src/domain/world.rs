@@ -2,7 +2,7 @@
 //! plus the one way feeds get into it.
 
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::address::Address;
@@ -15,6 +15,7 @@ use super::freight::{
     Endpoint, Freight, FreightError, FreightFloor, Item, ItemLine, RateRequest, RatedShipment,
 };
 use super::index::OfferIndex;
+use super::ledger::{LedgerLink, StockKey};
 use super::suppliers::{FeedKind, SupplierId, SupplierRegistry};
 
 /// Everything the service answers from.
@@ -37,6 +38,9 @@ pub struct World {
     pub currency: String,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// The reservation ledger's counts and feed hook, once it is open;
+    /// until then nothing is counted.
+    pub ledger: OnceLock<LedgerLink>,
 }
 
 impl std::fmt::Debug for World {
@@ -50,15 +54,42 @@ impl std::fmt::Debug for World {
 }
 
 impl World {
-    /// Parses and applies one feed of `supplier`. Blocking and CPU-heavy: call
-    /// it off the async threads. The outcome is logged, counted and recorded.
+    /// Units of `product` from `supplier` that the ledger holds or has
+    /// allocated and not yet seen reflected in a newer full feed: what
+    /// availability subtracts from the supplier's quantity.
+    #[inline]
+    pub fn counted(&self, supplier: SupplierId, product: ProductId) -> u32 {
+        match self.ledger.get() {
+            Some(link) => link.holds.counted(StockKey { supplier, product }),
+            None => 0,
+        }
+    }
+
+    /// Parses and applies one feed of `supplier`, whose data is as of now.
+    /// Blocking and CPU-heavy: call it off the async threads. The outcome is
+    /// logged, counted and recorded.
     pub fn ingest(
         &self,
         supplier: SupplierId,
         kind: FeedKind,
         reader: impl Read + Send,
     ) -> Result<IngestReport, FeedError> {
+        self.ingest_as_of(supplier, kind, reader, None)
+    }
+
+    /// As [`World::ingest`], for data as of `as_of_ms` (Unix ms; `None` =
+    /// when reading starts). A full feed tells the ledger, which stops
+    /// counting allocations committed before `as_of_ms`: so a file re-read
+    /// unchanged (its modification time as `as_of_ms`) retires nothing.
+    pub fn ingest_as_of(
+        &self,
+        supplier: SupplierId,
+        kind: FeedKind,
+        reader: impl Read + Send,
+        as_of_ms: Option<i64>,
+    ) -> Result<IngestReport, FeedError> {
         let started = Instant::now();
+        let as_of_ms = as_of_ms.unwrap_or_else(|| self.clock.now_ms());
         let external = self
             .suppliers
             .get(supplier)
@@ -115,6 +146,11 @@ impl World {
                             elapsed_ms = started.elapsed().as_millis() as u64, "feed applied"
                         );
                         self.feeds.record(supplier, self.clock.now_ms(), Ok(()));
+                        if kind == FeedKind::Full {
+                            if let Some(link) = self.ledger.get() {
+                                (link.on_full_feed)(supplier, &external, as_of_ms);
+                            }
+                        }
                     }
                     Some(why) => {
                         tracing::error!(supplier = %external, reason = %why, "feed refused");

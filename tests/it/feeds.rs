@@ -19,11 +19,12 @@ async fn offer_of(app: &TestApp, sku: &str, supplier: &str) -> Option<pb::Offer>
 }
 
 /// What IngestFeed applied is visible to the next CheckStock, streamed in small chunks.
+/// (SUP003 has no real-time gateway, whose answers would take precedence.)
 #[tokio::test]
 async fn ingest_then_check_stock_sees_new_stock() {
     let app = spawn_app().await;
     let csv = "supplier_sku,sku,qty,unit_cost\nX-1,SR-000001,777,12.34\nX-2,SR-000002,5,1.5\n";
-    let report = push_feed(&app, "SUP001", false, csv, 7)
+    let report = push_feed(&app, "SUP003", false, csv, 7)
         .await
         .expect("ingest");
     assert_eq!(
@@ -44,8 +45,8 @@ async fn ingest_then_check_stock_sees_new_stock() {
     let offer = r.lines[0]
         .offers
         .iter()
-        .find(|o| o.supplier_id == "SUP001")
-        .expect("SUP001 offer");
+        .find(|o| o.supplier_id == "SUP003")
+        .expect("SUP003 offer");
     assert_eq!(offer.available, 777);
     assert_eq!(offer.supplier_sku, "X-1");
     assert_eq!(offer.unit_cost.as_ref().unwrap().amount, "12.34");

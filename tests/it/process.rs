@@ -1,77 +1,27 @@
 //! The real binary: default demo world start-up, a quote, and SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use stockroute::pb;
 
-/// Kills the child if the test fails half-way, so no process is left behind.
-struct ChildGuard(Option<Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn field<'a>(v: &'a serde_json::Value, name: &str) -> Option<&'a str> {
-    v.get("fields")
-        .and_then(|f| f.get(name))
-        .and_then(|x| x.as_str())
-}
+use crate::helpers::ServerProcess;
 
 /// `stockroute serve` with no world builds the demo world, answers a quote,
 /// and on SIGTERM finishes and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_default_world_quote_and_sigterm() {
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_stockroute"))
-        .args([
-            "serve",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .env("STOCKROUTE_LOG__FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn stockroute");
-    let mut guard = ChildGuard(Some(child));
-    let stderr = guard.0.as_mut().unwrap().stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel::<serde_json::Value>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    let wait_for = |message: &str, limit: Duration| -> serde_json::Value {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let v = rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no `{message}` log line in {limit:?}"));
-            if field(&v, "message") == Some(message) {
-                return v;
-            }
-        }
-    };
-    let listening = wait_for("listening", Duration::from_secs(120));
-    let grpc = field(&listening, "grpc_addr").unwrap().to_owned();
-    let http = field(&listening, "http_addr").unwrap().to_owned();
-    wait_for("ready", Duration::from_secs(120));
+    let mut server = ServerProcess::spawn(
+        &["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"],
+        &[("RUST_LOG", "info")],
+    );
+    let (grpc, http) = server.addresses();
+    server.wait_for("ready", Duration::from_secs(120));
+    assert!(
+        server.stderr_text().contains("AUTHENTICATION IS OFF"),
+        "the built-in world runs open and says so"
+    );
     eprintln!(
         "default world ready {:?} after spawn (debug build)",
         started.elapsed()
@@ -174,21 +124,8 @@ async fn serve_default_world_quote_and_sigterm() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown SKU"));
 
-    let pid = guard.0.as_ref().unwrap().id();
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    wait_for("stopped", Duration::from_secs(15));
-    let mut child = guard.0.take().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let exit = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    server.terminate();
+    server.wait_for("stopped", Duration::from_secs(15));
+    let exit = server.wait_exit(Duration::from_secs(15));
     assert!(exit.success(), "exit status {exit:?}");
 }

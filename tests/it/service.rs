@@ -122,25 +122,39 @@ async fn operator_endpoints_report_state_and_metrics() {
     assert!(has("stockroute_feed_age_seconds"), "feed ages missing");
 }
 
-/// Reservation RPCs say clearly that they are not served yet.
+/// Reservation RPCs name the field that is missing from an empty request.
 #[tokio::test]
-async fn reservation_rpcs_are_unimplemented_with_a_message() {
+async fn empty_reservation_requests_name_the_missing_field() {
     let app = spawn_app().await;
     let mut client = app.fulfillment();
     let err = client
         .reserve(pb::ReserveRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::Unimplemented);
-    assert!(err.message().contains("Reserve"), "{}", err.message());
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("idempotency_key"),
+        "{}",
+        err.message()
+    );
     let err = client
         .commit(pb::CommitRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::Unimplemented);
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("reservation_id"),
+        "{}",
+        err.message()
+    );
     let err = client
         .allocate(pb::AllocateRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::Unimplemented);
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let err = client
+        .get_reservation(pb::GetReservationRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
 }

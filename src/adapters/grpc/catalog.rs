@@ -13,6 +13,7 @@ use crate::domain::live_rates::{merge, LiveRater, LiveShipment};
 use crate::domain::suppliers::FeedKind;
 use crate::domain::world::World;
 use crate::ingest::ingest_chunks;
+use crate::limits;
 use crate::pb;
 
 /// The Catalog service.
@@ -83,13 +84,7 @@ impl pb::catalog_server::Catalog for CatalogService {
             data,
             full_snapshot,
         } = first;
-        let supplier = self
-            .world
-            .suppliers
-            .id_of(supplier_id.trim())
-            .ok_or_else(|| {
-                convert::invalid("supplier_id", format!("unknown supplier `{supplier_id}`"))
-            })?;
+        let supplier = convert::supplier(&self.world, "supplier_id", &supplier_id)?;
         let kind = if full_snapshot {
             FeedKind::Full
         } else {
@@ -120,7 +115,7 @@ impl pb::catalog_server::Catalog for CatalogService {
         request: Request<pb::GetOffersRequest>,
     ) -> Result<Response<pb::GetOffersResponse>, Status> {
         let pb::GetOffersRequest { sku } = request.into_inner();
-        let sku = sku.trim();
+        let sku = convert::text("sku", &sku, limits::SKU_BYTES_MAX)?;
         if sku.is_empty() {
             return Err(convert::invalid("sku", "is empty"));
         }
@@ -164,9 +159,7 @@ impl pb::catalog_server::Catalog for CatalogService {
         }
         let supplier = match supplier_id.trim() {
             "" => None,
-            id => Some(self.world.suppliers.id_of(id).ok_or_else(|| {
-                convert::invalid("supplier_id", format!("unknown supplier `{id}`"))
-            })?),
+            id => Some(convert::supplier(&self.world, "supplier_id", id)?),
         };
         let rated = self
             .world

@@ -26,8 +26,28 @@ pub fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {message}"))
 }
 
+/// A client's text field, trimmed, within `max_bytes` and free of control
+/// characters. The length is checked before anything else looks at the value.
+pub fn text<'a>(field: &str, value: &'a str, max_bytes: usize) -> Result<&'a str, Status> {
+    if value.len() > max_bytes * 2 {
+        // Far too long even with padding: refuse without scanning it.
+        return Err(invalid(
+            field,
+            limits::TextError::TooLong {
+                len: value.len(),
+                max: max_bytes,
+            },
+        ));
+    }
+    let value = value.trim();
+    limits::check_text(value, max_bytes).map_err(|e| invalid(field, e))?;
+    Ok(value)
+}
+
 /// Validates basket lines; unknown SKUs pass with `product: None`, so that the
 /// caller decides between a shortfall and an error. Repeated SKUs are merged.
+/// Every line is checked (count, SKU text, quantity) before the first index
+/// lookup, so a malformed basket costs no index work.
 pub fn demands(
     world: &World,
     lines: Vec<pb::BasketLine>,
@@ -46,19 +66,13 @@ pub fn demands(
             ),
         ));
     }
-    let mut out: Vec<Demand> = Vec::with_capacity(lines.len());
-    let mut seen: HashMap<String, usize> = HashMap::with_capacity(lines.len());
+    let mut checked: Vec<(String, u32)> = Vec::with_capacity(lines.len());
     for (i, line) in lines.into_iter().enumerate() {
         let pb::BasketLine { sku, quantity } = line;
-        let sku = sku.trim().to_owned();
+        let field = || format!("lines[{i}].sku");
+        let sku = text(&field(), &sku, limits::SKU_BYTES_MAX)?;
         if sku.is_empty() {
-            return Err(invalid(&format!("lines[{i}].sku"), "is empty"));
-        }
-        if sku.len() > limits::SKU_BYTES_MAX {
-            return Err(invalid(
-                &format!("lines[{i}].sku"),
-                format!("longer than {} bytes", limits::SKU_BYTES_MAX),
-            ));
+            return Err(invalid(&field(), "is empty"));
         }
         if quantity == 0 {
             return Err(invalid(
@@ -66,22 +80,18 @@ pub fn demands(
                 "must be at least 1",
             ));
         }
-        let too_many = |q: u32| {
-            invalid(
-                &format!("lines[{i}].quantity"),
-                format!(
-                    "{q} units of {sku}, at most {} allowed",
-                    limits.line_quantity_max
-                ),
-            )
-        };
         if quantity > limits.line_quantity_max {
-            return Err(too_many(quantity));
+            return Err(too_many(i, sku, quantity, limits));
         }
+        checked.push((sku.to_owned(), quantity));
+    }
+    let mut out: Vec<Demand> = Vec::with_capacity(checked.len());
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(checked.len());
+    for (i, (sku, quantity)) in checked.into_iter().enumerate() {
         if let Some(&j) = seen.get(&sku) {
             let total = out[j].qty.saturating_add(quantity);
             if total > limits.line_quantity_max {
-                return Err(too_many(total));
+                return Err(too_many(i, &sku, total, limits));
             }
             out[j].qty = total;
             continue;
@@ -98,6 +108,16 @@ pub fn demands(
     Ok(out)
 }
 
+fn too_many(i: usize, sku: &str, qty: u32, limits: &QuoteConfig) -> Status {
+    invalid(
+        &format!("lines[{i}].quantity"),
+        format!(
+            "{qty} units of {sku}, at most {} allowed",
+            limits.line_quantity_max
+        ),
+    )
+}
+
 /// Validates an address that freight must be able to rate.
 pub fn address(world: &World, a: Option<pb::Address>, field: &str) -> Result<Address, Status> {
     let Some(pb::Address {
@@ -109,16 +129,21 @@ pub fn address(world: &World, a: Option<pb::Address>, field: &str) -> Result<Add
         return Err(invalid(field, "is required"));
     };
     let country_code = country_code.trim().to_ascii_uppercase();
-    let postal_code = postal_code.trim().to_owned();
     if country_code.len() != 2 || !country_code.bytes().all(|b| b.is_ascii_alphabetic()) {
         return Err(invalid(
             &format!("{field}.country_code"),
-            format!("`{country_code}` is not an ISO 3166-1 alpha-2 code"),
+            format!(
+                "`{}` is not an ISO 3166-1 alpha-2 code",
+                limits::truncate_for_message(&country_code)
+            ),
         ));
     }
-    if postal_code.len() > limits::POSTAL_CODE_BYTES_MAX {
-        return Err(invalid(&format!("{field}.postal_code"), "is too long"));
-    }
+    let postal_code = text(
+        &format!("{field}.postal_code"),
+        &postal_code,
+        limits::POSTAL_CODE_BYTES_MAX,
+    )?
+    .to_owned();
     world
         .freight
         .validate_address(&country_code, &postal_code)
@@ -169,15 +194,11 @@ pub fn options(
     }
     let mut excluded = Vec::with_capacity(exclude_suppliers.len());
     for (i, id) in exclude_suppliers.iter().enumerate() {
-        match world.suppliers.id_of(id.trim()) {
-            Some(s) => excluded.push(s),
-            None => {
-                return Err(invalid(
-                    &format!("options.exclude_suppliers[{i}]"),
-                    format!("unknown supplier `{id}`"),
-                ))
-            }
-        }
+        excluded.push(supplier(
+            world,
+            &format!("options.exclude_suppliers[{i}]"),
+            id,
+        )?);
     }
     Ok((
         PlanOptions {
@@ -190,6 +211,16 @@ pub fn options(
         excluded,
         realtime_budget_ms,
     ))
+}
+
+/// A supplier named by the client; INVALID_ARGUMENT naming the field when
+/// malformed or unknown.
+pub fn supplier(world: &World, field: &str, id: &str) -> Result<SupplierId, Status> {
+    let id = text(field, id, limits::ID_BYTES_MAX)?;
+    world
+        .suppliers
+        .id_of(id)
+        .ok_or_else(|| invalid(field, format!("unknown supplier `{id}`")))
 }
 
 /// Money in the merchant's currency.
@@ -252,11 +283,15 @@ pub fn freshness(f: Freshness) -> pb::Freshness {
         queried,
         answered,
         timed_out,
+        failed,
+        cached,
     } = f;
     pb::Freshness {
         suppliers_queried: queried,
         suppliers_answered: answered,
         suppliers_timed_out: timed_out,
+        suppliers_failed: failed,
+        suppliers_cached: cached,
     }
 }
 
@@ -332,7 +367,13 @@ pub fn plan(
                             .unwrap_or_default(),
                         quantity: a.qty,
                         unit_cost: Some(money(cost_to_decimal(a.cost), currency)),
-                        source: pb::StockSource::Feed as i32,
+                        source: source(
+                            quote
+                                .sources
+                                .get(&(s.supplier, a.product))
+                                .copied()
+                                .unwrap_or(StockSource::Feed),
+                        ) as i32,
                         as_of: timestamp_s(a.as_of_s),
                     })
                     .collect(),

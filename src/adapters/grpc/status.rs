@@ -4,6 +4,7 @@ use tonic::Status;
 
 use crate::domain::feeds::FeedError;
 use crate::domain::freight::FreightError;
+use crate::domain::ledger::LedgerError;
 use crate::domain::quoting::QuoteError;
 
 /// All-or-nothing could not be met: FAILED_PRECONDITION naming each short line.
@@ -30,10 +31,21 @@ pub fn feed_error(e: FeedError) -> Status {
     Status::invalid_argument(e.to_string())
 }
 
-/// A reservation RPC that this build does not serve yet.
-pub fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc} is not available: this server has no reservation ledger configured yet; \
-         Quote, CheckStock and the Catalog service work"
-    ))
+/// A ledger outcome. A reservation of another caller answers exactly as an
+/// unknown one, so that ids cannot be probed.
+pub fn ledger_error(e: LedgerError) -> Status {
+    match e {
+        LedgerError::NotFound { id } | LedgerError::NotOwner { id } => {
+            Status::not_found(format!("reservation {id} not found"))
+        }
+        LedgerError::Released { .. }
+        | LedgerError::Expired { .. }
+        | LedgerError::Committed { .. }
+        | LedgerError::CommittedToOtherOrder { .. }
+        | LedgerError::InsufficientStock(_) => Status::failed_precondition(e.to_string()),
+        LedgerError::KeyReused { .. } | LedgerError::Invalid(_) => {
+            Status::invalid_argument(e.to_string())
+        }
+        LedgerError::Unavailable(_) => Status::unavailable(e.to_string()),
+    }
 }

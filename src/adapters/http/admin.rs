@@ -17,10 +17,14 @@ use tokio::net::TcpListener;
 
 use crate::domain::world::World;
 
-/// Whether the first load has finished.
+/// Whether the first load has finished, whether the reservation ledger can
+/// serve, and whether shutdown has begun.
 #[derive(Debug, Default)]
 pub struct Readiness {
     ready: AtomicBool,
+    draining: AtomicBool,
+    /// Why the ledger cannot serve, while it cannot.
+    ledger_down: parking_lot::RwLock<Option<String>>,
 }
 
 impl Readiness {
@@ -29,9 +33,33 @@ impl Readiness {
         self.ready.store(true, Ordering::SeqCst);
     }
 
-    /// True once ready.
+    /// Marks the service as shutting down: not ready for new traffic from
+    /// then on, whatever else holds.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Records whether the ledger can serve: `Some(reason)` while it cannot
+    /// (its database unreachable), `None` once it can again.
+    pub fn set_ledger_down(&self, reason: Option<String>) {
+        *self.ledger_down.write() = reason;
+    }
+
+    /// Why the ledger cannot serve, if it cannot.
+    pub fn ledger_down(&self) -> Option<String> {
+        self.ledger_down.read().clone()
+    }
+
+    /// True once ready, while the ledger serves, until shutdown begins.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+            && !self.draining.load(Ordering::SeqCst)
+            && self.ledger_down.read().is_none()
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 }
 
@@ -53,6 +81,9 @@ struct FeedFailure {
 #[derive(Serialize)]
 struct ReadyDetail {
     ready: bool,
+    draining: bool,
+    /// `"ready"`, or why the reservation ledger cannot serve.
+    ledger: String,
     products: usize,
     offers: u64,
     feeds_configured: usize,
@@ -124,6 +155,11 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     };
     let mut detail = ReadyDetail {
         ready: s.readiness.is_ready(),
+        draining: s.readiness.is_draining(),
+        ledger: s
+            .readiness
+            .ledger_down()
+            .map_or_else(|| "ready".to_owned(), |why| format!("down: {why}")),
         products: s.world.catalog.len(),
         offers: s.world.index.offers_total(),
         feeds_configured: s.scheduled.len(),

@@ -329,9 +329,8 @@ impl<'a> Search<'a> {
             self.line_bounds.push(bound);
         }
         let empty = ShipmentProfile::default();
-        for k in 0..problem.suppliers.len() {
-            self.open_cost[k] =
-                self.linear[k].map_or(0, |f| f.opening(self.by_space[k], !own_only[k]));
+        for (k, &own) in own_only.iter().enumerate() {
+            self.open_cost[k] = self.linear[k].map_or(0, |f| f.opening(self.by_space[k], !own));
             let f = self.cache.floor(problem, self.rater, k as u32, &empty);
             self.earliest[k] = f.map_or(0, |f| f.arrival_days);
         }

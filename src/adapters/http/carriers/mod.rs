@@ -18,7 +18,6 @@
 //! Types here are transport-free; the wire shapes live in `fedex` and `ups`. `fake` holds a
 //! loopback server speaking both carriers' shapes, for tests and the demo world.
 
-mod breaker;
 mod error;
 pub mod fake;
 mod fedex;
@@ -37,9 +36,10 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use self::breaker::Breaker;
 pub use self::error::CarrierError;
 use self::oauth::{Token, TokenCache};
+use super::body;
+use super::breaker::Breaker;
 
 /// Display name of FedEx in [`LiveQuote::carrier`] and in [`CarrierClients::rates`].
 pub const FEDEX: &str = "FedEx";
@@ -137,6 +137,31 @@ pub enum FallbackReason {
     Auth(String),
     /// The request cannot be sent to a carrier (no parcels, zero weight); nothing was called.
     InvalidRequest(String),
+}
+
+/// Which carrier API a body comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CarrierApi {
+    /// FedEx Rate API (and its OAuth token endpoint).
+    FedEx,
+    /// UPS Rating API (and its OAuth token endpoint).
+    Ups,
+}
+
+/// Parses a carrier's rate reply exactly as its client does: the quotes it
+/// holds, or why it cannot be used. Carriers are untrusted input; this is
+/// the entry point the fuzz targets drive.
+pub fn parse_rate_reply(api: CarrierApi, body: &[u8]) -> Result<Vec<LiveQuote>, FallbackReason> {
+    match api {
+        CarrierApi::FedEx => fedex::parse_response(body),
+        CarrierApi::Ups => ups::parse_response(body),
+    }
+}
+
+/// Parses an OAuth token endpoint's success body as the clients do, returning
+/// the token's lifetime in seconds (`default_secs` when it gives none).
+pub fn parse_token_reply(body: &[u8], default_secs: u64) -> Result<u64, FallbackReason> {
+    oauth::parse_token(body, default_secs).map(|t| t.expires_in.as_secs())
 }
 
 impl FallbackReason {
@@ -472,7 +497,6 @@ impl Live {
                 .time_to_live(Duration::from_secs(all.cache_ttl_secs))
                 .build()
         });
-        metrics::gauge!("stockroute_carrier_breaker_open", "carrier" => name).set(0.0);
         Ok(Live {
             name,
             kind,
@@ -489,6 +513,7 @@ impl Live {
                 name,
                 c.breaker_failures,
                 Duration::from_millis(c.breaker_open_ms),
+                metrics::gauge!("stockroute_carrier_breaker_open", "carrier" => name),
             ),
             cache,
         })
@@ -673,22 +698,15 @@ pub(super) async fn rate_body(
 }
 
 /// Reads a body of at most [`MAX_RESPONSE_BYTES`].
-pub(super) async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, FallbackReason> {
-    let too_big = || FallbackReason::Malformed(format!("body over {MAX_RESPONSE_BYTES} bytes"));
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
-    {
-        return Err(too_big());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(transport)? {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(too_big());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+pub(super) async fn read_limited(resp: reqwest::Response) -> Result<Vec<u8>, FallbackReason> {
+    body::read_limited(resp, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|e| match e {
+            body::BodyError::TooLarge(limit) => {
+                FallbackReason::Malformed(format!("body over {limit} bytes"))
+            }
+            body::BodyError::Transport(e) => transport(e),
+        })
 }
 
 /// Maps a reqwest error to a reason, with the source chain.
@@ -696,21 +714,10 @@ pub(super) fn transport(e: reqwest::Error) -> FallbackReason {
     if e.is_timeout() {
         return FallbackReason::Timeout;
     }
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    FallbackReason::Transport(msg)
+    FallbackReason::Transport(body::error_chain(&e))
 }
 
-/// A short, printable prefix of a body for logs and messages.
-pub(super) fn snippet(body: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    s.chars().filter(|c| !c.is_control()).collect()
-}
+pub(super) use super::body::snippet;
 
 /// A money amount from a JSON number or numeric string; must be finite and non-negative.
 pub(super) fn money(v: &serde_json::Value) -> Result<Decimal, String> {
@@ -742,16 +749,7 @@ pub(super) fn days(v: &serde_json::Value) -> Option<u32> {
     }
 }
 
-pub(super) fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
-}
+pub(super) use super::body::json_kind;
 
 /// Seconds from a JSON number or numeric string (UPS sends `"14399"`).
 pub(super) fn seconds(v: &serde_json::Value) -> Option<u64> {

@@ -1,0 +1,223 @@
+//! The embedded ledger's reserve throughput and latency, durable and in
+//! memory, against the raw fsync rate of the same disk, all in one run.
+//!
+//! `cargo bench --bench ledger` (release). Three measurements, each for
+//! `LEDGER_BENCH_SECS` seconds (default 5), in a directory on the disk under
+//! test (`LEDGER_BENCH_DIR`, default `target/ledger-bench`):
+//! 1. raw fsync: one writer appending 100 bytes and calling `fdatasync`, in a
+//!    loop: what one durable write per reserve would allow;
+//! 2. in-memory ledger: `LEDGER_BENCH_CLIENTS` (default 256) concurrent
+//!    callers reserving one or three lines out of 20,000 keys;
+//! 3. durable ledger: the same against the journal (group commit).
+//!
+//! It prints reserves/s and latency percentiles of each, and the durable
+//! run's ratios to the other two.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rust_decimal::Decimal;
+use stockroute::domain::address::Address;
+use stockroute::domain::clock::{Clock, SystemClock};
+use stockroute::domain::ledger::embedded::{EmbeddedLedger, EmbeddedOptions};
+use stockroute::domain::ledger::{
+    HeldLine, IdempotencyKey, KeyResolver, Ledger, RequestFingerprint, ReserveLine, ReserveRequest,
+    StockKey,
+};
+
+mod common;
+use common::Rng;
+
+/// Distinct (supplier, product) keys the callers spread over.
+const KEYS: u64 = 20_000;
+
+struct Names;
+
+impl KeyResolver for Names {
+    fn product(&self, sku: &str) -> Option<u32> {
+        sku.strip_prefix('P')?.parse().ok()
+    }
+    fn supplier(&self, id: &str) -> Option<u16> {
+        id.strip_prefix('S')?.parse().ok()
+    }
+}
+
+struct Outcome {
+    ops: u64,
+    elapsed: Duration,
+    latency_us: Histogram<u64>,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn print(&self, name: &str) {
+        let h = &self.latency_us;
+        println!(
+            "{name:<22} {:>10.0} ops/s   p50 {:>6} us   p99 {:>6} us   p99.9 {:>6} us   max {:>7} us",
+            self.rate(),
+            h.value_at_quantile(0.50),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            h.max()
+        );
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One durable write per operation: what the disk allows without batching.
+fn raw_fsync(dir: &std::path::Path, secs: u64) -> Outcome {
+    let path = dir.join("raw-fsync.bin");
+    let mut f = std::fs::File::create(&path).expect("create fsync file");
+    let mut latency_us = Histogram::<u64>::new(3).expect("histogram");
+    let started = Instant::now();
+    let mut ops = 0;
+    while started.elapsed() < Duration::from_secs(secs) {
+        let t = Instant::now();
+        f.write_all(&[7u8; 100]).expect("write");
+        f.sync_data().expect("fdatasync");
+        latency_us.saturating_record(t.elapsed().as_micros() as u64);
+        ops += 1;
+    }
+    let elapsed = started.elapsed();
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    Outcome {
+        ops,
+        elapsed,
+        latency_us,
+    }
+}
+
+fn request(rng: &mut Rng, n: u64) -> ReserveRequest {
+    let lines_n = if rng.below(4) == 0 { 3 } else { 1 };
+    let lines = (0..lines_n)
+        .map(|_| {
+            let k = rng.below(KEYS);
+            let (supplier, product) = ((k % 100) as u16, (k / 100) as u32);
+            ReserveLine {
+                line: HeldLine {
+                    key: StockKey { supplier, product },
+                    supplier_id: format!("S{supplier}"),
+                    sku: format!("P{product}"),
+                    supplier_sku: format!("X{product}"),
+                    qty: 1 + rng.below(3) as u32,
+                    unit_cost: Decimal::new(1999, 2),
+                },
+                supply: u32::MAX / 2,
+                supply_as_of_ms: 0,
+            }
+        })
+        .collect();
+    let key = format!("bench-{n}");
+    ReserveRequest {
+        fingerprint: RequestFingerprint::of(&[key.as_bytes()]),
+        key: IdempotencyKey::parse(&key).expect("key"),
+        lines,
+        hold_ms: 600_000,
+        plan: vec![0u8; 300],
+        ship_to: Address {
+            country_code: "US".into(),
+            postal_code: "10001".into(),
+            residential: false,
+        },
+        owner: None,
+    }
+}
+
+/// `clients` callers reserving as fast as the ledger answers.
+async fn storm(ledger: EmbeddedLedger, clients: u64, secs: u64, tag: u64) -> Outcome {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let (ledger, stop) = (ledger.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut rng = Rng(tag * 1_000_003 + c);
+                let mut h = Histogram::<u64>::new(3).expect("histogram");
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let req = request(&mut rng, (tag << 48) | (c << 32) | n);
+                    let t = Instant::now();
+                    ledger.reserve(req).await.expect("reserve");
+                    h.saturating_record(t.elapsed().as_micros() as u64);
+                    n += 1;
+                }
+                h
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latency_us = Histogram::<u64>::new(3).expect("histogram");
+    for t in tasks {
+        latency_us.add(t.await.expect("client")).expect("merge");
+    }
+    let elapsed = started.elapsed();
+    Outcome {
+        ops: latency_us.len(),
+        elapsed,
+        latency_us,
+    }
+}
+
+fn main() {
+    let secs = env_u64("LEDGER_BENCH_SECS", 5);
+    let clients = env_u64("LEDGER_BENCH_CLIENTS", 256);
+    let dir = std::env::var("LEDGER_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ledger-bench"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    println!(
+        "ledger bench: {secs} s per run, {clients} concurrent callers, {KEYS} keys, dir {}",
+        dir.display()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+    let fsync = raw_fsync(&dir, secs);
+    fsync.print("raw fsync (1 per op)");
+
+    let memory = rt.block_on(storm(
+        EmbeddedLedger::in_memory(Arc::clone(&clock)),
+        clients,
+        secs,
+        1,
+    ));
+    memory.print("in-memory ledger");
+
+    let options = EmbeddedOptions {
+        dir: Some(dir.join("journal")),
+        ..EmbeddedOptions::default()
+    };
+    let ledger = EmbeddedLedger::open(&options, Arc::clone(&clock), &Names).expect("open ledger");
+    let durable = rt.block_on(storm(ledger.clone(), clients, secs, 2));
+    durable.print("durable ledger");
+    rt.block_on(ledger.flush()).expect("flush");
+
+    let added_p99 = durable.latency_us.value_at_quantile(0.99) as i64
+        - memory.latency_us.value_at_quantile(0.99) as i64;
+    println!(
+        "durable / raw fsync: {:.1}x   durable / in-memory: {:.2}   added p99: {} us",
+        durable.rate() / fsync.rate(),
+        durable.rate() / memory.rate(),
+        added_p99
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
