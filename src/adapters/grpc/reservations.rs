@@ -73,12 +73,9 @@ pub struct Who {
 impl Who {
     /// From the authenticated caller, if any (none when auth is off).
     pub fn of(caller: Option<&Caller>) -> Who {
-        match caller {
-            None => Who::default(),
-            Some(c) => Who {
-                owner: Some(c.id.to_string()),
-                sees: (!c.sees_all_reservations()).then(|| c.id.to_string()),
-            },
+        Who {
+            owner: Caller::owner(caller),
+            sees: Caller::access_scope(caller),
         }
     }
 }
