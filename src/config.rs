@@ -88,6 +88,14 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
+    /// TCP keepalive probes on accepted connections start after this idle
+    /// time, in seconds (0 = off): finds peers that vanished without a FIN.
+    pub tcp_keepalive_secs: u64,
+    /// HTTP/2 PING sent on a connection idle this long, in seconds (0 = off):
+    /// keeps idle connections through proxies and load balancers.
+    pub http2_keepalive_interval_secs: u64,
+    /// A PING unanswered this long closes the connection, in seconds.
+    pub http2_keepalive_timeout_secs: u64,
     /// Largest block of request headers accepted, in bytes.
     pub max_header_list_bytes: u32,
     /// Calls served at once (health and reflection aside); more are refused
@@ -116,6 +124,9 @@ impl Default for ServerConfig {
             http_addr: "0.0.0.0:9090".into(),
             max_message_bytes: limits::GRPC_MESSAGE_BYTES_MAX,
             max_concurrent_streams: 256,
+            tcp_keepalive_secs: 60,
+            http2_keepalive_interval_secs: 30,
+            http2_keepalive_timeout_secs: 10,
             max_header_list_bytes: limits::HEADER_LIST_BYTES_MAX,
             concurrency_max: 64,
             request_timeout_ms: 30_000,

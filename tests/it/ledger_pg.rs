@@ -21,6 +21,7 @@ use stockroute::domain::ledger::{
 use stockroute::domain::suppliers::SupplierId;
 
 use crate::pg::PgCluster;
+use crate::reservations as grpc;
 
 /// A simulated now for tests that drive the ledger's clock.
 const T0: i64 = 1_700_000_000_000;
@@ -825,6 +826,8 @@ async fn readiness_drops_while_the_database_is_down_and_returns_by_itself() {
     })
     .await;
     let ledger = app.app.ledger.clone();
+    let sku = "SR-000053";
+    grpc::stock(&app, sku, 10).await;
     let (code, ledger_state, health) = readiness(&app).await;
     assert_eq!((code, ledger_state.as_str()), (200, "ready"));
     assert_eq!(health, ServingStatus::Serving as i32);
@@ -839,6 +842,12 @@ async fn readiness_drops_while_the_database_is_down_and_returns_by_itself() {
         .await
         .unwrap_err();
     assert!(matches!(err, LedgerError::Unavailable(_)), "{err:?}");
+    let status = app
+        .fulfillment()
+        .reserve(grpc::reserve("down-2", grpc::basket(sku, 1)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
 
     tokio::task::block_in_place(|| pg.start_server());
     let (_, ledger_state, health) = until_readiness(&app, 200, "readiness never came back").await;
@@ -848,6 +857,13 @@ async fn readiness_drops_while_the_database_is_down_and_returns_by_itself() {
         .reserve(reserve("up-1", vec![line(1, 1, 1, 5)]))
         .await
         .expect("serves again");
+    let r = app
+        .fulfillment()
+        .reserve(grpc::reserve("up-2", grpc::basket(sku, 1)))
+        .await
+        .expect("gRPC serves again")
+        .into_inner();
+    assert_eq!(grpc::held_units(&r), 1);
     app.app.shutdown().await;
 }
 
@@ -950,4 +966,82 @@ async fn calls_cancelled_at_random_moments_leave_nothing_half_done() {
         "orders once per commit"
     );
     l.flush().await.unwrap();
+}
+
+/// Two stockroute replicas on one database, a storm of concurrent Reserve
+/// calls through both over gRPC: exactly the stock is held, and each
+/// replica's quotes learn the other's holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_over_grpc_never_oversell() {
+    let pg = PgCluster::start();
+    let url = pg.url();
+    let replica = || {
+        let url = url.clone();
+        crate::helpers::spawn_app_with(move |c| {
+            c.server.concurrency_max = 1_000;
+            c.ledger = LedgerConfig {
+                postgres_poll_ms: 200,
+                ..config(&url)
+            };
+        })
+    };
+    let a = replica().await;
+    let b = replica().await;
+    let sku = "SR-000053";
+    grpc::stock(&a, sku, 100).await;
+    grpc::stock(&b, sku, 100).await;
+    assert_eq!(grpc::available(&b, sku).await, 100);
+
+    let calls: Vec<_> = (0..600)
+        .map(|i| {
+            let mut f = if i % 2 == 0 {
+                a.fulfillment()
+            } else {
+                b.fulfillment()
+            };
+            tokio::spawn(async move {
+                f.reserve(grpc::reserve(&format!("storm-{i}"), grpc::basket(sku, 1)))
+                    .await
+            })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    let mut ids = std::collections::HashSet::new();
+    for c in calls {
+        match c.await.unwrap() {
+            Ok(r) => {
+                let r = r.into_inner();
+                assert_eq!(grpc::held_units(&r), 1);
+                ids.insert(r.reservation_id);
+                ok += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((ok, refused, ids.len()), (100, 500, 100));
+    let held = pg
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT held FROM stock WHERE supplier_id = '{}' AND sku = '{sku}'",
+                grpc::SUPPLIER
+            ),
+        )
+        .unwrap();
+    assert_eq!(held, "100");
+    for app in [&a, &b] {
+        let until = tokio::time::Instant::now() + Duration::from_secs(10);
+        while grpc::available(app, sku).await != 0 {
+            assert!(
+                tokio::time::Instant::now() < until,
+                "a replica still quotes stock"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    a.app.shutdown().await;
+    b.app.shutdown().await;
 }

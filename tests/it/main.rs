@@ -9,6 +9,7 @@ mod http_feeds;
 mod ledger_crash;
 mod ledger_pg;
 mod limits;
+mod ownership;
 mod pg;
 mod process;
 mod quote;

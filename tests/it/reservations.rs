@@ -17,10 +17,10 @@ use crate::helpers::{
 
 /// The supplier whose stock the tests control (one without a real-time
 /// gateway, so that its feed is all there is to know).
-const SUPPLIER: &str = "SUP002";
+pub(crate) const SUPPLIER: &str = "SUP002";
 
 /// Every supplier of the small world but `SUPPLIER`.
-fn others() -> Vec<String> {
+pub(crate) fn others() -> Vec<String> {
     (1..=12)
         .map(|i| format!("SUP{i:03}"))
         .filter(|s| s != SUPPLIER)
@@ -28,7 +28,7 @@ fn others() -> Vec<String> {
 }
 
 /// Makes `SUPPLIER` the only source of `sku` a basket may use, with `qty` units.
-async fn stock(app: &TestApp, sku: &str, qty: u32) {
+pub(crate) async fn stock(app: &TestApp, sku: &str, qty: u32) {
     let csv = format!("supplier_sku,sku,qty,unit_cost\nX-{sku},{sku},{qty},4.25\n");
     let r = push_feed(app, SUPPLIER, true, &csv, 1 << 16)
         .await
@@ -36,7 +36,7 @@ async fn stock(app: &TestApp, sku: &str, qty: u32) {
     assert_eq!(r.rows_applied, 1);
 }
 
-fn basket(sku: &str, qty: u32) -> pb::QuoteRequest {
+pub(crate) fn basket(sku: &str, qty: u32) -> pb::QuoteRequest {
     pb::QuoteRequest {
         lines: vec![line(sku, qty)],
         ship_to: us("10001"),
@@ -47,7 +47,7 @@ fn basket(sku: &str, qty: u32) -> pb::QuoteRequest {
     }
 }
 
-fn reserve(key: &str, basket: pb::QuoteRequest) -> pb::ReserveRequest {
+pub(crate) fn reserve(key: &str, basket: pb::QuoteRequest) -> pb::ReserveRequest {
     pb::ReserveRequest {
         idempotency_key: key.into(),
         source: Some(pb::reserve_request::Source::Basket(basket)),
@@ -71,7 +71,7 @@ fn commit(id: &str, order_ref: &str) -> pb::CommitRequest {
 }
 
 /// Units a basket of `sku` can still get from `SUPPLIER`.
-async fn available(app: &TestApp, sku: &str) -> u32 {
+pub(crate) async fn available(app: &TestApp, sku: &str) -> u32 {
     let r = app
         .fulfillment()
         .check_stock(pb::CheckStockRequest {
@@ -89,7 +89,7 @@ async fn available(app: &TestApp, sku: &str) -> u32 {
         .map_or(0, |o| o.available)
 }
 
-fn held_units(r: &pb::Reservation) -> u32 {
+pub(crate) fn held_units(r: &pb::Reservation) -> u32 {
     r.plan
         .iter()
         .flat_map(|p| &p.shipments)

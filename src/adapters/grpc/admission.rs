@@ -145,7 +145,6 @@ impl Admission {
 }
 
 /// The caller of a request, as admission recorded it; `None` when auth is off.
-/// Services pass it to [`Caller::owner`] and [`Caller::access_scope`].
 pub fn caller<T>(request: &tonic::Request<T>) -> Option<&Caller> {
     request.extensions().get::<Caller>()
 }

@@ -99,9 +99,13 @@ pub async fn serve(
     .max_decoding_message_size(max_bytes)
     .accept_compressed(CompressionEncoding::Gzip)
     .send_compressed(CompressionEncoding::Gzip);
+    let server = &config.server;
+    let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
     let mut router = Server::builder()
-        .max_concurrent_streams(config.server.max_concurrent_streams)
-        .http2_max_header_list_size(config.server.max_header_list_bytes)
+        .max_concurrent_streams(server.max_concurrent_streams)
+        .http2_max_header_list_size(server.max_header_list_bytes)
+        .http2_keepalive_interval(secs(server.http2_keepalive_interval_secs))
+        .http2_keepalive_timeout(secs(server.http2_keepalive_timeout_secs))
         .layer(metrics_layer::MetricsLayer)
         .layer(admission::AdmissionLayer::new(edge.admission))
         .add_service(health)
@@ -120,10 +124,12 @@ pub async fn serve(
                 .await
         }
         None => {
-            // `serve_with_incoming` ignores the builder's nodelay; set it on the sockets.
+            // `serve_with_incoming` ignores the builder's TCP settings (nodelay,
+            // keepalive): they must be set on the accepted sockets. Without
+            // nodelay a small unary answer can wait for Nagle's timer.
             let incoming = TcpIncoming::from(listener)
                 .with_nodelay(Some(true))
-                .with_keepalive(Some(Duration::from_secs(60)));
+                .with_keepalive(secs(server.tcp_keepalive_secs));
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await

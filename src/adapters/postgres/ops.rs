@@ -325,10 +325,11 @@ async fn try_hold(
         &off, &id_str, &l_sid, &l_sku, &l_ssku, &l_qty, &l_cost, &counts,
     ];
     let order_params: [Param; 4] = [&off, &id_str, &o_po, &o_sid];
-    let (begun, bound, taken, created, lines, ordered) = futures::join!(
+    // The stock rows are taken last, so their locks are held only from
+    // there to COMMIT: other baskets on a hot SKU wait as little as can be.
+    let (begun, bound, created, lines, ordered, taken) = futures::join!(
         c.batch_execute("BEGIN"),
         c.query(&st_bind, &bind_params),
-        c.query(&st_take, &take_params),
         c.query_one(&st_res, &res_params),
         c.execute(&st_lines, &line_params),
         async {
@@ -338,6 +339,7 @@ async fn try_hold(
                 Ok(())
             }
         },
+        c.query(&st_take, &take_params),
     );
     let outcome = (|| {
         begun?;
