@@ -1045,3 +1045,99 @@ async fn two_replicas_over_grpc_never_oversell() {
     a.app.shutdown().await;
     b.app.shutdown().await;
 }
+
+/// Fifty calls with one key at once through a server on PostgreSQL, for all
+/// the stock there is: one executes, and every caller gets its reservation
+/// (not "out of stock" because the first call took it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_fifty_times_over_grpc_for_the_last_units() {
+    let pg = PgCluster::start();
+    let url = pg.url();
+    let app = crate::helpers::spawn_app_with(move |c| {
+        c.server.concurrency_max = 1_000;
+        c.ledger = config(&url);
+    })
+    .await;
+    let sku = "SR-000052";
+    grpc::stock(&app, sku, 2).await;
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let mut f = app.fulfillment();
+            tokio::spawn(async move {
+                f.reserve(grpc::reserve("same-key", grpc::basket(sku, 2)))
+                    .await
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for c in calls {
+        ids.insert(
+            c.await
+                .unwrap()
+                .expect("every caller gets the reservation")
+                .into_inner()
+                .reservation_id,
+        );
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(grpc::available(&app, sku).await, 0);
+    app.app.shutdown().await;
+}
+
+/// `find` waits for a call that holds the key uncommitted, then answers what
+/// that call left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_waits_for_a_call_in_flight_with_the_key() {
+    let pg = PgCluster::start();
+    let l = Arc::new(ledger(&pg.url()).await);
+    let req = reserve("in-flight", vec![line(1, 1, 1, 5)]);
+    assert!(l
+        .find(None, &req.key, req.fingerprint)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Another replica's reserve, stopped between binding the key and COMMIT.
+    let (other, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    other
+        .batch_execute(
+            "BEGIN; INSERT INTO idempotency (scope, idem_key, fingerprint, reservation_id, created_at_ms)
+             VALUES ('', 'in-flight', '\\x00', 'R-OTHER', 0)",
+        )
+        .await
+        .unwrap();
+    let finding = tokio::spawn({
+        let (l, key, fp) = (Arc::clone(&l), req.key.clone(), req.fingerprint);
+        async move { l.find(None, &key, fp).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!finding.is_finished(), "find must wait for the key's owner");
+    other.batch_execute("ROLLBACK").await.unwrap();
+    assert!(
+        finding.await.unwrap().unwrap().is_none(),
+        "rolled back: nothing bound"
+    );
+
+    let r = l.reserve(req.clone()).await.unwrap();
+    assert_eq!(
+        l.find(None, &req.key, req.fingerprint)
+            .await
+            .unwrap()
+            .map(|f| f.id),
+        Some(r.id)
+    );
+    let other_fp = RequestFingerprint(req.fingerprint.0 ^ 1);
+    assert!(matches!(
+        l.find(None, &req.key, other_fp).await,
+        Err(LedgerError::KeyReused { .. })
+    ));
+    assert!(l
+        .find(Some("someone"), &req.key, req.fingerprint)
+        .await
+        .unwrap()
+        .is_none());
+    l.flush().await.unwrap();
+}

@@ -20,8 +20,7 @@ use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::ledger::{
     CommitRequest, Delivery, DeliveryOutcome, HeldLine, IdempotencyKey, LedgerError, OutboundOrder,
     PurchaseOrder, ReleaseRequest, RequestFingerprint, Reservation, ReservationId, ReserveRequest,
-    State, StockKey, StockShortage, IDEMPOTENCY_KEY_TTL_MS, ORDER_REF_BYTES_MAX,
-    RELEASE_REASON_BYTES_MAX,
+    State, StockKey, StockShortage, IDEMPOTENCY_KEY_TTL_MS, RELEASE_REASON_BYTES_MAX,
 };
 
 /// The key a stored name resolves to when this process does not know it:
@@ -112,20 +111,6 @@ pub fn validate_reserve(req: &ReserveRequest) -> Result<(), LedgerError> {
         return Err(LedgerError::Invalid(format!(
             "hold time must be positive, not {} ms",
             req.hold_ms
-        )));
-    }
-    Ok(())
-}
-
-/// Checks an order reference.
-pub fn validate_order_ref(order_ref: &str) -> Result<(), LedgerError> {
-    if order_ref.is_empty() {
-        return Err(LedgerError::Invalid("order_ref is required".into()));
-    }
-    if order_ref.len() > ORDER_REF_BYTES_MAX {
-        return Err(LedgerError::Invalid(format!(
-            "order_ref is {} bytes, more than the {ORDER_REF_BYTES_MAX} allowed",
-            order_ref.len()
         )));
     }
     Ok(())
@@ -463,26 +448,38 @@ async fn bound_answer(inner: &Inner, req: &ReserveRequest) -> Result<Reservation
 }
 
 /// The reservation a key is bound to, if any, without doing anything. A
-/// reserve with the key still in flight is not seen (its row is not
-/// committed); the caller's own reserve then waits for it on the key.
+/// reserve with the key still in flight is waited for: one pipelined round
+/// trip tries to bind the key (which waits behind an uncommitted binding),
+/// reads the binding as committed by then, and rolls back.
 pub(crate) async fn find(
     inner: &Inner,
     owner: Option<&str>,
     key: &IdempotencyKey,
     fingerprint: RequestFingerprint,
 ) -> Result<Option<Reservation>, Fail> {
-    let s = Session::new(&inner.pool).await?;
-    let st = s.prepare(sql::KEY_BINDING).await?;
-    let row = s
-        .client()
-        .query_opt(&st, &[&scope(owner), &key.as_str()])
-        .await?;
+    let mut s = Session::new(&inner.pool).await?;
+    let (st_bind, st_read) =
+        futures::try_join!(s.prepare(sql::BIND_KEY), s.prepare(sql::KEY_BINDING))?;
+    let (off, scope, fp) = (inner.clock(), scope(owner), fingerprint.0.to_be_bytes());
+    let bind_params: [Param; 5] = [&off, &scope, &key.as_str(), &fp.as_slice(), &""];
+    let read_params: [Param; 2] = [&scope, &key.as_str()];
+    let c = s.opening();
+    let (begun, _, read, ended) = futures::join!(
+        c.batch_execute("BEGIN"),
+        c.query(&st_bind, &bind_params),
+        c.query_opt(&st_read, &read_params),
+        c.batch_execute("ROLLBACK"),
+    );
+    begun?;
+    let row = read?;
+    ended?;
+    s.open = false;
     let Some(row) = row else {
         return Ok(None);
     };
     let bound: Vec<u8> = row.get(0);
     let existing = ReservationId::new(row.get::<_, String>(1));
-    if bound != fingerprint.0.to_be_bytes() {
+    if bound != fp {
         return Err(LedgerError::KeyReused {
             key: key.clone(),
             existing,

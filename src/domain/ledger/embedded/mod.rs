@@ -44,7 +44,7 @@ use super::{
     AllocateRequest, CommitRequest, Delivery, DeliveryOutcome, HoldsTable, HoldsView,
     IdempotencyKey, KeyResolver, Ledger, LedgerError, LedgerHealth, OutboundOrder, ReleaseRequest,
     RequestFingerprint, Reservation, ReservationId, ReserveRequest, State, StockKey, StockShortage,
-    ORDER_REF_BYTES_MAX, RELEASE_REASON_BYTES_MAX,
+    RELEASE_REASON_BYTES_MAX,
 };
 use crate::domain::clock::Clock;
 
@@ -1018,19 +1018,6 @@ fn shortage(shorts: &[Short], req: &ReserveRequest) -> LedgerError {
     )
 }
 
-fn check_order_ref(order_ref: &str) -> Result<(), LedgerError> {
-    if order_ref.is_empty() {
-        return Err(LedgerError::Invalid("order_ref is required".into()));
-    }
-    if order_ref.len() > ORDER_REF_BYTES_MAX {
-        return Err(LedgerError::Invalid(format!(
-            "order_ref is {} bytes, more than the {ORDER_REF_BYTES_MAX} allowed",
-            order_ref.len()
-        )));
-    }
-    Ok(())
-}
-
 #[async_trait::async_trait]
 impl Ledger for EmbeddedLedger {
     async fn reserve(&self, req: ReserveRequest) -> Result<Reservation, LedgerError> {
@@ -1050,7 +1037,7 @@ impl Ledger for EmbeddedLedger {
     }
 
     async fn commit(&self, req: CommitRequest) -> Result<Reservation, LedgerError> {
-        check_order_ref(&req.order_ref)?;
+        super::check_order_ref(&req.order_ref)?;
         let (result, lsn) = self.inner.commit_now(&req);
         self.inner.durable(lsn).await?;
         result
@@ -1071,7 +1058,7 @@ impl Ledger for EmbeddedLedger {
     }
 
     async fn allocate(&self, req: AllocateRequest) -> Result<Reservation, LedgerError> {
-        check_order_ref(&req.order_ref)?;
+        super::check_order_ref(&req.order_ref)?;
         let inner = Arc::clone(&self.inner);
         tokio::spawn(inner.keyed(req.reserve, Some(req.order_ref)))
             .await
