@@ -73,9 +73,14 @@ pub struct Who {
 impl Who {
     /// From the authenticated caller, if any (none when auth is off).
     pub fn of(caller: Option<&Caller>) -> Who {
-        Who {
-            owner: Caller::owner(caller),
-            sees: Caller::access_scope(caller),
+        match caller {
+            None => Who::default(),
+            // Always the caller's id as owner, so that a cart never reaches
+            // what an order service made; seeing others' is a matter of role.
+            Some(c) => Who {
+                owner: Some(c.id.to_string()),
+                sees: (!c.sees_all_reservations()).then(|| c.id.to_string()),
+            },
         }
     }
 }
