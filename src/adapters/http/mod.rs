@@ -7,4 +7,5 @@ mod breaker;
 pub mod carriers;
 pub mod feed_fetch;
 pub mod live_rates;
+mod loopback;
 pub mod suppliers;
