@@ -19,10 +19,12 @@ use crate::adapters::http::carriers::CarrierClients;
 use crate::adapters::http::feed_fetch::FeedFetcher;
 use crate::adapters::http::suppliers::fake::{drifted, items_from_feed_csv, FakeSupplierServer};
 use crate::adapters::http::suppliers::{SupplierClients, FAKE_SCHEME};
+use crate::adapters::postgres::{PgLedger, PgSettings, SupplySource};
 use crate::auth::{AuthMode, Keyring};
-use crate::config::Config;
+use crate::config::{Config, LedgerKind};
 use crate::domain::clock::SystemClock;
 use crate::domain::feeds::{FeedError, IngestReport};
+use crate::domain::ledger::{KeyResolver, Ledger, LedgerHealth};
 use crate::domain::live_rates::LiveRater;
 use crate::domain::realtime::RealtimeStock;
 use crate::domain::suppliers::{FeedKind, SupplierId};
@@ -58,6 +60,8 @@ pub struct RunningApp {
     fake_suppliers: Option<FakeSupplierServer>,
     /// Real-time stock, when any supplier answers in real time.
     pub realtime: Option<Arc<RealtimeStock>>,
+    /// The reservation ledger, when one is configured.
+    pub ledger: Option<Arc<dyn Ledger>>,
 }
 
 impl std::fmt::Debug for RunningApp {
@@ -78,6 +82,66 @@ async fn set_health(health: &tonic_health::server::HealthReporter, status: Servi
         pb::catalog_server::CatalogServer::<grpc::CatalogService>::NAME,
     ] {
         health.set_service_status(name, status).await;
+    }
+}
+
+/// Health says SERVING exactly when `/readyz` says ready.
+async fn follow_readiness(health: &tonic_health::server::HealthReporter, readiness: &Readiness) {
+    let status = if readiness.is_ready() {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    set_health(health, status).await;
+}
+
+/// How often readiness looks at the ledger's health.
+const LEDGER_HEALTH_EVERY: Duration = Duration::from_millis(100);
+
+/// Keeps readiness and gRPC health following the ledger's health: not ready
+/// while its database is unreachable, ready again by itself when it is back.
+async fn watch_ledger(
+    ledger: Arc<dyn Ledger>,
+    readiness: Arc<Readiness>,
+    health: tonic_health::server::HealthReporter,
+) {
+    let mut tick = tokio::time::interval(LEDGER_HEALTH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let down = match ledger.health() {
+            LedgerHealth::Ready => None,
+            LedgerHealth::Down(why) => Some(why),
+        };
+        if down != readiness.ledger_down() {
+            match &down {
+                Some(why) => tracing::warn!(reason = %why, "reservation ledger down: not ready"),
+                None => tracing::info!("reservation ledger serving"),
+            }
+            readiness.set_ledger_down(down);
+            if !readiness.is_draining() {
+                follow_readiness(&health, &readiness).await;
+            }
+        }
+    }
+}
+
+/// The configured reservation ledger. PostgreSQL starts here (its schema and
+/// connections come up in the background; readiness waits for them). The
+/// embedded ledger is opened with the reservation API.
+fn open_ledger(config: &Config, world: &Arc<World>) -> anyhow::Result<Option<Arc<dyn Ledger>>> {
+    match config.ledger.kind {
+        LedgerKind::Embedded => Ok(None),
+        LedgerKind::Postgres => {
+            let settings = PgSettings::from_config(&config.ledger)?;
+            let ledger = PgLedger::start(
+                settings,
+                Arc::clone(world) as Arc<dyn KeyResolver>,
+                Arc::clone(world) as Arc<dyn SupplySource>,
+            )?;
+            tracing::info!("reservation ledger: PostgreSQL");
+            Ok(Some(Arc::new(ledger)))
+        }
     }
 }
 
@@ -109,6 +173,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "catalog and suppliers loaded"
     );
+
+    let ledger = open_ledger(&config, &world)?;
 
     let keyring = keyring(&config)?;
     let tls = TlsState::from_config(&config.tls)?;
@@ -250,13 +316,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
                 })
                 .await;
             readiness.set_ready();
-            health_reporter
-                .set_serving::<pb::fulfillment_server::FulfillmentServer<grpc::FulfillmentService>>(
-                )
-                .await;
-            health_reporter
-                .set_serving::<pb::catalog_server::CatalogServer<grpc::CatalogService>>()
-                .await;
+            follow_readiness(&health_reporter, &readiness).await;
             tracing::info!(
                 offers = feeds.world.index.offers_total(),
                 feeds_ms = t0.elapsed().as_millis() as u64,
@@ -268,7 +328,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             }
         }));
     }
+    if let Some(ledger) = &ledger {
+        background.push(tokio::spawn(watch_ledger(
+            Arc::clone(ledger),
+            Arc::clone(&readiness),
+            health_reporter.clone(),
+        )));
+    }
     Ok(RunningApp {
+        ledger,
         grpc_addr,
         http_addr,
         world,
@@ -514,6 +582,11 @@ impl RunningApp {
             );
             for abort in aborts {
                 abort.abort();
+            }
+        }
+        if let Some(ledger) = &self.ledger {
+            if let Err(e) = ledger.flush().await {
+                tracing::warn!(error = %e, "ledger flush failed");
             }
         }
         if let Some(fake) = self.fake_carriers {

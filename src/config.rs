@@ -61,6 +61,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Live carrier rating (FedEx, UPS); see docs/carriers.md.
     pub carriers: crate::adapters::http::carriers::CarriersConfig,
+    /// The reservation ledger; see docs/reservations.md.
+    pub ledger: LedgerConfig,
     /// Real-time supplier stock; see docs/suppliers.md.
     pub realtime: crate::adapters::http::suppliers::RealtimeConfig,
     /// Who may call (API keys and roles); see docs/security.md.
@@ -221,6 +223,55 @@ impl Default for QuoteConfig {
     }
 }
 
+/// Which reservation ledger serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedgerKind {
+    /// In-process and durable on local disk: one replica.
+    Embedded,
+    /// PostgreSQL (or a Postgres-wire database): shared by several replicas.
+    Postgres,
+}
+
+/// `[ledger]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// `"embedded"` or `"postgres"`.
+    pub kind: LedgerKind,
+    /// Connection string of the PostgreSQL ledger: a URL
+    /// (`postgres://user:password@host:5432/db`) or key=value pairs
+    /// (`host=/run/postgresql dbname=stockroute`).
+    pub postgres_url: String,
+    /// Most connections one replica opens.
+    pub postgres_pool_size: usize,
+    /// Time allowed to open a connection, and to wait for a free one.
+    pub postgres_connect_timeout_ms: u64,
+    /// Time one ledger call may take in the database, retries included;
+    /// past it the call answers UNAVAILABLE.
+    pub postgres_call_budget_ms: u64,
+    /// Learn other replicas' holds through LISTEN/NOTIFY (off for databases
+    /// without it, e.g. CockroachDB; polling alone then).
+    pub postgres_notify: bool,
+    /// How often the holds cache is re-read in full, and the database
+    /// probed for readiness.
+    pub postgres_poll_ms: u64,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            kind: LedgerKind::Embedded,
+            postgres_url: String::new(),
+            postgres_pool_size: 16,
+            postgres_connect_timeout_ms: 2_000,
+            postgres_call_budget_ms: 5_000,
+            postgres_notify: true,
+            postgres_poll_ms: 1_000,
+        }
+    }
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -342,6 +393,31 @@ mod tests {
         assert_eq!(c.server.http_addr, "0.0.0.0:9090");
         assert_eq!(c.feeds.reject_threshold_pct, Decimal::from(5));
         assert!(c.data.dir.is_none());
+        assert_eq!(c.ledger.kind, LedgerKind::Embedded);
+    }
+
+    #[test]
+    fn ledger_settings_come_from_the_environment_too() {
+        let c = Config::from_toml_with_env(
+            "[ledger]\nkind = \"embedded\"\n",
+            None,
+            [
+                ("STOCKROUTE_LEDGER__KIND".into(), "postgres".into()),
+                (
+                    "STOCKROUTE_LEDGER__POSTGRES_URL".into(),
+                    "postgres://u@127.0.0.1:5432/db".into(),
+                ),
+                ("STOCKROUTE_LEDGER__POSTGRES_POOL_SIZE".into(), "4".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.ledger.kind, LedgerKind::Postgres);
+        assert_eq!(c.ledger.postgres_url, "postgres://u@127.0.0.1:5432/db");
+        assert_eq!(c.ledger.postgres_pool_size, 4);
+        let err = Config::from_toml_with_env("[ledger]\nkind = \"mysql\"\n", None, [])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mysql"), "{err}");
     }
 
     #[test]

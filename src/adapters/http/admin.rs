@@ -17,11 +17,14 @@ use tokio::net::TcpListener;
 
 use crate::domain::world::World;
 
-/// Whether the first load has finished, and whether shutdown has begun.
+/// Whether the first load has finished, whether the reservation ledger can
+/// serve, and whether shutdown has begun.
 #[derive(Debug, Default)]
 pub struct Readiness {
     ready: AtomicBool,
     draining: AtomicBool,
+    /// Why the ledger cannot serve, while it cannot.
+    ledger_down: parking_lot::RwLock<Option<String>>,
 }
 
 impl Readiness {
@@ -36,9 +39,22 @@ impl Readiness {
         self.draining.store(true, Ordering::SeqCst);
     }
 
-    /// True once ready, until shutdown begins.
+    /// Records whether the ledger can serve: `Some(reason)` while it cannot
+    /// (its database unreachable), `None` once it can again.
+    pub fn set_ledger_down(&self, reason: Option<String>) {
+        *self.ledger_down.write() = reason;
+    }
+
+    /// Why the ledger cannot serve, if it cannot.
+    pub fn ledger_down(&self) -> Option<String> {
+        self.ledger_down.read().clone()
+    }
+
+    /// True once ready, while the ledger serves, until shutdown begins.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst) && !self.draining.load(Ordering::SeqCst)
+        self.ready.load(Ordering::SeqCst)
+            && !self.draining.load(Ordering::SeqCst)
+            && self.ledger_down.read().is_none()
     }
 
     /// True once shutdown has begun.
@@ -66,6 +82,8 @@ struct FeedFailure {
 struct ReadyDetail {
     ready: bool,
     draining: bool,
+    /// `"ready"`, or why the reservation ledger cannot serve.
+    ledger: String,
     products: usize,
     offers: u64,
     feeds_configured: usize,
@@ -138,6 +156,10 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     let mut detail = ReadyDetail {
         ready: s.readiness.is_ready(),
         draining: s.readiness.is_draining(),
+        ledger: s
+            .readiness
+            .ledger_down()
+            .map_or_else(|| "ready".to_owned(), |why| format!("down: {why}")),
         products: s.world.catalog.len(),
         offers: s.world.index.offers_total(),
         feeds_configured: s.scheduled.len(),
