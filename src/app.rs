@@ -354,6 +354,40 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     })
 }
 
+/// Why a config without keys does not start.
+const NO_KEYS: &str = "auth: no API keys configured; add [[auth.keys]] entries or \
+                       auth.keys_file (see docs/security.md), or set auth.mode = \"off\" \
+                       to serve without authentication";
+
+/// Whether this is `stockroute serve` with no config and no world: the only
+/// case that may run open without saying `auth.mode = "off"`.
+fn is_built_in_demo(config: &Config) -> bool {
+    config.base_dir.is_none() && config.data.dir.is_none()
+}
+
+/// Checks a config as far as it can without reading the files it names
+/// (keys file, certificates, the world): what `serve` would refuse at once.
+pub fn check_config(config: &Config) -> anyhow::Result<()> {
+    if config.auth.mode == AuthMode::ApiKeys {
+        let inline = crate::auth::AuthConfig {
+            keys_file: None,
+            ..config.auth.clone()
+        };
+        Keyring::from_config(&inline).context("auth configuration")?;
+        if config.auth.keys.is_empty()
+            && config.auth.keys_file.is_none()
+            && !is_built_in_demo(config)
+        {
+            anyhow::bail!(NO_KEYS);
+        }
+    }
+    let tls = &config.tls;
+    if tls.enabled() && (tls.cert_file.is_none() || tls.key_file.is_none()) {
+        anyhow::bail!("tls: cert_file and key_file must both be set");
+    }
+    Ok(())
+}
+
 /// Real-time stock for the suppliers that have a gateway. A `fake:<id>`
 /// base URL (the demo world's) is served by a fake supplier started here on
 /// loopback, answering from that supplier's feed file moved the way stock
@@ -452,16 +486,11 @@ fn keyring(config: &Config) -> anyhow::Result<Option<Arc<Keyring>>> {
     }
     let ring = Keyring::from_config(&config.auth).context("auth configuration")?;
     if ring.is_empty() && config.auth.keys_file.is_none() {
-        let built_in = config.base_dir.is_none() && config.data.dir.is_none();
-        if built_in {
+        if is_built_in_demo(config) {
             tracing::warn!(reason = "built-in demo world without keys", "{OPEN}");
             return Ok(None);
         }
-        anyhow::bail!(
-            "auth: no API keys configured; add [[auth.keys]] entries or auth.keys_file \
-             (see docs/security.md), or set auth.mode = \"off\" to serve without \
-             authentication"
-        );
+        anyhow::bail!(NO_KEYS);
     }
     if ring.is_empty() {
         tracing::warn!("auth: the keys file holds no key yet; every call is refused until it does");

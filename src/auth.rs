@@ -196,6 +196,22 @@ impl Caller {
     pub fn sees_all_reservations(&self) -> bool {
         self.roles.has(Role::Orders)
     }
+
+    /// The owner to record on a reservation this caller makes: always its id,
+    /// so that a cart can never reach what an order service made, and the
+    /// reverse is a matter of role.
+    pub fn owner(caller: Option<&Caller>) -> Option<String> {
+        caller.map(|c| c.id.to_string())
+    }
+
+    /// The owner to check access to an existing reservation with: the
+    /// caller's id, or `None` (every reservation) for callers whose role sees
+    /// all of them and when auth is off.
+    pub fn access_scope(caller: Option<&Caller>) -> Option<String> {
+        caller
+            .filter(|c| !c.sees_all_reservations())
+            .map(|c| c.id.to_string())
+    }
 }
 
 #[derive(Debug)]

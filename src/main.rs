@@ -57,6 +57,13 @@ enum Command {
     },
     /// Ask a running server for a quote and print the plan.
     Quote(cli::quote::QuoteArgs),
+    /// Read a config as `serve` would (environment overrides included) and
+    /// report what is wrong with it, without starting anything.
+    CheckConfig {
+        /// Config file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Print the SHA-256 of an API key read from standard input, for
     /// `[[auth.keys]] sha256`; with --generate, make a new key and print it with
     /// its config entry.
@@ -114,6 +121,10 @@ fn main() -> ExitCode {
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))
         }
         Command::Quote(q) => runtime.block_on(cli::quote::run(q)),
+        Command::CheckConfig { config } => Config::load(Some(&config))
+            .map_err(anyhow::Error::from)
+            .and_then(|c| app::check_config(&c))
+            .map(|()| println!("{}: config OK", config.display())),
         Command::HashKey {
             generate,
             id,

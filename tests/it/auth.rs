@@ -297,3 +297,24 @@ fn hash_key_prints_digests_and_usable_entries() {
     assert_eq!(&*caller.id, "oms");
     assert!(caller.sees_all_reservations());
 }
+
+/// `check-config` applies start-up's rules without the files: a config
+/// must name keys or turn auth off, and inline keys must be well formed.
+#[test]
+fn check_config_applies_the_start_up_rules() {
+    use stockroute::app::check_config;
+    let parse = |text: &str| {
+        let mut c = Config::from_toml_with_env(text, None, []).unwrap();
+        c.base_dir = Some(std::path::PathBuf::from("/etc/stockroute"));
+        c
+    };
+    let err = check_config(&parse("")).unwrap_err().to_string();
+    assert!(err.contains("no API keys configured"), "{err}");
+    check_config(&parse("[auth]\nmode = \"off\"\n")).unwrap();
+    check_config(&parse("[auth]\nkeys_file = \"/keys/keys.toml\"\n")).unwrap();
+    let bad_key = "[[auth.keys]]\nid = \"a\"\nroles = [\"cart\"]\nsha256 = \"00\"\n";
+    let err = format!("{:#}", check_config(&parse(bad_key)).unwrap_err());
+    assert!(err.contains("sha256"), "{err}");
+    let half_tls = "[auth]\nmode = \"off\"\n[tls]\ncert_file = \"/tls/tls.crt\"\n";
+    assert!(check_config(&parse(half_tls)).is_err());
+}

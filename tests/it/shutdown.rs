@@ -205,16 +205,20 @@ async fn sigterm_under_load_drains_in_order_and_exits_within_the_grace() {
     );
     if let Some(t) = first_failure {
         assert!(
-            t > not_serving,
-            "no call failed before health said NOT_SERVING"
+            t > closed_by,
+            "no call failed while draining (first failure {:?} after SIGTERM)",
+            t - term
         );
     }
+    // After the port closed, a caller's next call cannot reach the server: its
+    // channel reports the closed connection (UNAVAILABLE, or CANCELLED when the
+    // request was still queued in the client). Calls the server had taken
+    // finish: the slow push above shows it.
     for (_, o) in outcomes.iter() {
         if let Err(code) = o {
-            assert_eq!(
-                *code,
-                tonic::Code::Unavailable,
-                "calls after the port closed are refused as UNAVAILABLE, never cut off"
+            assert!(
+                matches!(code, tonic::Code::Unavailable | tonic::Code::Cancelled),
+                "calls after the port closed fail only for the closed connection: {code:?}"
             );
         }
     }

@@ -144,6 +144,12 @@ impl Admission {
     }
 }
 
+/// The caller of a request, as admission recorded it; `None` when auth is off.
+/// Services pass it to [`Caller::owner`] and [`Caller::access_scope`].
+pub fn caller<T>(request: &tonic::Request<T>) -> Option<&Caller> {
+    request.extensions().get::<Caller>()
+}
+
 /// What the refused RPC needs, for the PERMISSION_DENIED message.
 fn needed_role(rpc: Rpc) -> &'static str {
     if rpc.allows(Role::Cart) {

@@ -139,6 +139,31 @@ pub enum FallbackReason {
     InvalidRequest(String),
 }
 
+/// Which carrier API a body comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CarrierApi {
+    /// FedEx Rate API (and its OAuth token endpoint).
+    FedEx,
+    /// UPS Rating API (and its OAuth token endpoint).
+    Ups,
+}
+
+/// Parses a carrier's rate reply exactly as its client does: the quotes it
+/// holds, or why it cannot be used. Carriers are untrusted input; this is
+/// the entry point the fuzz targets drive.
+pub fn parse_rate_reply(api: CarrierApi, body: &[u8]) -> Result<Vec<LiveQuote>, FallbackReason> {
+    match api {
+        CarrierApi::FedEx => fedex::parse_response(body),
+        CarrierApi::Ups => ups::parse_response(body),
+    }
+}
+
+/// Parses an OAuth token endpoint's success body as the clients do, returning
+/// the token's lifetime in seconds (`default_secs` when it gives none).
+pub fn parse_token_reply(body: &[u8], default_secs: u64) -> Result<u64, FallbackReason> {
+    oauth::parse_token(body, default_secs).map(|t| t.expires_in.as_secs())
+}
+
 impl FallbackReason {
     /// Low-cardinality label for metrics.
     pub fn label(&self) -> &'static str {

@@ -106,7 +106,13 @@ pub(super) async fn token_from_response(
             snippet(&body)
         )));
     }
-    let t: TokenResponse = serde_json::from_slice(&body)
+    parse_token(&body, default_secs)
+}
+
+/// Parses a successful token endpoint's body; a lifetime that is missing or
+/// unreadable counts as `default_secs`.
+pub(super) fn parse_token(body: &[u8], default_secs: u64) -> Result<Token, FallbackReason> {
+    let t: TokenResponse = serde_json::from_slice(body)
         .map_err(|e| FallbackReason::Auth(format!("token response: {e}")))?;
     let secs = t
         .expires_in

@@ -68,6 +68,30 @@ use crate::domain::realtime::{
 };
 use crate::domain::suppliers::{SupplierId, SupplierRegistry};
 
+/// What one stock answer held, as [`parse_stock_answer`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerCounts {
+    /// Asked items the answer settles: known with stock and cost, or unknown (missing).
+    pub answered: usize,
+    /// Items dropped for a reason (wrong type, negative stock, unasked, ...).
+    pub dropped: usize,
+}
+
+/// Parses a supplier's stock answer exactly as the client does, for the items
+/// `asked` in `currency`: how much of it stands, or why it is unusable whole.
+/// Suppliers are untrusted; this is the entry point the fuzz targets drive.
+pub fn parse_stock_answer(
+    body: &[u8],
+    asked: &[&str],
+    currency: &str,
+) -> Result<AnswerCounts, String> {
+    let asked: Vec<Arc<str>> = asked.iter().map(|s| Arc::from(*s)).collect();
+    parse::stock_answer(body, &asked, currency).map(|a| AnswerCounts {
+        answered: a.items.len(),
+        dropped: a.dropped.len(),
+    })
+}
+
 pub use self::config::RealtimeConfig;
 
 /// Least time between two warnings about one supplier; the rest go to debug.
