@@ -637,12 +637,12 @@ impl Inner {
             .iter()
             .map(|l| (l.line.key, l.line.qty, l.supply))
             .collect();
-        if let Err(shorts) = self.holds.try_add(&wants) {
+        if self.holds.try_add(&wants).is_err() {
             // Holds past their time may not be swept yet; expiry is exact,
-            // so sweep and look again before saying no.
-            if self.sweep(self.clock.now_ms()) == 0 {
-                return Err(shortage(&shorts, req));
-            }
+            // so sweep and look again before saying no. Look again even when
+            // this sweep found nothing due: a concurrent Commit or Release
+            // may have expired the very hold in between, and freed its units.
+            self.sweep(self.clock.now_ms());
             self.holds
                 .try_add(&wants)
                 .map_err(|shorts| shortage(&shorts, req))?;
