@@ -207,6 +207,20 @@ pub fn render(r: &pb::QuoteResponse) -> String {
         amount(&plan.freight_total),
         amount(&plan.grand_total)
     );
+    if let Some(f) = plan
+        .freshness
+        .filter(|f| f.suppliers_queried + f.suppliers_cached > 0)
+    {
+        let _ = writeln!(
+            out,
+            "real-time: {} supplier(s) asked, {} answered, {} timed out, {} failed; {} from cache",
+            f.suppliers_queried,
+            f.suppliers_answered,
+            f.suppliers_timed_out,
+            f.suppliers_failed,
+            f.suppliers_cached
+        );
+    }
     for a in &r.alternatives {
         let latest = a
             .shipments

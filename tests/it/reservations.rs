@@ -606,3 +606,59 @@ async fn the_journal_lives_under_the_data_directory() {
     let journal = app._dir.path().join("ledger");
     assert!(journal.join("LOCK").exists(), "{journal:?}");
 }
+
+/// With API keys, a cart can reserve only its own quotes (another's answers
+/// as unknown) and cannot commit; an order service commits any reservation.
+/// (Reading and releasing others' reservations: `ownership.rs`.)
+#[tokio::test]
+async fn carts_reserve_only_their_own_quotes() {
+    use crate::auth::{spawn_with_keys, with_key, CART_KEY, ORDERS_KEY, OTHER_CART_KEY};
+    let app = spawn_with_keys().await;
+    let mut f = app.fulfillment();
+    let basket = pb::QuoteRequest {
+        lines: (1..=6).map(|i| line(&format!("SR-{i:06}"), 1)).collect(),
+        ship_to: us("10001"),
+        options: Some(pb::QuoteOptions {
+            allow_partial: true,
+            ..pb::QuoteOptions::default()
+        }),
+    };
+    let q = f
+        .quote(with_key(basket, CART_KEY))
+        .await
+        .unwrap()
+        .into_inner()
+        .plan
+        .unwrap();
+    assert!(!q.shipments.is_empty(), "the small world has some of these");
+    let from_quote = |key: &str| pb::ReserveRequest {
+        idempotency_key: key.into(),
+        source: Some(pb::reserve_request::Source::QuoteId(q.quote_id.clone())),
+        hold_seconds: 0,
+    };
+    let e = f
+        .reserve(with_key(from_quote("k-1"), OTHER_CART_KEY))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        Code::FailedPrecondition,
+        "another cart's quote is unknown"
+    );
+    let r = f
+        .reserve(with_key(from_quote("k-1"), CART_KEY))
+        .await
+        .unwrap()
+        .into_inner();
+    let e = f
+        .commit(with_key(commit(&r.reservation_id, "O-1"), CART_KEY))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "carts cannot commit");
+    let c = f
+        .commit(with_key(commit(&r.reservation_id, "O-1"), ORDERS_KEY))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!c.purchase_orders.is_empty());
+}

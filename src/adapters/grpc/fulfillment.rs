@@ -225,6 +225,28 @@ impl FulfillmentService {
             .map_err(status::ledger_error)
     }
 
+    /// Settles a Reserve or Allocate that failed: when another call with the
+    /// same key ran alongside, it may have taken the very stock this call
+    /// planned from, after this call's first look found nothing. The key's
+    /// reservation, if there is one now, is this call's answer too.
+    async fn or_replay(
+        &self,
+        outcome: Result<Reservation, Status>,
+        who: &Who,
+        key: &IdempotencyKey,
+        fingerprint: RequestFingerprint,
+    ) -> Result<Reservation, Status> {
+        match outcome {
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                match self.replay(who, key, fingerprint).await {
+                    Ok(Some(r)) => Ok(r),
+                    _ => Err(status),
+                }
+            }
+            outcome => outcome,
+        }
+    }
+
     /// Plans `input` and holds the plan (and commits it, for an allocate),
     /// planning again when other callers took the stock in between, up to
     /// `ledger.reserve_attempts_max` times.
@@ -391,7 +413,7 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
         if let Some(r) = self.replay(&who, &key, fingerprint).await? {
             return Ok(Response::new(self.reservations.to_pb(&r)));
         }
-        let held = match source {
+        let outcome = match source {
             None => return Err(convert::invalid("source", "set quote_id or basket")),
             Some(pb::reserve_request::Source::QuoteId(quote_id)) => {
                 let quote_id = convert::text("quote_id", &quote_id, crate::limits::ID_BYTES_MAX)?;
@@ -406,7 +428,7 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
                     .lines_to_hold(&kept.lines, true, None)
                     .map_err(|c| changed(c.join("; ")))?;
                 let request = ReserveRequest {
-                    key,
+                    key: key.clone(),
                     fingerprint,
                     lines,
                     hold_ms,
@@ -423,7 +445,7 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
                             .join("; "),
                     ),
                     e => status::ledger_error(e),
-                })?
+                })
             }
             Some(pb::reserve_request::Source::Basket(basket)) => {
                 let (input, realtime_budget_ms) = self.quote_input(basket)?;
@@ -442,9 +464,10 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
                     },
                     None,
                 )
-                .await?
+                .await
             }
         };
+        let held = self.or_replay(outcome, &who, &key, fingerprint).await?;
         Ok(Response::new(self.reservations.to_pb(&held)))
     }
 
@@ -537,7 +560,7 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
             return Err(convert::invalid("basket", "is required"));
         };
         let (input, realtime_budget_ms) = self.quote_input(basket)?;
-        let r = self
+        let outcome = self
             .hold_basket(
                 input,
                 realtime_budget_ms,
@@ -553,7 +576,8 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
                 },
                 Some(order_ref),
             )
-            .await?;
+            .await;
+        let r = self.or_replay(outcome, &who, &key, fingerprint).await?;
         Ok(Response::new(self.reservations.commit_response(&r)))
     }
 }

@@ -75,6 +75,8 @@ impl Who {
     pub fn of(caller: Option<&Caller>) -> Who {
         match caller {
             None => Who::default(),
+            // Always the caller's id as owner, so that a cart never reaches
+            // what an order service made; seeing others' is a matter of role.
             Some(c) => Who {
                 owner: Some(c.id.to_string()),
                 sees: (!c.sees_all_reservations()).then(|| c.id.to_string()),

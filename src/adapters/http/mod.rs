@@ -8,5 +8,6 @@ mod breaker;
 pub mod carriers;
 pub mod feed_fetch;
 pub mod live_rates;
+mod loopback;
 pub mod purchase_orders;
 pub mod suppliers;

@@ -431,7 +431,7 @@ impl Ledger for PgLedger {
     }
 
     async fn commit(&self, req: CommitRequest) -> Result<Reservation, LedgerError> {
-        ops::validate_order_ref(&req.order_ref)?;
+        crate::domain::ledger::check_order_ref(&req.order_ref)?;
         let req = Arc::new(req);
         self.inner
             .run("commit", move |inner| {
@@ -466,7 +466,7 @@ impl Ledger for PgLedger {
     }
 
     async fn allocate(&self, req: AllocateRequest) -> Result<Reservation, LedgerError> {
-        ops::validate_order_ref(&req.order_ref)?;
+        crate::domain::ledger::check_order_ref(&req.order_ref)?;
         let mut req = req;
         // The hold part is never visible; only the lines are checked.
         req.reserve.hold_ms = 1;

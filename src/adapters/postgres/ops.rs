@@ -20,8 +20,7 @@ use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::ledger::{
     CommitRequest, Delivery, DeliveryOutcome, HeldLine, IdempotencyKey, LedgerError, OutboundOrder,
     PurchaseOrder, ReleaseRequest, RequestFingerprint, Reservation, ReservationId, ReserveRequest,
-    State, StockKey, StockShortage, IDEMPOTENCY_KEY_TTL_MS, ORDER_REF_BYTES_MAX,
-    RELEASE_REASON_BYTES_MAX,
+    State, StockKey, StockShortage, IDEMPOTENCY_KEY_TTL_MS, RELEASE_REASON_BYTES_MAX,
 };
 
 /// The key a stored name resolves to when this process does not know it:
@@ -112,20 +111,6 @@ pub fn validate_reserve(req: &ReserveRequest) -> Result<(), LedgerError> {
         return Err(LedgerError::Invalid(format!(
             "hold time must be positive, not {} ms",
             req.hold_ms
-        )));
-    }
-    Ok(())
-}
-
-/// Checks an order reference.
-pub fn validate_order_ref(order_ref: &str) -> Result<(), LedgerError> {
-    if order_ref.is_empty() {
-        return Err(LedgerError::Invalid("order_ref is required".into()));
-    }
-    if order_ref.len() > ORDER_REF_BYTES_MAX {
-        return Err(LedgerError::Invalid(format!(
-            "order_ref is {} bytes, more than the {ORDER_REF_BYTES_MAX} allowed",
-            order_ref.len()
         )));
     }
     Ok(())

@@ -237,6 +237,21 @@ impl RequestFingerprint {
     }
 }
 
+/// Checks an order reference as every ledger does: present, at most
+/// [`ORDER_REF_BYTES_MAX`] bytes.
+pub fn check_order_ref(order_ref: &str) -> Result<(), LedgerError> {
+    if order_ref.is_empty() {
+        return Err(LedgerError::Invalid("order_ref is required".into()));
+    }
+    if order_ref.len() > ORDER_REF_BYTES_MAX {
+        return Err(LedgerError::Invalid(format!(
+            "order_ref is {} bytes, more than the {ORDER_REF_BYTES_MAX} allowed",
+            order_ref.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Where a reservation is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {

@@ -57,11 +57,10 @@ use axum::Router;
 use parking_lot::Mutex;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::json;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{fedex, ups, CarrierConfig, CarriersConfig};
+use crate::adapters::http::loopback::ServerTask;
 
 /// The only client id the fake accepts.
 pub const FAKE_CLIENT_ID: &str = "fake-client-id";
@@ -122,8 +121,7 @@ struct Shared {
 pub struct FakeCarrierServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: ServerTask,
 }
 
 impl std::fmt::Debug for FakeCarrierServer {
@@ -157,22 +155,10 @@ impl FakeCarrierServer {
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::warn!(error = %e, "fake carrier server stopped");
-            }
-        });
         Ok(FakeCarrierServer {
             addr,
             shared,
-            stop: Some(stop),
-            task: Some(task),
+            server: ServerTask::spawn(listener, router, "fake carriers"),
         })
     }
 
@@ -248,26 +234,7 @@ impl FakeCarrierServer {
 
     /// Stops accepting connections and waits (up to a second) for the server task.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(1), task)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-        }
-    }
-}
-
-impl Drop for FakeCarrierServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.server.stop().await;
     }
 }
 

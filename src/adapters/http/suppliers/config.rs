@@ -65,7 +65,7 @@ impl Default for RealtimeConfig {
             max_in_flight: 16,
             breaker_failures: 5,
             breaker_open_ms: 5_000,
-            breaker_timeout_min_ms: 50,
+            breaker_timeout_min_ms: 20,
             retry_connect: true,
             hedge: false,
             hedge_min_samples: 20,

@@ -63,8 +63,9 @@ use rand::{Rng, SeedableRng};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
+
+use crate::adapters::http::loopback::ServerTask;
 
 use super::wire::{
     ErrorBody, PurchaseOrderAck, PurchaseOrderRequest, StockRequest, PURCHASE_ORDERS_PATH,
@@ -276,8 +277,7 @@ pub struct FakeSupplierServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
     stopping: watch::Sender<bool>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: ServerTask,
 }
 
 impl std::fmt::Debug for FakeSupplierServer {
@@ -347,23 +347,11 @@ impl FakeSupplierServer {
             shared: Arc::clone(&shared),
         };
         let addr = axum::serve::Listener::local_addr(&listener)?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::warn!(error = %e, "fake supplier server stopped");
-            }
-        });
         Ok(FakeSupplierServer {
             addr,
             shared,
             stopping,
-            stop: Some(stop),
-            task: Some(task),
+            server: ServerTask::spawn(listener, router, "fake suppliers"),
         })
     }
 
@@ -474,27 +462,14 @@ impl FakeSupplierServer {
     /// server task.
     pub async fn shutdown(mut self) {
         let _ = self.stopping.send(true);
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(1), task)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-        }
+        self.server.stop().await;
     }
 }
 
 impl Drop for FakeSupplierServer {
     fn drop(&mut self) {
+        // Hanging answers end; the server task stops with `server`.
         let _ = self.stopping.send(true);
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
@@ -689,20 +664,38 @@ fn deliver(status: StatusCode, body: String, fault: Option<Fault>) -> Response {
     }
 }
 
+/// The fake supplier a call is for, counted in `calls` (of that supplier),
+/// and the call's plan, after its latency; or the early answer (unknown
+/// supplier, hang, status fault).
+async fn admit(
+    s: &Shared,
+    supplier: &str,
+    calls: fn(&FakeSupplier) -> &AtomicU64,
+) -> Result<(Arc<FakeSupplier>, CallPlan), Response> {
+    let Some(sup) = s.supplier(supplier) else {
+        return Err(refuse(
+            StatusCode::NOT_FOUND,
+            format!("no supplier `{supplier}`"),
+        ));
+    };
+    calls(&sup).fetch_add(1, Ordering::SeqCst);
+    let plan = sup.plan();
+    match s.before(&plan).await {
+        Some(early) => Err(early),
+        None => Ok((sup, plan)),
+    }
+}
+
 async fn stock(
     State(s): State<Arc<Shared>>,
     Path(supplier): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some(sup) = s.supplier(&supplier) else {
-        return refuse(StatusCode::NOT_FOUND, format!("no supplier `{supplier}`"));
-    };
-    sup.stock_calls.fetch_add(1, Ordering::SeqCst);
     let _in_flight = InFlight::enter(&s);
-    let plan = sup.plan();
-    if let Some(early) = s.before(&plan).await {
-        return early;
-    }
+    let (sup, plan) = match admit(&s, &supplier, |f| &f.stock_calls).await {
+        Ok(admitted) => admitted,
+        Err(early) => return early,
+    };
     let request: StockRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("not a stock request: {e}")),
@@ -807,14 +800,10 @@ async fn purchase_order(
     Path(supplier): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some(sup) = s.supplier(&supplier) else {
-        return refuse(StatusCode::NOT_FOUND, format!("no supplier `{supplier}`"));
+    let (sup, plan) = match admit(&s, &supplier, |f| &f.po_calls).await {
+        Ok(admitted) => admitted,
+        Err(early) => return early,
     };
-    sup.po_calls.fetch_add(1, Ordering::SeqCst);
-    let plan = sup.plan();
-    if let Some(early) = s.before(&plan).await {
-        return early;
-    }
     let order: PurchaseOrderRequest = match serde_json::from_slice(&body) {
         Ok(o) => o,
         Err(e) => {

@@ -51,6 +51,8 @@ struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
     durable: watch::Sender<Durable>,
+    /// Batches written and synced so far (records per sync = LSN / this).
+    syncs: std::sync::atomic::AtomicU64,
 }
 
 /// The journal of one ledger directory.
@@ -94,6 +96,7 @@ impl Journal {
             }),
             wake: Condvar::new(),
             durable,
+            syncs: std::sync::atomic::AtomicU64::new(0),
         });
         let writer = Writer {
             shared: Arc::clone(&shared),
@@ -118,6 +121,11 @@ impl Journal {
     pub fn append(&self, record: &Record) -> Result<u64, LedgerError> {
         let mut frame = Vec::with_capacity(256);
         encode_frame(record, &mut frame);
+        self.append_frame(&frame)
+    }
+
+    /// Queues an encoded frame (see `codec`); returns its LSN.
+    pub fn append_frame(&self, frame: &[u8]) -> Result<u64, LedgerError> {
         let mut p = self.shared.pending.lock();
         if let Some(why) = &p.failed {
             return Err(LedgerError::Unavailable(why.to_string()));
@@ -130,7 +138,7 @@ impl Journal {
         let lsn = p.next_lsn;
         p.next_lsn += 1;
         let was_empty = p.buf.is_empty();
-        p.buf.extend_from_slice(&frame);
+        p.buf.extend_from_slice(frame);
         drop(p);
         if was_empty {
             self.shared.wake.notify_one();
@@ -151,6 +159,15 @@ impl Journal {
         Err(LedgerError::Unavailable(
             d.failed.as_deref().unwrap_or("journal failed").to_owned(),
         ))
+    }
+
+    /// Records made durable and the syncs that took: how well group commit
+    /// batches.
+    pub fn progress(&self) -> (u64, u64) {
+        (
+            self.shared.durable.borrow().lsn,
+            self.shared.syncs.load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Why the journal stopped accepting records, if it did.
@@ -233,6 +250,9 @@ impl Writer {
                 .record(started.elapsed().as_secs_f64());
             metrics::counter!("stockroute_ledger_journal_bytes_total")
                 .increment(batch.len() as u64);
+            self.shared
+                .syncs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.shared.durable.send_modify(|d| d.lsn = last_lsn);
             batch.clear();
             if self.written >= self.segment_bytes_max {

@@ -44,7 +44,7 @@ use super::{
     AllocateRequest, CommitRequest, Delivery, DeliveryOutcome, HoldsTable, HoldsView,
     IdempotencyKey, KeyResolver, Ledger, LedgerError, LedgerHealth, OutboundOrder, ReleaseRequest,
     RequestFingerprint, Reservation, ReservationId, ReserveRequest, State, StockKey, StockShortage,
-    ORDER_REF_BYTES_MAX, RELEASE_REASON_BYTES_MAX,
+    RELEASE_REASON_BYTES_MAX,
 };
 use crate::domain::clock::Clock;
 
@@ -118,13 +118,17 @@ struct Entry {
     whole: Whole,
     /// Last journal record that changed it: answers wait for it.
     lsn: u64,
+    /// Its key in the shard's expiry queue while it is held.
+    due: Option<(i64, u64)>,
 }
 
 #[derive(Default)]
 struct Shard {
     entries: FxHashMap<ReservationId, Entry>,
-    /// Held reservations by expiry.
-    expiry: BTreeSet<(i64, ReservationId)>,
+    /// Held reservations by (expiry, sequence): the sequence keeps keys
+    /// unique and cheap to compare (ids made in one millisecond share most
+    /// of their bytes).
+    expiry: BTreeMap<(i64, u64), ReservationId>,
 }
 
 /// Allocations still counted, per supplier.
@@ -170,6 +174,8 @@ struct Inner {
     compactor: Mutex<Option<std::thread::JoinHandle<()>>>,
     retention_ms: i64,
     last_prune_ms: AtomicI64,
+    /// Tie-breaker for expiry queue keys.
+    expiry_seq: std::sync::atomic::AtomicU64,
     closed: AtomicBool,
     /// Held open: its lock marks the directory as ours.
     _lock: Option<File>,
@@ -260,6 +266,15 @@ impl EmbeddedLedger {
         }
     }
 
+    /// Records journaled and the syncs that made them durable (0, 0 in
+    /// memory): records per sync is the group-commit batch size.
+    pub fn journal_progress(&self) -> (u64, u64) {
+        self.inner
+            .journal
+            .as_ref()
+            .map_or((0, 0), Journal::progress)
+    }
+
     /// The table behind [`Ledger::holds`], for checks that need its entries.
     pub fn holds_table(&self) -> &HoldsTable {
         &self.inner.holds
@@ -341,6 +356,7 @@ impl Inner {
             compactor: Mutex::new(None),
             retention_ms,
             last_prune_ms: AtomicI64::new(0),
+            expiry_seq: std::sync::atomic::AtomicU64::new(0),
             closed: AtomicBool::new(false),
             _lock: None,
         }
@@ -369,6 +385,7 @@ impl Inner {
             }
             let id = w.made.id.clone();
             let mut shard = self.shards[shard_index(&id)].lock();
+            let mut due = None;
             match w.state {
                 State::Held if w.made.expires_at_ms <= now => {
                     // Ran out while the service was down: nothing to free.
@@ -379,7 +396,9 @@ impl Inner {
                     for l in &w.made.lines {
                         self.holds.add(l.key, l.qty);
                     }
-                    shard.expiry.insert((w.made.expires_at_ms, id.clone()));
+                    let key = (w.made.expires_at_ms, self.next_seq());
+                    shard.expiry.insert(key, id.clone());
+                    due = Some(key);
                 }
                 State::Committed => {
                     for l in &w.made.lines {
@@ -409,8 +428,19 @@ impl Inner {
                     fingerprint: w.made.fingerprint,
                 },
             );
-            shard.entries.insert(id, Entry { whole: w, lsn: 0 });
+            shard.entries.insert(
+                id,
+                Entry {
+                    whole: w,
+                    lsn: 0,
+                    due,
+                },
+            );
         }
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.expiry_seq.fetch_add(1, Ordering::Relaxed)
     }
 
     fn up(&self) -> Result<(), LedgerError> {
@@ -426,6 +456,13 @@ impl Inner {
     fn append(&self, record: &Record) -> Result<u64, LedgerError> {
         match &self.journal {
             Some(j) => j.append(record),
+            None => Ok(0),
+        }
+    }
+
+    fn append_frame(&self, frame: &[u8]) -> Result<u64, LedgerError> {
+        match &self.journal {
+            Some(j) => j.append_frame(frame),
             None => Ok(0),
         }
     }
@@ -506,9 +543,9 @@ impl Inner {
         e.whole.state = State::Expired;
         e.whole.changed_at_ms = now;
         e.lsn = lsn;
-        shard
-            .expiry
-            .remove(&(e.whole.made.expires_at_ms, id.clone()));
+        if let Some(key) = e.due.take() {
+            shard.expiry.remove(&key);
+        }
         for l in &e.whole.made.lines {
             self.holds.sub(l.key, l.qty);
         }
@@ -520,16 +557,17 @@ impl Inner {
         let mut expired = 0;
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
-            while let Some((at, id)) = shard.expiry.first().cloned() {
-                if at > now {
+            while let Some((&key, id)) = shard.expiry.first_key_value() {
+                if key.0 > now {
                     break;
                 }
+                let id = id.clone();
                 match self.expire_locked(&mut shard, &id, now) {
                     Ok(_) => expired += 1,
                     Err(_) => return expired,
                 }
                 // A hold already gone from the map leaves a stale entry.
-                shard.expiry.remove(&(at, id));
+                shard.expiry.remove(&key);
             }
         }
         expired
@@ -599,12 +637,12 @@ impl Inner {
             .iter()
             .map(|l| (l.line.key, l.line.qty, l.supply))
             .collect();
-        if let Err(shorts) = self.holds.try_add(&wants) {
+        if self.holds.try_add(&wants).is_err() {
             // Holds past their time may not be swept yet; expiry is exact,
-            // so sweep and look again before saying no.
-            if self.sweep(self.clock.now_ms()) == 0 {
-                return Err(shortage(&shorts, req));
-            }
+            // so sweep and look again before saying no. Look again even when
+            // this sweep found nothing due: a concurrent Commit or Release
+            // may have expired the very hold in between, and freed its units.
+            self.sweep(self.clock.now_ms());
             self.holds
                 .try_add(&wants)
                 .map_err(|shorts| shortage(&shorts, req))?;
@@ -626,16 +664,23 @@ impl Inner {
                 now.saturating_add(req.hold_ms)
             },
         };
-        let record = Record::Reserve {
-            made: made.clone(),
-            commit: commit.map(|r| (r.to_owned(), now)),
-        };
+        // Encoded from borrowed parts, and only when there is a journal.
+        let frame = self.journal.as_ref().map(|_| {
+            let mut frame = Vec::with_capacity(512);
+            codec::encode_reserve_frame(&made, commit.map(|r| (r, now)), &mut frame);
+            frame
+        });
         let mut whole = fresh(made);
         if let Some(order_ref) = commit {
             commit_whole(&mut whole, order_ref.to_owned(), now);
         }
         let mut shard = self.shards[shard_index(&id)].lock();
-        let lsn = match self.append(&record) {
+        let mut due = None;
+        let appended = match &frame {
+            Some(frame) => self.append_frame(frame),
+            None => Ok(0),
+        };
+        let lsn = match appended {
             Ok(lsn) => lsn,
             Err(e) => {
                 for (k, q, _) in wants {
@@ -651,10 +696,12 @@ impl Inner {
                 outbox.put(&id, &o.po_number, now);
             }
         } else {
-            shard.expiry.insert((whole.made.expires_at_ms, id.clone()));
+            let key = (whole.made.expires_at_ms, self.next_seq());
+            shard.expiry.insert(key, id.clone());
+            due = Some(key);
         }
         let answer = view(&whole, now);
-        shard.entries.insert(id, Entry { whole, lsn });
+        shard.entries.insert(id, Entry { whole, lsn, due });
         Ok((answer, lsn))
     }
 
@@ -854,9 +901,9 @@ impl Inner {
                     Ok(lsn) => lsn,
                     Err(x) => return (Err(x), 0),
                 };
-                shard
-                    .expiry
-                    .remove(&(e.whole.made.expires_at_ms, req.id.clone()));
+                if let Some(key) = e.due.take() {
+                    shard.expiry.remove(&key);
+                }
                 commit_whole(&mut e.whole, req.order_ref.clone(), now);
                 e.lsn = lsn;
                 self.track(&e.whole);
@@ -931,10 +978,12 @@ impl Inner {
             Ok(lsn) => lsn,
             Err(x) => return (Err(x), 0),
         };
-        shard.expiry.remove(&(expires_at, req.id.clone()));
         let Some(e) = shard.entries.get_mut(&req.id) else {
             return (Err(LedgerError::NotFound { id: req.id.clone() }), 0);
         };
+        if let Some(key) = e.due.take() {
+            shard.expiry.remove(&key);
+        }
         if state == State::Held {
             for l in &e.whole.made.lines {
                 self.holds.sub(l.key, l.qty);
@@ -969,19 +1018,6 @@ fn shortage(shorts: &[Short], req: &ReserveRequest) -> LedgerError {
     )
 }
 
-fn check_order_ref(order_ref: &str) -> Result<(), LedgerError> {
-    if order_ref.is_empty() {
-        return Err(LedgerError::Invalid("order_ref is required".into()));
-    }
-    if order_ref.len() > ORDER_REF_BYTES_MAX {
-        return Err(LedgerError::Invalid(format!(
-            "order_ref is {} bytes, more than the {ORDER_REF_BYTES_MAX} allowed",
-            order_ref.len()
-        )));
-    }
-    Ok(())
-}
-
 #[async_trait::async_trait]
 impl Ledger for EmbeddedLedger {
     async fn reserve(&self, req: ReserveRequest) -> Result<Reservation, LedgerError> {
@@ -1001,7 +1037,7 @@ impl Ledger for EmbeddedLedger {
     }
 
     async fn commit(&self, req: CommitRequest) -> Result<Reservation, LedgerError> {
-        check_order_ref(&req.order_ref)?;
+        super::check_order_ref(&req.order_ref)?;
         let (result, lsn) = self.inner.commit_now(&req);
         self.inner.durable(lsn).await?;
         result
@@ -1022,7 +1058,7 @@ impl Ledger for EmbeddedLedger {
     }
 
     async fn allocate(&self, req: AllocateRequest) -> Result<Reservation, LedgerError> {
-        check_order_ref(&req.order_ref)?;
+        super::check_order_ref(&req.order_ref)?;
         let inner = Arc::clone(&self.inner);
         tokio::spawn(inner.keyed(req.reserve, Some(req.order_ref)))
             .await
@@ -1045,7 +1081,7 @@ impl Ledger for EmbeddedLedger {
         self.inner
             .shards
             .iter()
-            .filter_map(|s| s.lock().expiry.first().map(|(at, _)| *at))
+            .filter_map(|s| s.lock().expiry.first_key_value().map(|((at, _), _)| *at))
             .min()
     }
 
