@@ -222,6 +222,9 @@ pub struct QuoteConfig {
     pub live_budget_ms: u64,
     /// Kept back from the caller's deadline for planning and the answer.
     pub deadline_reserve_ms: u64,
+    /// Most time the planner searches for one quote's plans (the caller's
+    /// deadline can only shorten it).
+    pub planning_budget_ms: u64,
 }
 
 impl Default for QuoteConfig {
@@ -232,6 +235,7 @@ impl Default for QuoteConfig {
             line_quantity_max: limits::LINE_QUANTITY_MAX,
             live_budget_ms: 1_500,
             deadline_reserve_ms: 20,
+            planning_budget_ms: limits::PLANNING_BUDGET_MS,
         }
     }
 }

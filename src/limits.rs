@@ -26,6 +26,9 @@ pub const SUPPLIERS_MAX: usize = u16::MAX as usize;
 pub const UNIT_COST_UNITS_MAX: u64 = u32::MAX as u64;
 /// Decimal places of a unit cost kept exactly inside the index.
 pub const UNIT_COST_SCALE: u32 = 4;
+/// Time the planner may search for one quote's plans, in milliseconds (config
+/// `quote.planning_budget_ms`); the caller's deadline can only shorten it.
+pub const PLANNING_BUDGET_MS: u64 = 20;
 /// Most excluded suppliers named in one request.
 pub const EXCLUDED_SUPPLIERS_MAX: usize = 256;
 /// Longest free-text field of a request (order references, release reasons), in bytes.

@@ -2,16 +2,19 @@
 //! through the request's real-time overlay, then hand it to the planner and
 //! freight.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::address::Address;
 use super::catalog::ProductId;
-use super::freight::RatedShipment;
+use super::freight::{FreightFloor, LinearFloor, RatedShipment, ShipmentProfile};
 use super::index::IndexView;
 use super::money::CostUnits;
 use super::planner::{
-    self, Candidate, LineInput, Objective, PlanError, PlanOptions, PlanOutcome, Rater, Short,
+    self, Candidate, Floor, LineInput, Objective, PlanError, PlanOptions, PlanOutcome, Planner,
+    Rater, Short,
 };
 use super::realtime::Overlay;
 use super::suppliers::SupplierId;
@@ -166,71 +169,53 @@ impl World {
     }
 
     /// Plans a basket under the requested objective and the others, from the
-    /// index seen through `fresh` (the request's real-time answers).
+    /// index seen through `fresh` (the request's real-time answers), within
+    /// the default planning budget.
     pub fn quote(
         &self,
         input: &QuoteInput,
         fresh: &Overlay,
         valid_secs: u64,
     ) -> Result<Quote, QuoteError> {
+        let budget = Duration::from_millis(crate::limits::PLANNING_BUDGET_MS);
+        self.quote_by(input, fresh, valid_secs, Instant::now() + budget)
+    }
+
+    /// Plans a basket like [`World::quote`], searching until `deadline`: the
+    /// requested objective may use up to three fifths of the time, the
+    /// alternatives share what is left. All objectives share one planner, so
+    /// a shipment rated for one is not rated again for another.
+    pub fn quote_by(
+        &self,
+        input: &QuoteInput,
+        fresh: &Overlay,
+        valid_secs: u64,
+        deadline: Instant,
+    ) -> Result<Quote, QuoteError> {
         let view = self.index.view();
-        let mut offers = Vec::new();
-        let lines: Vec<LineInput> = input
-            .lines
-            .iter()
-            .map(|d| {
-                offers.clear();
-                if let Some(p) = d.product {
-                    view.offers_into(p, &mut offers);
-                }
-                let mut excluded_stock = false;
-                let candidates = offers
-                    .iter()
-                    .filter_map(|o| {
-                        let seen = fresh.see(o);
-                        // What holds and allocations leave of the supplier's stock.
-                        let available = seen
-                            .available
-                            .saturating_sub(self.counted(o.supplier, o.product));
-                        let excluded = input.excluded.contains(&o.supplier);
-                        excluded_stock |= excluded && available > 0;
-                        (!excluded && available > 0).then_some(Candidate {
-                            supplier: o.supplier,
-                            available,
-                            cost: seen.cost,
-                            as_of_s: seen.as_of_s,
-                        })
-                    })
-                    .collect();
-                LineInput {
-                    product: d.product,
-                    qty: d.qty,
-                    candidates,
-                    excluded_stock,
-                }
-            })
-            .collect();
-        let rater = WorldRater {
-            world: self,
-            ship_to: &input.ship_to,
-        };
+        let lines = plan_inputs(self, &view, input, fresh);
+        let rater = self.rater(&input.ship_to);
         let unfulfillable = |e: PlanError| match e {
             PlanError::Unfulfillable(shorts) => QuoteError::Unfulfillable {
                 lines: input.lines.clone(),
                 shorts,
             },
         };
-        let plan = planner::plan(&lines, &input.options, &rater).map_err(unfulfillable)?;
+        let mut planner = Planner::new(&lines, &input.options, &rater).map_err(unfulfillable)?;
+        let start = Instant::now();
+        let main_deadline = start + deadline.saturating_duration_since(start) * 3 / 5;
+        let plan = planner
+            .plan(input.options.objective, main_deadline)
+            .map_err(unfulfillable)?;
         let mut alternatives: Vec<PlanOutcome> = Vec::new();
-        for objective in Objective::ALL {
-            if objective == input.options.objective {
-                continue;
-            }
-            let options = PlanOptions {
-                objective,
-                ..input.options.clone()
-            };
-            if let Ok(alt) = planner::plan(&lines, &options, &rater) {
+        let others: Vec<Objective> = Objective::ALL
+            .into_iter()
+            .filter(|o| *o != input.options.objective)
+            .collect();
+        for (i, &objective) in others.iter().enumerate() {
+            let now = Instant::now();
+            let share = deadline.saturating_duration_since(now) / (others.len() - i) as u32;
+            if let Ok(alt) = planner.plan(objective, now + share) {
                 let differs = |p: &PlanOutcome| {
                     p.shipments != alt.shipments || p.shortfalls != alt.shortfalls
                 };
@@ -270,6 +255,68 @@ impl World {
     }
 }
 
+impl World {
+    /// The planner's view of a quote request: each line's candidates from
+    /// the index seen through `fresh`, less holds and allocations, excluded
+    /// suppliers left out.
+    pub fn plan_inputs(&self, input: &QuoteInput, fresh: &Overlay) -> Vec<LineInput> {
+        plan_inputs(self, &self.index.view(), input, fresh)
+    }
+
+    /// Freight for the planner: this world's rating to `ship_to`.
+    pub fn rater<'a>(&'a self, ship_to: &'a Address) -> WorldRater<'a> {
+        WorldRater {
+            world: self,
+            ship_to,
+            floors: RefCell::new(HashMap::new()),
+        }
+    }
+}
+
+fn plan_inputs(
+    world: &World,
+    view: &IndexView<'_>,
+    input: &QuoteInput,
+    fresh: &Overlay,
+) -> Vec<LineInput> {
+    let mut offers = Vec::new();
+    input
+        .lines
+        .iter()
+        .map(|d| {
+            offers.clear();
+            if let Some(p) = d.product {
+                view.offers_into(p, &mut offers);
+            }
+            let mut excluded_stock = false;
+            let candidates = offers
+                .iter()
+                .filter_map(|o| {
+                    let seen = fresh.see(o);
+                    // What holds and allocations leave of the supplier's stock.
+                    let available = seen
+                        .available
+                        .saturating_sub(world.counted(o.supplier, o.product));
+                    let excluded = input.excluded.contains(&o.supplier);
+                    excluded_stock |= excluded && available > 0;
+                    (!excluded && available > 0).then_some(Candidate {
+                        supplier: o.supplier,
+                        available,
+                        cost: seen.cost,
+                        as_of_s: seen.as_of_s,
+                    })
+                })
+                .collect();
+            LineInput {
+                product: d.product,
+                qty: d.qty,
+                candidates,
+                excluded_stock,
+            }
+        })
+        .collect()
+}
+
 fn offers_of(
     world: &World,
     view: &IndexView<'_>,
@@ -297,9 +344,12 @@ fn offers_of(
 }
 
 /// Freight for the planner: the world's rating to one destination.
-struct WorldRater<'a> {
+pub struct WorldRater<'a> {
     world: &'a World,
     ship_to: &'a Address,
+    /// Each supplier's lane floor, built on first use (`None`: the lane has
+    /// no service).
+    floors: RefCell<HashMap<SupplierId, Option<FreightFloor<'a>>>>,
 }
 
 impl Rater for WorldRater<'_> {
@@ -324,5 +374,44 @@ impl Rater for WorldRater<'_> {
             .suppliers
             .get(supplier)
             .map_or(0, |s| s.processing_days)
+    }
+
+    fn unit_profile(&self, supplier: SupplierId, product: ProductId) -> Option<ShipmentProfile> {
+        let item = self.world.item(product)?;
+        self.with_floor(supplier, |f| f.unit(&item))?
+    }
+
+    fn floor(&self, supplier: SupplierId, profile: &ShipmentProfile) -> Option<Floor> {
+        self.with_floor(supplier, |f| Floor {
+            amount: f.amount(profile),
+            transit_days: f.transit_days(),
+        })
+    }
+
+    fn linear_floor(
+        &self,
+        supplier: SupplierId,
+        reference: &ShipmentProfile,
+    ) -> Option<LinearFloor> {
+        self.with_floor(supplier, |f| f.linear(reference))
+    }
+}
+
+impl<'a> WorldRater<'a> {
+    /// Runs `f` on the supplier's lane floor, built on first use; `None`
+    /// when the lane has no service.
+    fn with_floor<T>(
+        &self,
+        supplier: SupplierId,
+        f: impl FnOnce(&FreightFloor<'a>) -> T,
+    ) -> Option<T> {
+        let mut floors = self.floors.borrow_mut();
+        let lane = floors.entry(supplier).or_insert_with(|| {
+            let origin = &self.world.suppliers.get(supplier)?.origin;
+            self.world
+                .freight_floor(origin, self.ship_to, Some(supplier))
+                .ok()
+        });
+        lane.as_ref().map(f)
     }
 }

@@ -11,7 +11,9 @@ use super::clock::Clock;
 use super::feeds::{
     apply_parsed, parse_feed, FeedBoard, FeedError, FeedRules, IngestReport, Mapping,
 };
-use super::freight::{Endpoint, Freight, FreightError, Item, ItemLine, RateRequest, RatedShipment};
+use super::freight::{
+    Endpoint, Freight, FreightError, FreightFloor, Item, ItemLine, RateRequest, RatedShipment,
+};
 use super::index::OfferIndex;
 use super::ledger::{LedgerLink, StockKey};
 use super::suppliers::{FeedKind, SupplierId, SupplierRegistry};
@@ -210,16 +212,35 @@ impl World {
                 items.push(ItemLine { item, quantity });
             }
         }
-        let handling_fee = supplier
-            .and_then(|s| self.suppliers.get(s))
-            .map(|s| s.handling_fee)
-            .unwrap_or_default();
         self.freight.rate(&RateRequest {
             origin: endpoint(origin),
             destination: endpoint(destination),
             lines: &items,
-            handling_fee,
+            handling_fee: self.handling_fee(supplier),
         })
+    }
+
+    /// The least [`World::rate_shipment`] can say for any shipment from
+    /// `origin` to `destination` by the weight of its goods (the planner's
+    /// lower bound); see [`FreightFloor`].
+    pub fn freight_floor(
+        &self,
+        origin: &Address,
+        destination: &Address,
+        supplier: Option<SupplierId>,
+    ) -> Result<FreightFloor<'_>, FreightError> {
+        self.freight.floor(
+            endpoint(origin),
+            endpoint(destination),
+            self.handling_fee(supplier),
+        )
+    }
+
+    fn handling_fee(&self, supplier: Option<SupplierId>) -> rust_decimal::Decimal {
+        supplier
+            .and_then(|s| self.suppliers.get(s))
+            .map(|s| s.handling_fee)
+            .unwrap_or_default()
     }
 }
 

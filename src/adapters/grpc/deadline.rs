@@ -40,6 +40,25 @@ pub fn budget(deadline: Option<Instant>, reserve: Duration, default: Duration) -
     }
 }
 
+/// Time the planner may search: `cap`, shortened to what the caller's
+/// deadline leaves after `reserve`, and to half of that when live carrier
+/// rates still have to be fetched after planning (they need the rest).
+pub fn planning_budget(
+    deadline: Option<Instant>,
+    reserve: Duration,
+    cap: Duration,
+    live_rates_follow: bool,
+) -> Duration {
+    let Some(d) = deadline else {
+        return cap;
+    };
+    let left = d
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(reserve);
+    let share = if live_rates_follow { left / 2 } else { left };
+    share.min(cap)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +89,23 @@ mod tests {
         assert_eq!(
             budget(None, Duration::ZERO, Duration::from_millis(5)),
             Duration::from_millis(5)
+        );
+    }
+
+    #[test]
+    fn planning_leaves_live_rates_half_of_what_the_deadline_leaves() {
+        let ms = Duration::from_millis;
+        assert_eq!(planning_budget(None, ms(20), ms(30), true), ms(30));
+        let far = Instant::now() + Duration::from_secs(10);
+        assert_eq!(planning_budget(Some(far), ms(20), ms(30), true), ms(30));
+        let near = Instant::now() + ms(60);
+        let b = planning_budget(Some(near), ms(20), ms(30), true);
+        assert!(b <= ms(20) && b > ms(15), "{b:?}");
+        let b = planning_budget(Some(near), ms(20), ms(30), false);
+        assert!(b <= ms(30) && b > ms(25), "{b:?}");
+        assert_eq!(
+            planning_budget(Some(Instant::now()), ms(20), ms(30), false),
+            ms(0)
         );
     }
 }

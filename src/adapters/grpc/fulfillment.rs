@@ -175,14 +175,29 @@ impl FulfillmentService {
         let large = input.lines.len() > INLINE_PLAN_LINES_MAX;
         let world = Arc::clone(&self.world);
         let valid_secs = self.config.quote.valid_secs;
+        let planning = deadline::planning_budget(
+            deadline,
+            Duration::from_millis(self.config.quote.deadline_reserve_ms),
+            Duration::from_millis(self.config.quote.planning_budget_ms),
+            self.live.is_some(),
+        );
+        let planned_by = Instant::now() + planning;
         let (quote, input, fresh) = if large {
             tokio::task::spawn_blocking(move || {
-                (world.quote(&input, &fresh, valid_secs), input, fresh)
+                (
+                    world.quote_by(&input, &fresh, valid_secs, planned_by),
+                    input,
+                    fresh,
+                )
             })
             .await
             .map_err(|e| Status::internal(format!("planner stopped: {e}")))?
         } else {
-            (world.quote(&input, &fresh, valid_secs), input, fresh)
+            (
+                world.quote_by(&input, &fresh, valid_secs, planned_by),
+                input,
+                fresh,
+            )
         };
         let mut quote = quote.map_err(status::quote_error)?;
         let live = match &self.live {

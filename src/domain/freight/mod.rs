@@ -6,6 +6,7 @@
 //! with precomputed lookups only. The same request always gives the same answer.
 
 mod error;
+mod floor;
 mod packing;
 mod rating;
 mod tables;
@@ -19,6 +20,7 @@ use std::path::Path;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 pub use self::error::FreightError;
+pub use self::floor::{FloorLine, FreightFloor, LinearFloor, ShipmentProfile};
 use self::rating::{ParcelFacts, Pricer, Refusal};
 use self::tables::{Delivery, Model, Scope};
 
@@ -202,11 +204,15 @@ struct Plan<'a> {
 struct LaneService<'a> {
     pricer: Pricer<'a>,
     transit_days: u32,
+    /// The floor of its price row on this lane.
+    floor: Option<&'a floor::RowFloor>,
 }
 
 /// Loaded rate tables, zones, box catalog and settings.
 pub struct Freight {
     model: Model,
+    /// Per service, per zone: the row's lower envelope, for [`Freight::floor`].
+    floors: Vec<floor::ServiceFloors>,
 }
 
 macro_rules! sample_files {
@@ -273,9 +279,9 @@ impl Freight {
 
     /// Loads from in-memory files: (relative path, contents), same layout as [`Freight::load`].
     pub fn from_files(files: &[(String, Vec<u8>)]) -> Result<Freight, FreightError> {
-        Ok(Freight {
-            model: tables::compile(files)?,
-        })
+        let model = tables::compile(files)?;
+        let floors = model.services.iter().map(floor::service_floors).collect();
+        Ok(Freight { model, floors })
     }
 
     /// The shipped SAMPLE tables (embedded at build time), as (relative path, contents).
@@ -484,7 +490,7 @@ impl Freight {
         // Delivery-area tier per carrier, looked up once (no allocation for up to 8 carriers).
         let mut das_tier: [Option<u8>; 8] = [None; 8];
         let mut out = Vec::with_capacity(m.services.len());
-        for s in &m.services {
+        for (si, s) in m.services.iter().enumerate() {
             let Some(carrier) = m.carriers.get(s.carrier) else {
                 continue;
             };
@@ -534,9 +540,55 @@ impl Freight {
                     delivery_area,
                 },
                 transit_days: *transit_days,
+                floor: self
+                    .floors
+                    .get(si)
+                    .and_then(|f| f.get(zone))
+                    .and_then(Option::as_ref),
             });
         }
         out
+    }
+
+    /// The least any shipment from `origin` to `destination` can cost, and the
+    /// soonest it can arrive, from the profile of its units (see [`FreightFloor`]).
+    /// Fails like [`Freight::rate`] when the lane has no service at all.
+    pub fn floor(
+        &self,
+        origin: Endpoint<'_>,
+        destination: Endpoint<'_>,
+        handling_fee: Decimal,
+    ) -> Result<FreightFloor<'_>, FreightError> {
+        let req = RateRequest {
+            origin,
+            destination,
+            lines: &[],
+            handling_fee,
+        };
+        let o = self.country_index(origin.country_code, origin.postal_code)?;
+        let d = self.country_index(destination.country_code, destination.postal_code)?;
+        let lane = self.lane(&req, o, d);
+        if lane.is_empty() {
+            return Err(FreightError::NoService {
+                reason: "no service serves this lane".into(),
+            });
+        }
+        let services = lane
+            .iter()
+            .filter_map(|l| {
+                Some(floor::FloorService {
+                    row: l.floor?,
+                    pricer: l.pricer,
+                    transit_days: l.transit_days,
+                })
+            })
+            .collect();
+        Ok(FreightFloor {
+            services,
+            boxes: &self.model.boxes,
+            fill_pct: self.model.settings.fill_factor_pct,
+            handling_fee,
+        })
     }
 
     /// Validates the request, finds the lane's services and the reference service, and packs.

@@ -55,6 +55,17 @@ impl DimRule {
         }
     }
 
+    /// Dimensional weight of `volume_mm3` in the rule's whole units.
+    pub fn volume_units(self, volume_mm3: u128) -> u32 {
+        let divisor = u128::from(self.divisor.max(1));
+        let units = if self.metric {
+            volume_mm3.div_ceil(1000 * divisor)
+        } else {
+            (volume_mm3 * 1000).div_ceil(MM3_PER_IN3_X1000 * divisor)
+        };
+        u32::try_from(units).unwrap_or(u32::MAX)
+    }
+
     /// Grams in `units` of the rule's unit (lb rounded down to whole grams).
     pub fn units_to_g(self, units: u32) -> u32 {
         if self.metric {

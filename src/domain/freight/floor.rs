@@ -1,0 +1,595 @@
+//! The least a shipment can cost on a lane, from its goods' weight alone.
+//!
+//! The planner searches over which supplier ships which lines and needs, for
+//! a shipment that is still being filled, a price that no final content can
+//! undercut. Packing is a search of its own and the chosen service a minimum
+//! over services, so the real amount need not grow with every added item;
+//! this floor does, by construction, and never exceeds the amount of any
+//! service for any shipment whose goods weigh at least as much.
+//!
+//! Why it holds. A unit that fits no box ships alone in its own packaging,
+//! so its parcel's charge is known exactly; these add up. A unit that fits a
+//! box always goes in one that holds it alone, so its parcel costs at least
+//! the cheapest such box, weighs at least the lightest tare, and bills at
+//! least the dimensional weight of the smallest. The boxed parcels' billable
+//! units add up to at least the boxed goods' weight plus one tare, and to at
+//! least the dimensional weight of the space the units take (several units
+//! fill at most the fill factor of a box); each is at least the largest of
+//! those smallest boxes' dimensional weights; a price row `p`
+//! that never falls and whose price per unit never rises is subadditive, so
+//! the parcels together cost at least `p` of the larger of the two (capped
+//! at the row's end). Rows without that shape fall back to the cheapest
+//! entry, or the cheapest price per unit times the units, whichever is
+//! larger. There is at least one boxed parcel, so its per-parcel residential
+//! and delivery-area surcharges count once; additional handling and oversize
+//! only add and are left out. Fuel multiplies everything, the least over
+//! services of a sum is at least the sum of the least, and rounding to cents
+//! is monotone.
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+
+use super::rating::{ceil_kg, ceil_lb, ParcelFacts, Pricer};
+use super::round_cents;
+use super::tables::{BoxSpec, Service};
+use super::Item;
+
+/// The per-zone floor rows of one service, built once when tables load.
+pub(super) type ServiceFloors = Vec<Option<RowFloor>>;
+
+/// A lower envelope of one price row (one service, one zone).
+#[derive(Debug, Clone)]
+pub(super) struct RowFloor {
+    /// Floor of the transportation charge of `x` units at `units[x - 1]`.
+    units: Vec<Decimal>,
+    /// The least price per unit anywhere in the row: beyond the row's end the
+    /// floor grows with this slope.
+    slope: Decimal,
+    /// The lower convex hull of the floor (units, charge), for lines below
+    /// it; the last vertex is where the floor past the row starts to rise.
+    hull: Vec<(Decimal, Decimal)>,
+    /// The intercept of the line of slope `slope` under the floor.
+    intercept_at_slope: Decimal,
+}
+
+impl RowFloor {
+    fn new(row: &[Decimal], minimum_charge: Decimal) -> Option<Self> {
+        let price = |i: usize| row[i].max(minimum_charge);
+        let n = row.len();
+        if n == 0 {
+            return None;
+        }
+        let mut slope = price(0);
+        let mut cheapest = price(0);
+        // Subadditive when the price never falls and the price per unit never
+        // rises: p(x+1) >= p(x) and p(x+1) * x <= p(x) * (x+1).
+        let mut subadditive = true;
+        for i in 0..n {
+            let x = Decimal::from(i as u64 + 1);
+            slope = slope.min(price(i) / x);
+            cheapest = cheapest.min(price(i));
+            if i + 1 < n {
+                let (p, q) = (price(i), price(i + 1));
+                if q < p || q * x > p * (x + Decimal::ONE) {
+                    subadditive = false;
+                }
+            }
+        }
+        let units: Vec<Decimal> = (0..n)
+            .map(|i| {
+                let linear = slope * Decimal::from(i as u64 + 1);
+                if subadditive {
+                    price(i)
+                } else {
+                    cheapest.max(linear)
+                }
+            })
+            .collect();
+        // Points of the floor: the row, then where `slope * x` overtakes the
+        // last price (the floor is flat until there, then rises with `slope`).
+        let last = units[n - 1];
+        let mut points: Vec<(Decimal, Decimal)> = units
+            .iter()
+            .enumerate()
+            .map(|(i, &y)| (Decimal::from(i as u64 + 1), y))
+            .collect();
+        if slope > Decimal::ZERO {
+            let rise = last / slope;
+            if rise > Decimal::from(n as u64) {
+                points.push((rise, last));
+            }
+        }
+        let mut hull: Vec<(Decimal, Decimal)> = Vec::with_capacity(points.len());
+        for p in points {
+            // Drop the last vertex while it lies on or above the chord.
+            while hull.len() >= 2 {
+                let (a, b) = (hull[hull.len() - 2], hull[hull.len() - 1]);
+                if (b.1 - a.1) * (p.0 - a.0) >= (p.1 - a.1) * (b.0 - a.0) {
+                    hull.pop();
+                } else {
+                    break;
+                }
+            }
+            hull.push(p);
+        }
+        let intercept_at_slope = hull
+            .iter()
+            .map(|&(x, y)| y - slope * x)
+            .min()
+            .unwrap_or(Decimal::ZERO);
+        Some(Self {
+            units,
+            slope,
+            hull,
+            intercept_at_slope,
+        })
+    }
+
+    /// A line `(a, b)` with `a >= 0`, `0 <= b <= slope` and `a + b * x` at or
+    /// below the floor for every `x >= 1` units, as high as can be at `x_ref`:
+    /// the hull's edge there (its slope capped at `slope`, past which a line
+    /// would cross the floor far beyond the row).
+    fn tangent(&self, x_ref: Decimal) -> (Decimal, Decimal) {
+        let h = &self.hull;
+        let edge = h
+            .windows(2)
+            .find(|w| x_ref <= w[1].0)
+            .or_else(|| h.windows(2).last());
+        let (a, b) = match edge {
+            Some(w) => {
+                let b = (w[1].1 - w[0].1) / (w[1].0 - w[0].0);
+                if b > self.slope {
+                    (self.intercept_at_slope, self.slope)
+                } else {
+                    (w[0].1 - b * w[0].0, b)
+                }
+            }
+            None => (h[0].1 - self.slope * h[0].0, self.slope),
+        };
+        if b < Decimal::ZERO || a < Decimal::ZERO {
+            // A flat line at the cheapest charge is always below.
+            let flat = h.iter().map(|v| v.1).min().unwrap_or(Decimal::ZERO);
+            return (flat.max(Decimal::ZERO), Decimal::ZERO);
+        }
+        (a, b)
+    }
+
+    /// Floor of the carriage of goods weighing `units` billing units in all.
+    fn at(&self, units: u32) -> Decimal {
+        let units = units.max(1);
+        let last = self.units.len();
+        match self.units.get(units as usize - 1) {
+            Some(p) => *p,
+            None => self.units[last - 1].max(self.slope * Decimal::from(units)),
+        }
+    }
+}
+
+/// Builds the floor rows of every zone of a service.
+pub(super) fn service_floors(service: &Service) -> ServiceFloors {
+    service
+        .prices
+        .iter()
+        .map(|row| {
+            row.as_deref()
+                .and_then(|r| RowFloor::new(r, service.minimum_charge))
+        })
+        .collect()
+}
+
+/// What the floor of a shipment depends on, from its units alone. Each
+/// field is a sum or a maximum over the units, so it only grows as units are
+/// added; [`FreightFloor::unit`] gives one unit's, [`ShipmentProfile::add`]
+/// accumulates. Money in ten-thousandths of the currency unit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ShipmentProfile {
+    /// Sum of the weights of the units that go in boxes, grams.
+    pub boxed_weight_g: u64,
+    /// Over boxed units, the largest least tare of a box that holds the unit.
+    pub boxed_tare_g: u32,
+    /// Over boxed units, the largest least outer volume of a box that holds
+    /// the unit, cubic millimetres.
+    pub boxed_volume_mm3: u64,
+    /// Over boxed units, the largest least cost of a box that holds the unit.
+    pub box_cost: i64,
+    /// Sum over units in their own packaging (they fit no box, so each is a
+    /// parcel alone) of the least charge of that parcel on any service.
+    pub own_charge: i64,
+    /// Sum over boxed units of the least space each takes in a parcel: the
+    /// outer volume of its smallest holding box, or its own volume at the
+    /// fill factor, whichever is less, cubic millimetres.
+    pub boxed_space_mm3: u64,
+}
+
+impl ShipmentProfile {
+    /// Adds `qty` units with profile `unit`.
+    pub fn add(&mut self, unit: &ShipmentProfile, qty: u32) {
+        let q = u64::from(qty);
+        self.boxed_weight_g += unit.boxed_weight_g * q;
+        self.own_charge += unit.own_charge * i64::from(qty);
+        self.boxed_space_mm3 += unit.boxed_space_mm3 * q;
+        if qty > 0 {
+            self.boxed_tare_g = self.boxed_tare_g.max(unit.boxed_tare_g);
+            self.boxed_volume_mm3 = self.boxed_volume_mm3.max(unit.boxed_volume_mm3);
+            self.box_cost = self.box_cost.max(unit.box_cost);
+        }
+    }
+
+    fn boxed(&self) -> bool {
+        self.boxed_weight_g > 0 || self.boxed_volume_mm3 > 0
+    }
+}
+
+/// A lower bound on every shipment of a lane that adds up over its units:
+/// an opening plus, per unit, its `own_charge` and its boxed goods counted
+/// either by weight or by space (the parcels bill at least the one and at
+/// least the other; one choice for a whole shipment). Money in
+/// ten-thousandths of the currency unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinearFloor {
+    /// Counting boxed goods by weight: opening, and per kilogram.
+    pub by_weight: FloorLine,
+    /// Counting boxed goods by space: opening, and per litre.
+    pub by_space: FloorLine,
+    /// For a shipment whose units all ship in their own packaging.
+    pub opening_own: i64,
+}
+
+/// One way to count boxed goods in a [`LinearFloor`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FloorLine {
+    /// For a shipment with at least one unit in a box.
+    pub opening: i64,
+    /// Per kilogram (by weight) or litre (by space) of boxed goods.
+    pub per: i64,
+}
+
+impl LinearFloor {
+    /// The opening for a shipment that has (`boxed`) or has no unit in a box.
+    pub fn opening(&self, by_space: bool, boxed: bool) -> i64 {
+        let line = if by_space {
+            self.by_space
+        } else {
+            self.by_weight
+        };
+        if boxed {
+            line.opening
+        } else {
+            line.opening.min(self.opening_own)
+        }
+    }
+
+    /// What one unit with `profile` adds to the bound, counting its boxed
+    /// goods by weight or, with `by_space`, by space.
+    pub fn marginal(&self, unit: &ShipmentProfile, by_space: bool) -> i64 {
+        let boxed = if by_space {
+            mul_div(self.by_space.per, unit.boxed_space_mm3, 1_000_000)
+        } else {
+            mul_div(self.by_weight.per, unit.boxed_weight_g, 1000)
+        };
+        unit.own_charge + boxed
+    }
+}
+
+/// `rate * amount / per`, rounded down, without overflow.
+fn mul_div(rate: i64, amount: u64, per: u64) -> i64 {
+    let x = i128::from(rate) * i128::from(amount) / i128::from(per);
+    i64::try_from(x).unwrap_or(i64::MAX / 4)
+}
+
+/// One lane service as the floor sees it.
+#[derive(Clone, Copy)]
+pub(super) struct FloorService<'a> {
+    pub(super) row: &'a RowFloor,
+    pub(super) pricer: Pricer<'a>,
+    pub(super) transit_days: u32,
+}
+
+/// The least amount and the fewest transit days of any shipment on one lane,
+/// from the profile of its units. Built by [`super::Freight::floor`].
+pub struct FreightFloor<'a> {
+    pub(super) services: Vec<FloorService<'a>>,
+    pub(super) boxes: &'a [BoxSpec],
+    /// Share of a box's inner volume several units may fill.
+    pub(super) fill_pct: u32,
+    pub(super) handling_fee: Decimal,
+}
+
+impl std::fmt::Debug for FreightFloor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FreightFloor")
+            .field("services", &self.services.len())
+            .field("handling_fee", &self.handling_fee)
+            .finish()
+    }
+}
+
+/// Ten-thousandths, rounded down (a floor stays a floor).
+fn to_units(d: Decimal) -> i64 {
+    (d * Decimal::from(10_000))
+        .floor()
+        .to_i64()
+        .unwrap_or(i64::MAX / 4)
+}
+
+impl FreightFloor<'_> {
+    /// The profile of one unit of `item` on this lane, or `None` when no
+    /// service can carry it at all.
+    pub fn unit(&self, item: &Item) -> Option<ShipmentProfile> {
+        let mut dims = [item.length_mm, item.width_mm, item.height_mm];
+        dims.sort_unstable_by(|a, b| b.cmp(a));
+        let holding = self.boxes.iter().filter(|b| {
+            dims.iter().zip(b.inner_mm.iter()).all(|(d, i)| d <= i)
+                && u64::from(item.weight_g) + u64::from(b.tare_weight_g)
+                    <= u64::from(b.max_weight_g)
+        });
+        let mut boxed: Option<ShipmentProfile> = None;
+        for b in holding {
+            let volume = b.outer_mm.iter().map(|&d| u64::from(d)).product::<u64>();
+            let p = boxed.get_or_insert(ShipmentProfile {
+                boxed_weight_g: u64::from(item.weight_g),
+                boxed_tare_g: u32::MAX,
+                boxed_volume_mm3: u64::MAX,
+                box_cost: i64::MAX,
+                own_charge: 0,
+                boxed_space_mm3: u64::MAX,
+            });
+            p.boxed_tare_g = p.boxed_tare_g.min(b.tare_weight_g);
+            p.boxed_volume_mm3 = p.boxed_volume_mm3.min(volume);
+            p.box_cost = p.box_cost.min(to_units(b.cost));
+        }
+        if let Some(p) = boxed.as_mut() {
+            // Several units fill at most `fill_pct` of a box; one alone its
+            // smallest holding box.
+            let own = dims.iter().map(|&d| u64::from(d)).product::<u64>();
+            let shared = own.saturating_mul(100) / u64::from(self.fill_pct.max(1));
+            p.boxed_space_mm3 = p.boxed_volume_mm3.min(shared);
+            return boxed;
+        }
+        // Its own parcel, exactly as the packer ships it.
+        let facts = ParcelFacts::new(item.weight_g, dims);
+        let least = self
+            .services
+            .iter()
+            .filter_map(|s| s.pricer.charge(&facts).ok())
+            .min()?;
+        Some(ShipmentProfile {
+            own_charge: to_units(least),
+            ..ShipmentProfile::default()
+        })
+    }
+
+    /// A lower bound on the amount (carrier charge, boxes and handling fee)
+    /// of every service for any shipment on this lane whose profile is at
+    /// least `profile` field by field; it never falls as the profile grows.
+    pub fn amount(&self, profile: &ShipmentProfile) -> Decimal {
+        let fixed = Decimal::new(profile.own_charge, 4)
+            + Decimal::new(profile.box_cost, 4)
+            + self.handling_fee;
+        if !profile.boxed() {
+            return round_cents(fixed);
+        }
+        let gross = u32::try_from(profile.boxed_weight_g + u64::from(profile.boxed_tare_g))
+            .unwrap_or(u32::MAX);
+        let (lb, kg) = (ceil_lb(gross), ceil_kg(gross));
+        let carriage = self
+            .services
+            .iter()
+            .map(|s| {
+                let dim = s.pricer.service.dim;
+                let by_weight = if dim.metric { kg } else { lb };
+                let by_volume = dim
+                    .volume_units(u128::from(profile.boxed_volume_mm3))
+                    .max(dim.volume_units(u128::from(profile.boxed_space_mm3)));
+                let per_parcel = s.pricer.delivery_area
+                    + if s.pricer.residential {
+                        s.pricer.service.residential_surcharge
+                    } else {
+                        Decimal::ZERO
+                    };
+                (s.row.at(by_weight.max(by_volume)) + per_parcel) * s.pricer.service.fuel_factor
+            })
+            .min()
+            .unwrap_or(Decimal::ZERO);
+        round_cents(carriage + fixed)
+    }
+
+    /// The lane's [`LinearFloor`], as tight as it can be for shipments like
+    /// `reference`. Per service: a line under the row's floor (tangent to
+    /// its convex hull at the reference's billable units), at the billable
+    /// units (at least the boxed weight; at least the boxed space over the
+    /// dimensional divisor), plus one parcel's surcharges, all times fuel;
+    /// then the least opening and the least slope over services (the least
+    /// of sums is at least the sum of the least), the cheapest box and the
+    /// handling fee. Rounding to cents may lower an amount by half a cent,
+    /// so a cent is kept back.
+    pub fn linear(&self, reference: &ShipmentProfile) -> LinearFloor {
+        let least_box = self
+            .boxes
+            .iter()
+            .map(|b| b.cost)
+            .min()
+            .unwrap_or(Decimal::ZERO);
+        let mut weight: Option<(Decimal, Decimal)> = None;
+        let mut space: Option<(Decimal, Decimal)> = None;
+        let least = |acc: &mut Option<(Decimal, Decimal)>, o: Decimal, per: Decimal| {
+            *acc = Some(acc.map_or((o, per), |(a, b)| (a.min(o), b.min(per))));
+        };
+        for s in &self.services {
+            let dim = s.pricer.service.dim;
+            let grams_per_unit = if dim.metric {
+                Decimal::from(1000)
+            } else {
+                Decimal::new(45_359_237, 5)
+            };
+            // Litres in one billing unit of dimensional weight.
+            let litres_per_unit = if dim.metric {
+                Decimal::from(dim.divisor) / Decimal::from(1000)
+            } else {
+                Decimal::from(dim.divisor) * Decimal::new(16_387_064, 9)
+            };
+            let per_parcel = s.pricer.delivery_area
+                + if s.pricer.residential {
+                    s.pricer.service.residential_surcharge
+                } else {
+                    Decimal::ZERO
+                };
+            let fuel = s.pricer.service.fuel_factor;
+            let x_weight = Decimal::from(reference.boxed_weight_g) / grams_per_unit;
+            let (a, b) = s.row.tangent(x_weight);
+            least(
+                &mut weight,
+                (a + per_parcel) * fuel,
+                b * fuel * Decimal::from(1000) / grams_per_unit,
+            );
+            let x_space = Decimal::from(reference.boxed_space_mm3)
+                / Decimal::from(1_000_000)
+                / litres_per_unit;
+            let (a, b) = s.row.tangent(x_space);
+            least(
+                &mut space,
+                (a + per_parcel) * fuel,
+                b * fuel / litres_per_unit,
+            );
+        }
+        let cent = Decimal::new(1, 2);
+        let line = |acc: Option<(Decimal, Decimal)>| {
+            let (o, per) = acc.unwrap_or((Decimal::ZERO, Decimal::ZERO));
+            FloorLine {
+                opening: to_units((o + least_box + self.handling_fee - cent).max(Decimal::ZERO)),
+                per: to_units(per),
+            }
+        };
+        LinearFloor {
+            by_weight: line(weight),
+            by_space: line(space),
+            opening_own: to_units((self.handling_fee - cent).max(Decimal::ZERO)),
+        }
+    }
+
+    /// The fewest transit days of any service on this lane.
+    pub fn transit_days(&self) -> u32 {
+        self.services
+            .iter()
+            .map(|s| s.transit_days)
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::freight::{Endpoint, Freight, ItemLine, RateRequest};
+
+    fn row(prices: &[i64]) -> Vec<Decimal> {
+        prices.iter().map(|&p| Decimal::from(p)).collect()
+    }
+
+    #[test]
+    fn subadditive_rows_floor_at_their_own_price() {
+        let f = RowFloor::new(&row(&[10, 12, 14, 16]), Decimal::ZERO).unwrap();
+        assert_eq!(f.at(0), Decimal::from(10));
+        assert_eq!(f.at(3), Decimal::from(14));
+        // Beyond the row: the last price, or the cheapest rate per unit times the units.
+        assert_eq!(f.at(5), Decimal::from(20));
+        assert_eq!(f.at(40), Decimal::from(160));
+    }
+
+    #[test]
+    fn rows_that_are_not_subadditive_fall_back_to_a_safe_envelope() {
+        // 1 unit costs 1, 2 units 10: two 1-unit parcels (2) undercut p(2).
+        let f = RowFloor::new(&row(&[1, 10, 11]), Decimal::ZERO).unwrap();
+        assert_eq!(f.at(2), Decimal::from(2));
+        assert_eq!(f.at(3), Decimal::from(3));
+        // The minimum charge lifts every entry.
+        let f = RowFloor::new(&row(&[1, 10, 11]), Decimal::from(5)).unwrap();
+        assert_eq!(f.at(1), Decimal::from(5));
+    }
+
+    fn us(postal_code: &str, residential: bool) -> Endpoint<'_> {
+        Endpoint {
+            country_code: "US",
+            postal_code,
+            residential,
+        }
+    }
+
+    /// Items from tiny to bulky: some fit only large boxes, some no box.
+    fn item() -> impl Strategy<Value = Item> {
+        (50u32..40_000, 10u32..1_300, 10u32..700, 5u32..500).prop_map(|(w, l, wi, h)| Item {
+            weight_g: w,
+            length_mm: l,
+            width_mm: wi,
+            height_mm: h,
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// The floor of a shipment's profile, and the linear floor summed
+        /// over its units, are never above any service's amount for it, and
+        /// the floor never falls when a unit is added, on the SAMPLE tables.
+        #[test]
+        fn floor_is_below_every_rate_and_grows_with_the_shipment(
+            lines in prop::collection::vec((item(), 1u32..4), 1..5),
+            extra in item(),
+            origin in prop::sample::select(vec!["10001", "60601", "94105", "98101"]),
+            dest in prop::sample::select(vec![("10401", false), ("94107", true), ("33101", true)]),
+            fee in 0i64..600,
+        ) {
+            let freight = Freight::sample();
+            let fee = Decimal::new(fee, 2);
+            let floor = freight.floor(us(origin, false), us(dest.0, dest.1), fee).unwrap();
+            let mut profile = ShipmentProfile::default();
+            let mut shippable = true;
+            let mut reference = ShipmentProfile::default();
+            for (it, q) in &lines {
+                if let Some(u) = floor.unit(it) {
+                    reference.add(&u, *q + 1);
+                }
+            }
+            let linear = floor.linear(&reference);
+            let mut added = 0i64;
+            let mut by_space = 0i64;
+            for (it, q) in &lines {
+                match floor.unit(it) {
+                    Some(u) => {
+                        profile.add(&u, *q);
+                        added += linear.marginal(&u, false) * i64::from(*q);
+                        by_space += linear.marginal(&u, true) * i64::from(*q);
+                    }
+                    None => shippable = false,
+                }
+            }
+            let boxed = profile.boxed_weight_g > 0;
+            let additive = Decimal::new(linear.opening(false, boxed) + added, 4);
+            let additive_space = Decimal::new(linear.opening(true, boxed) + by_space, 4);
+            let items: Vec<ItemLine> =
+                lines.iter().map(|&(item, quantity)| ItemLine { item, quantity }).collect();
+            let rated = freight.rate(&RateRequest {
+                origin: us(origin, false),
+                destination: us(dest.0, dest.1),
+                lines: &items,
+                handling_fee: fee,
+            });
+            if let Ok(r) = &rated {
+                prop_assert!(shippable, "a unit with no profile was rated");
+                let least = floor.amount(&profile);
+                for rate in &r.rates {
+                    prop_assert!(least <= rate.amount, "floor {} above {} {}", least, rate.service, rate.amount);
+                    prop_assert!(additive <= rate.amount, "linear floor {} above {} {}", additive, rate.service, rate.amount);
+                    prop_assert!(additive_space <= rate.amount, "linear floor by space {} above {} {}", additive_space, rate.service, rate.amount);
+                }
+            }
+            if let Some(u) = floor.unit(&extra) {
+                let mut more = profile;
+                more.add(&u, 1);
+                prop_assert!(floor.amount(&more) >= floor.amount(&profile));
+            }
+        }
+    }
+}

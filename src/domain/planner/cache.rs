@@ -1,0 +1,233 @@
+//! What the search learns about freight, kept across objectives: ratings per
+//! (supplier, item list), floors per (supplier, profile), unit profiles per
+//! (line, supplier), and the pairings of line and supplier that cannot ship
+//! at all.
+
+use std::sync::Arc;
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
+
+use super::problem::{Problem, Units};
+use super::{choose_rate, LinearFloor, Objective, Rater, ShipmentProfile};
+use crate::domain::catalog::ProductId;
+use crate::domain::freight::RatedShipment;
+
+/// A rated shipment and what the search compares of it.
+#[derive(Debug, Clone)]
+pub(super) struct Rated {
+    /// The rating itself.
+    pub shipment: Arc<RatedShipment>,
+    /// The cheapest service that arrives in time.
+    pub cheapest: Units,
+    /// The earliest arrival (processing + transit days) in time.
+    pub fastest_days: u32,
+}
+
+/// A floor in search units: least amount, earliest arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct UnitFloor {
+    pub amount: Units,
+    pub arrival_days: u32,
+}
+
+/// A shipment: dense supplier and canonical item list.
+type ShipmentKey = (u32, Vec<(ProductId, u32)>);
+
+/// Memoised freight for one basket.
+pub(super) struct Cache {
+    rated: FxHashMap<ShipmentKey, Option<Rated>>,
+    floors: FxHashMap<(u32, ShipmentProfile), Option<UnitFloor>>,
+    /// `profiles[line * suppliers + sup]`: one unit's profile, once asked.
+    profiles: Vec<Option<Option<ShipmentProfile>>>,
+    /// Per supplier: its linear floor, once asked.
+    linear: Vec<Option<Option<LinearFloor>>>,
+    /// `banned[line * suppliers + sup]`: that line can never ship from that
+    /// supplier (see the `Rater` contract).
+    banned: Vec<bool>,
+    suppliers: usize,
+    /// Latest arrival allowed (processing + transit); `u32::MAX` for none.
+    within_days: u32,
+    /// Work so far.
+    pub stats: SearchStats,
+}
+
+/// What planning a basket cost so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchStats {
+    /// Search nodes visited.
+    pub nodes: u64,
+    /// Shipments rated (calls to the rater).
+    pub ratings: u64,
+    /// Ratings answered from the memo.
+    pub memo_hits: u64,
+}
+
+/// Exact conversion of an amount to search units, rounded down so that a
+/// floor stays a floor.
+pub(super) fn to_units(d: Decimal) -> Units {
+    (d * Decimal::from(10_000))
+        .floor()
+        .to_i64()
+        .unwrap_or(Units::MAX / 4)
+}
+
+impl Cache {
+    pub fn new(problem: &Problem, arrive_within_days: u32) -> Self {
+        Self {
+            rated: FxHashMap::default(),
+            floors: FxHashMap::default(),
+            banned: vec![false; problem.lines.len() * problem.suppliers.len()],
+            profiles: vec![None; problem.lines.len() * problem.suppliers.len()],
+            linear: vec![None; problem.suppliers.len()],
+            suppliers: problem.suppliers.len(),
+            within_days: match arrive_within_days {
+                0 => u32::MAX,
+                d => d,
+            },
+            stats: SearchStats::default(),
+        }
+    }
+
+    /// Latest arrival allowed.
+    pub fn within_days(&self) -> u32 {
+        self.within_days
+    }
+
+    /// The rating of `items` (sorted by product) from dense supplier `k`;
+    /// `None` when no service can carry it in time.
+    pub fn rate(
+        &mut self,
+        problem: &Problem,
+        rater: &dyn Rater,
+        k: u32,
+        items: Vec<(ProductId, u32)>,
+    ) -> Option<Rated> {
+        let key = (k, items);
+        if let Some(hit) = self.rated.get(&key) {
+            self.stats.memo_hits += 1;
+            return hit.clone();
+        }
+        self.stats.ratings += 1;
+        let supplier = problem.suppliers[k as usize];
+        let processing = problem.processing_days[k as usize];
+        let rated = rater.rate(supplier, &key.1).ok().and_then(|r| {
+            let cheapest =
+                choose_rate(&r.rates, Objective::Cheapest, processing, self.within_days)?;
+            let fastest = choose_rate(&r.rates, Objective::Fastest, processing, self.within_days)?;
+            Some(Rated {
+                cheapest: to_units(cheapest.amount),
+                fastest_days: processing + fastest.transit_days,
+                shipment: Arc::new(r),
+            })
+        });
+        self.rated.insert(key, rated.clone());
+        rated
+    }
+
+    /// The floor of any shipment from `k` whose profile is at least `profile`.
+    pub fn floor(
+        &mut self,
+        problem: &Problem,
+        rater: &dyn Rater,
+        k: u32,
+        profile: &ShipmentProfile,
+    ) -> Option<UnitFloor> {
+        if let Some(hit) = self.floors.get(&(k, *profile)) {
+            return *hit;
+        }
+        let supplier = problem.suppliers[k as usize];
+        let f = rater.floor(supplier, profile).map(|f| UnitFloor {
+            amount: to_units(f.amount),
+            arrival_days: problem.processing_days[k as usize] + f.transit_days,
+        });
+        self.floors.insert((k, *profile), f);
+        f
+    }
+
+    /// The profile of one unit of plannable line `line` from `k`; `None`
+    /// (and the pairing banned) when it cannot ship from there.
+    pub fn unit_profile(
+        &mut self,
+        problem: &Problem,
+        rater: &dyn Rater,
+        line: usize,
+        k: u32,
+    ) -> Option<ShipmentProfile> {
+        let i = line * self.suppliers + k as usize;
+        if let Some(known) = self.profiles[i] {
+            return known;
+        }
+        let p = rater.unit_profile(problem.suppliers[k as usize], problem.lines[line].product);
+        self.profiles[i] = Some(p);
+        if p.is_none() {
+            self.banned[i] = true;
+        }
+        p
+    }
+
+    /// The linear floor of shipments from `k`, made tight for a shipment
+    /// of every line it could serve.
+    pub fn linear(&mut self, problem: &Problem, rater: &dyn Rater, k: u32) -> Option<LinearFloor> {
+        if let Some(known) = self.linear[k as usize] {
+            return known;
+        }
+        let mut reference = ShipmentProfile::default();
+        for &l in &problem.sup_lines[k as usize] {
+            if let Some(u) = self.unit_profile(problem, rater, l as usize, k) {
+                let qty = problem.inputs[problem.lines[l as usize].line].qty;
+                reference.add(&u, qty);
+            }
+        }
+        let f = rater.linear_floor(problem.suppliers[k as usize], &reference);
+        self.linear[k as usize] = Some(f);
+        f
+    }
+
+    /// Whether plannable line `line` can never ship from `k`.
+    pub fn banned(&self, line: usize, k: u32) -> bool {
+        self.banned[line * self.suppliers + k as usize]
+    }
+
+    /// Records that plannable line `line` can never ship from `k`.
+    pub fn ban(&mut self, line: usize, k: u32) {
+        self.banned[line * self.suppliers + k as usize] = true;
+    }
+
+    /// Whether any part of option `o` of `line` is banned.
+    pub fn option_banned(&self, problem: &Problem, line: usize, o: usize) -> bool {
+        problem.lines[line].options[o]
+            .parts
+            .iter()
+            .any(|p| self.banned(line, p.sup))
+    }
+
+    /// Bans the pairings that cannot ship at all: suppliers with no floor
+    /// (no service on their lane) and units with no profile.
+    pub fn ban_unserved(&mut self, problem: &Problem, rater: &dyn Rater) {
+        for k in 0..problem.suppliers.len() as u32 {
+            let served = self
+                .floor(problem, rater, k, &ShipmentProfile::default())
+                .is_some();
+            for &l in &problem.sup_lines[k as usize] {
+                if !served {
+                    self.ban(l as usize, k);
+                } else {
+                    self.unit_profile(problem, rater, l as usize, k);
+                }
+            }
+        }
+    }
+
+    /// After a shipment of `lines` from `k` failed to rate: bans each line
+    /// whose single unit fails alone too.
+    pub fn learn(&mut self, problem: &Problem, rater: &dyn Rater, k: u32, lines: &[usize]) {
+        for &l in lines {
+            let product = problem.lines[l].product;
+            if self.rate(problem, rater, k, vec![(product, 1)]).is_none() {
+                self.ban(l, k);
+            }
+        }
+    }
+}

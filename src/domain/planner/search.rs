@@ -1,0 +1,809 @@
+//! Depth-first branch and bound over the lines' options.
+//!
+//! Lines are placed one at a time in a fixed order (lines with fewest
+//! options first, then those whose second-best price is furthest from the
+//! best); at each line its options are tried cheapest first by goods plus
+//! the freight floor they add. A node is cut when its lower bound is not
+//! better than the best plan found: the bound adds the goods so far, for
+//! every open shipment its exact freight once no remaining line can join it
+//! (else its floor at its current weight), and the facility-location bound
+//! of the remaining lines (see `bounds`). Everything is deterministic: the
+//! order depends only on the input, and a plan replaces the best only when
+//! strictly better, so among equal plans the first met in this order wins.
+
+use std::time::Instant;
+
+use smallvec::SmallVec;
+
+use super::bounds::{disjoint_lines, facility_bound, Scratch, UflLine};
+use super::cache::{Cache, UnitFloor};
+use super::evaluate::{self, Score};
+use super::problem::{Problem, Units};
+use super::{LinearFloor, Objective, PlanOptions, Rater, ShipmentProfile};
+use crate::domain::catalog::ProductId;
+
+/// Nodes between two looks at the clock.
+const CLOCK_EVERY_NODES: u64 = 64;
+
+/// Nodes the search may spend past its deadline while it has no feasible
+/// plan at all (a plan is owed whenever one exists; this bounds the cost of
+/// proving there is none).
+const NODES_WITHOUT_PLAN_MAX: u64 = 2_000_000;
+
+/// What `apply` replaced per part: profile, floor and exact rating.
+type Saved = SmallVec<[(ShipmentProfile, UnitFloor, Option<(Units, u32)>); 2]>;
+
+/// The best assignment found and whether the search finished.
+#[derive(Debug, Clone)]
+pub(super) struct Found {
+    /// Option index per plannable line.
+    pub assignment: Vec<u32>,
+    /// The whole space was searched (or cut by bounds): it is optimal.
+    pub complete: bool,
+}
+
+/// How a remaining line enters the bounds.
+#[derive(Debug, Clone)]
+enum LineBound {
+    /// Single-supplier options: the facility-location bound.
+    Facility(UflLine),
+    /// Its fewest-missing options need no supplier or split across several:
+    /// their cheapest goods.
+    Fixed(Units),
+}
+
+struct Search<'a> {
+    problem: &'a Problem,
+    options: &'a PlanOptions,
+    objective: Objective,
+    rater: &'a dyn Rater,
+    cache: &'a mut Cache,
+    deadline: Instant,
+
+    /// Plannable lines in search order.
+    order: Vec<usize>,
+    /// Per plannable line: the options the search tries, best first.
+    usable: Vec<Vec<u32>>,
+    /// Per plannable line: its bound data.
+    line_bounds: Vec<LineBound>,
+    /// Per plannable line: suppliers of its fewest-missing options (none
+    /// when it may be left out at no extra loss).
+    bound_sups: Vec<Vec<u32>>,
+    /// Per plannable line: suppliers of its usable options.
+    line_sups: Vec<Vec<u32>>,
+    /// Per plannable line: whether it may be left out.
+    can_leave_out: Vec<bool>,
+    /// Per plannable line: fewest missing units of its usable options.
+    min_missing: Vec<u32>,
+    /// Per depth: fewest missing units of the lines from there on.
+    missing_after: Vec<u32>,
+    /// Per supplier: least freight of any shipment from it (the floor of
+    /// the least unit it could carry), the cost of opening it in the bound.
+    open_cost: Vec<Units>,
+    /// Per supplier: earliest possible arrival.
+    earliest: Vec<u32>,
+    /// Per supplier: its linear floor (`None`: cannot ship).
+    linear: Vec<Option<LinearFloor>>,
+    /// Per supplier: whether its linear floor counts boxed goods by space
+    /// rather than weight (whichever is larger over the lines it can serve).
+    by_space: Vec<bool>,
+    /// Per plannable line, per option: the linear freight floor its units add.
+    opt_linear: Vec<Vec<Units>>,
+
+    // The node.
+    choice: Vec<u32>,
+    /// Per supplier: parts placed with it.
+    count: Vec<u32>,
+    /// Suppliers shipping something, in the order they opened.
+    open_list: Vec<u32>,
+    /// Per supplier: the profile of what it ships so far.
+    profile: Vec<ShipmentProfile>,
+    /// Per supplier: the floor of that profile.
+    floor: Vec<UnitFloor>,
+    /// Per supplier: exact cheapest freight and fastest arrival of what it
+    /// ships so far, once rated (used only once no remaining line can join).
+    exact: Vec<Option<(Units, u32)>>,
+    /// Per supplier: the linear floor its units so far add.
+    placed: Vec<Units>,
+    /// Per supplier, within one bound: whether remaining lines' linear
+    /// freight counts towards it.
+    adds: Vec<bool>,
+    remaining: Vec<u32>,
+    open: u32,
+    goods: Units,
+    missing: u32,
+
+    best: Option<(Score, Vec<u32>)>,
+    nodes: u64,
+    stopped: bool,
+    scratch: Scratch,
+}
+
+/// Searches for the best assignment under `objective`; `None` when no
+/// feasible plan exists (or none was found within the node limit).
+pub(super) fn run(
+    problem: &Problem,
+    options: &PlanOptions,
+    objective: Objective,
+    rater: &dyn Rater,
+    cache: &mut Cache,
+    seeds: &[Vec<u32>],
+    deadline: Instant,
+) -> Option<Found> {
+    let mut s = Search::new(problem, options, objective, rater, cache, deadline);
+    for seed in seeds {
+        s.offer(seed.clone());
+    }
+    if options.allow_partial {
+        // Leaving everything out is always feasible: a plan exists from the start.
+        let skip: Vec<u32> = problem
+            .lines
+            .iter()
+            .map(|l| {
+                l.options
+                    .iter()
+                    .position(|o| o.parts.is_empty())
+                    .unwrap_or(0) as u32
+            })
+            .collect();
+        s.offer(skip);
+    }
+    if !problem.lines.is_empty() {
+        s.dfs(0);
+    } else {
+        s.offer(Vec::new());
+    }
+    let complete = !s.stopped;
+    s.best.map(|(_, assignment)| Found {
+        assignment,
+        complete,
+    })
+}
+
+impl<'a> Search<'a> {
+    fn new(
+        problem: &'a Problem,
+        options: &'a PlanOptions,
+        objective: Objective,
+        rater: &'a dyn Rater,
+        cache: &'a mut Cache,
+        deadline: Instant,
+    ) -> Self {
+        let n = problem.lines.len();
+        let sups = problem.suppliers.len();
+        let mut s = Self {
+            problem,
+            options,
+            objective,
+            rater,
+            cache,
+            deadline,
+            order: Vec::new(),
+            usable: Vec::with_capacity(n),
+            line_bounds: Vec::with_capacity(n),
+            bound_sups: Vec::with_capacity(n),
+            line_sups: Vec::with_capacity(n),
+            can_leave_out: Vec::with_capacity(n),
+            min_missing: Vec::with_capacity(n),
+            missing_after: Vec::new(),
+            open_cost: vec![0; sups],
+            earliest: vec![0; sups],
+            linear: vec![None; sups],
+            by_space: vec![false; sups],
+            opt_linear: Vec::with_capacity(n),
+            choice: vec![0; n],
+            count: vec![0; sups],
+            open_list: Vec::with_capacity(sups),
+            profile: vec![ShipmentProfile::default(); sups],
+            floor: vec![
+                UnitFloor {
+                    amount: 0,
+                    arrival_days: 0
+                };
+                sups
+            ],
+            exact: vec![None; sups],
+            placed: vec![0; sups],
+            adds: vec![false; sups],
+            remaining: vec![0; sups],
+            open: 0,
+            goods: 0,
+            missing: 0,
+            best: None,
+            nodes: 0,
+            stopped: false,
+            scratch: Scratch::default(),
+        };
+        s.prepare();
+        s
+    }
+
+    /// Usable options, dominance among private suppliers, bound data and the line order.
+    fn prepare(&mut self) {
+        let problem = self.problem;
+        for k in 0..problem.suppliers.len() {
+            self.linear[k] = self.cache.linear(problem, self.rater, k as u32);
+            let Some(f) = self.linear[k] else { continue };
+            // Count boxed goods the way that bounds everything the supplier
+            // could ship higher.
+            let (mut weight, mut space) = (f.by_weight.opening, f.by_space.opening);
+            for &l in &problem.sup_lines[k] {
+                if let Some(u) = self
+                    .cache
+                    .unit_profile(problem, self.rater, l as usize, k as u32)
+                {
+                    let qty = problem.inputs[problem.lines[l as usize].line].qty;
+                    weight += f.marginal(&u, false) * Units::from(qty);
+                    space += f.marginal(&u, true) * Units::from(qty);
+                }
+            }
+            self.by_space[k] = space > weight;
+        }
+        // Per supplier: whether some line's unit ships in its own packaging.
+        let mut own_only = vec![false; problem.suppliers.len()];
+        for (l, line) in problem.lines.iter().enumerate() {
+            let mut usable: Vec<u32> = (0..line.options.len() as u32)
+                .filter(|&o| !self.cache.option_banned(problem, l, o as usize))
+                .collect();
+            if self.objective != Objective::Fastest {
+                usable = self.collapse_private(l, usable);
+            }
+            let min_missing = usable
+                .iter()
+                .map(|&o| line.options[o as usize].missing)
+                .min()
+                .unwrap_or(u32::MAX);
+            let mut sups: Vec<u32> = usable
+                .iter()
+                .flat_map(|&o| line.options[o as usize].parts.iter().map(|p| p.sup))
+                .collect();
+            sups.sort_unstable();
+            sups.dedup();
+            for &k in &sups {
+                self.remaining[k as usize] += 1;
+            }
+            for &k in &sups {
+                if let Some(u) = self.cache.unit_profile(problem, self.rater, l, k) {
+                    own_only[k as usize] |= u.boxed_weight_g == 0;
+                }
+            }
+            let linear_of: Vec<Units> = line
+                .options
+                .iter()
+                .map(|opt| {
+                    opt.parts
+                        .iter()
+                        .map(|p| self.part_linear(l, p.sup, p.units))
+                        .sum()
+                })
+                .collect();
+            let best_opts: Vec<u32> = usable
+                .iter()
+                .copied()
+                .filter(|&o| line.options[o as usize].missing == min_missing)
+                .collect();
+            let single = best_opts
+                .iter()
+                .all(|&o| line.options[o as usize].parts.len() == 1);
+            let leave_out = best_opts
+                .iter()
+                .any(|&o| line.options[o as usize].parts.is_empty());
+            let mut bound_sups: Vec<u32> = if leave_out {
+                Vec::new()
+            } else {
+                best_opts
+                    .iter()
+                    .flat_map(|&o| line.options[o as usize].parts.iter().map(|p| p.sup))
+                    .collect()
+            };
+            bound_sups.sort_unstable();
+            bound_sups.dedup();
+            let bound = if single && !best_opts.is_empty() {
+                let mut costs: Vec<(u32, Units, Units)> = best_opts
+                    .iter()
+                    .map(|&o| {
+                        let opt = &line.options[o as usize];
+                        (opt.parts[0].sup, opt.goods, linear_of[o as usize])
+                    })
+                    .collect();
+                costs.sort_by_key(|&(k, c, m)| (c + m, k));
+                LineBound::Facility(UflLine { line: l, costs })
+            } else {
+                let goods = best_opts
+                    .iter()
+                    .map(|&o| line.options[o as usize].goods)
+                    .min()
+                    .unwrap_or(0);
+                LineBound::Fixed(goods)
+            };
+            self.bound_sups.push(bound_sups);
+            self.can_leave_out.push(
+                usable
+                    .iter()
+                    .any(|&o| line.options[o as usize].parts.is_empty()),
+            );
+            self.line_sups.push(sups);
+            self.opt_linear.push(linear_of);
+            self.usable.push(usable);
+            self.min_missing.push(min_missing);
+            self.line_bounds.push(bound);
+        }
+        let empty = ShipmentProfile::default();
+        for (k, &own) in own_only.iter().enumerate() {
+            self.open_cost[k] = self.linear[k].map_or(0, |f| f.opening(self.by_space[k], !own));
+            let f = self.cache.floor(problem, self.rater, k as u32, &empty);
+            self.earliest[k] = f.map_or(0, |f| f.arrival_days);
+        }
+        // Fewest options first (forced lines open their shipments early),
+        // then the largest gap between the best and second-best goods.
+        let mut order: Vec<usize> = (0..problem.lines.len()).collect();
+        let excess: Vec<Units> = (0..problem.lines.len())
+            .map(|l| self.bulk_excess(l))
+            .collect();
+        let regret = |l: usize| -> Units {
+            let mut g: Vec<Units> = self.usable[l]
+                .iter()
+                .map(|&o| problem.lines[l].options[o as usize].goods)
+                .collect();
+            g.sort_unstable();
+            match (g.first(), g.get(1)) {
+                (Some(a), Some(b)) => b - a,
+                _ => 0,
+            }
+        };
+        // Lines whose own freight floor is far above the linear one (bulky
+        // or heavy goods) weaken the bound until placed: place them early.
+        order.sort_by_key(|&l| (self.usable[l].len().min(2), -(regret(l) + excess[l]), l));
+        self.missing_after = vec![0; order.len() + 1];
+        for d in (0..order.len()).rev() {
+            let m = self.min_missing[order[d]];
+            self.missing_after[d] = self.missing_after[d + 1].saturating_add(m);
+        }
+        self.order = order;
+    }
+
+    /// How far the freight floor of the line shipped alone lies above its
+    /// linear floor, at the least over its options.
+    fn bulk_excess(&mut self, l: usize) -> Units {
+        let problem = self.problem;
+        let line = &problem.lines[l];
+        let mut least: Option<Units> = None;
+        for i in 0..self.usable[l].len() {
+            let o = self.usable[l][i] as usize;
+            let mut excess = 0;
+            for p in &line.options[o].parts {
+                let Some(u) = self.cache.unit_profile(problem, self.rater, l, p.sup) else {
+                    continue;
+                };
+                let mut profile = ShipmentProfile::default();
+                profile.add(&u, p.units);
+                let alone = self
+                    .cache
+                    .floor(problem, self.rater, p.sup, &profile)
+                    .map_or(0, |f| f.amount);
+                let linear = self.open_cost[p.sup as usize] + self.part_linear(l, p.sup, p.units);
+                excess += (alone - linear).max(0);
+            }
+            least = Some(least.map_or(excess, |x| x.min(excess)));
+        }
+        least.unwrap_or(0)
+    }
+
+    /// The linear freight floor `units` of line `l` add to a shipment from `k`.
+    fn part_linear(&mut self, l: usize, k: u32, units: u32) -> Units {
+        let unit = self.cache.unit_profile(self.problem, self.rater, l, k);
+        match (self.linear[k as usize], unit) {
+            (Some(f), Some(u)) => f.marginal(&u, self.by_space[k as usize]) * Units::from(units),
+            _ => 0,
+        }
+    }
+
+    /// Among a line's options from suppliers no other line can use, only the
+    /// best per missing count can be in a best plan under CHEAPEST or
+    /// FEWEST_SHIPMENTS: each is one shipment of this line alone, priced
+    /// exactly. Rated lazily, cheapest floor first.
+    fn collapse_private(&mut self, l: usize, usable: Vec<u32>) -> Vec<u32> {
+        let problem = self.problem;
+        let line = &problem.lines[l];
+        let private = |o: u32| {
+            let opt = &line.options[o as usize];
+            opt.parts.len() == 1 && problem.sup_lines[opt.parts[0].sup as usize].len() == 1
+        };
+        let mut keep: Vec<u32> = usable.iter().copied().filter(|&o| !private(o)).collect();
+        let mut groups: Vec<u32> = usable
+            .iter()
+            .filter(|&&o| private(o))
+            .map(|&o| line.options[o as usize].missing)
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        for missing in groups {
+            let mut cands: Vec<(Units, u32)> = usable
+                .iter()
+                .copied()
+                .filter(|&o| private(o) && line.options[o as usize].missing == missing)
+                .map(|o| {
+                    let opt = &line.options[o as usize];
+                    let p = opt.parts[0];
+                    let mut profile = ShipmentProfile::default();
+                    if let Some(u) = self.cache.unit_profile(problem, self.rater, l, p.sup) {
+                        profile.add(&u, p.units);
+                    }
+                    let f = self.cache.floor(problem, self.rater, p.sup, &profile);
+                    (opt.goods + f.map_or(0, |f| f.amount), o)
+                })
+                .collect();
+            cands.sort_unstable();
+            let mut best: Option<(Units, u32)> = None;
+            for (lower, o) in cands {
+                if best.is_some_and(|(b, _)| lower >= b) {
+                    break;
+                }
+                let opt = &line.options[o as usize];
+                let p = opt.parts[0];
+                let rated =
+                    self.cache
+                        .rate(problem, self.rater, p.sup, vec![(line.product, p.units)]);
+                match rated {
+                    Some(r) => {
+                        let exact = opt.goods + r.cheapest;
+                        if best.is_none_or(|(b, _)| exact < b) {
+                            best = Some((exact, o));
+                        }
+                    }
+                    None => self.cache.learn(problem, self.rater, p.sup, &[l]),
+                }
+            }
+            if let Some((_, o)) = best {
+                keep.push(o);
+            }
+        }
+        keep.sort_unstable();
+        keep
+    }
+
+    /// Makes `assignment` the best plan if it is feasible and better.
+    fn offer(&mut self, assignment: Vec<u32>) {
+        let score = evaluate::score(
+            self.problem,
+            self.options,
+            self.objective,
+            self.rater,
+            self.cache,
+            &assignment,
+        );
+        if let Some(score) = score {
+            if self.best.as_ref().is_none_or(|(b, _)| score < *b) {
+                self.best = Some((score, assignment));
+            }
+        }
+    }
+
+    fn out_of_time(&mut self) -> bool {
+        if self.stopped {
+            return true;
+        }
+        self.nodes += 1;
+        self.cache.stats.nodes += 1;
+        if self.nodes.is_multiple_of(CLOCK_EVERY_NODES) {
+            let late = match self.best {
+                Some(_) => Instant::now() >= self.deadline,
+                None => self.nodes >= NODES_WITHOUT_PLAN_MAX,
+            };
+            self.stopped = late;
+        }
+        self.stopped
+    }
+
+    fn dfs(&mut self, depth: usize) {
+        if self.out_of_time() {
+            return;
+        }
+        let l = self.order[depth];
+        let problem = self.problem;
+        self.leave(l);
+        // Each option's bound from floors alone; then the promising ones,
+        // best bound first (ties: the option's rank, goods then suppliers),
+        // each bounded again with exact ratings before going down.
+        let mut children: SmallVec<[(Score, u32); 8]> = SmallVec::new();
+        for i in 0..self.usable[l].len() {
+            let o = self.usable[l][i];
+            if self.cache.option_banned(problem, l, o as usize) {
+                continue;
+            }
+            let saved = self.apply(l, o);
+            let bound = self.bound(depth + 1, false);
+            self.undo(l, o, saved);
+            if let Some(b) = bound.filter(|b| self.promising(b)) {
+                children.push((b, o));
+            }
+        }
+        children.sort_unstable();
+        let leaf = depth + 1 == self.order.len();
+        for (b, o) in children {
+            if !self.promising(&b) {
+                break;
+            }
+            let saved = self.apply(l, o);
+            if let Some(exact) = self.bound(depth + 1, true).filter(|b| self.promising(b)) {
+                if !leaf {
+                    self.dfs(depth + 1);
+                } else if self.objective == Objective::Fastest {
+                    // Its cost buys each shipment the cheapest service by the
+                    // latest arrival, which the bound does not price.
+                    self.offer(self.choice.clone());
+                } else {
+                    // Every shipment is closed and rated: the bound is the score.
+                    self.best = Some((exact, self.choice.clone()));
+                }
+            }
+            self.undo(l, o, saved);
+            if self.stopped {
+                break;
+            }
+        }
+        self.enter(l);
+    }
+
+    /// Whether a node with bound `b` may hold a better plan than the best.
+    fn promising(&self, b: &Score) -> bool {
+        self.best.as_ref().is_none_or(|(best, _)| b < best)
+    }
+
+    /// Line `l` is being placed: it no longer counts as able to join shipments.
+    fn leave(&mut self, l: usize) {
+        for &k in &self.line_sups[l] {
+            self.remaining[k as usize] -= 1;
+        }
+    }
+
+    fn enter(&mut self, l: usize) {
+        for &k in &self.line_sups[l] {
+            self.remaining[k as usize] += 1;
+        }
+    }
+
+    fn apply(&mut self, l: usize, o: u32) -> Saved {
+        let problem = self.problem;
+        let opt = &problem.lines[l].options[o as usize];
+        self.choice[l] = o;
+        self.goods += opt.goods;
+        self.missing += opt.missing;
+        let mut saved = Saved::new();
+        for p in &opt.parts {
+            let k = p.sup as usize;
+            saved.push((self.profile[k], self.floor[k], self.exact[k]));
+            if self.count[k] == 0 {
+                self.open += 1;
+                self.open_list.push(p.sup);
+            }
+            self.count[k] += 1;
+            if let Some(u) = self.cache.unit_profile(problem, self.rater, l, p.sup) {
+                self.profile[k].add(&u, p.units);
+                if let Some(f) = self.linear[k] {
+                    self.placed[k] += f.marginal(&u, self.by_space[k]) * Units::from(p.units);
+                }
+            }
+            self.exact[k] = None;
+            if let Some(f) = self
+                .cache
+                .floor(problem, self.rater, p.sup, &self.profile[k])
+            {
+                self.floor[k] = f;
+            }
+        }
+        saved
+    }
+
+    fn undo(&mut self, l: usize, o: u32, saved: Saved) {
+        let problem = self.problem;
+        let opt = &problem.lines[l].options[o as usize];
+        self.goods -= opt.goods;
+        self.missing -= opt.missing;
+        for (p, (profile, floor, exact)) in opt.parts.iter().zip(saved).rev() {
+            let k = p.sup as usize;
+            self.count[k] -= 1;
+            if self.count[k] == 0 {
+                self.open -= 1;
+                self.open_list.pop();
+            }
+            if let (Some(u), Some(f)) = (
+                self.cache.unit_profile(problem, self.rater, l, p.sup),
+                self.linear[k],
+            ) {
+                self.placed[k] -= f.marginal(&u, self.by_space[k]) * Units::from(p.units);
+            }
+            self.profile[k] = profile;
+            self.floor[k] = floor;
+            self.exact[k] = exact;
+        }
+    }
+
+    /// The items of open shipment `k` at this node, canonical.
+    fn items_of(&self, k: u32, depth: usize) -> (Vec<(ProductId, u32)>, Vec<usize>) {
+        let problem = self.problem;
+        let mut parts = Vec::new();
+        for &l in &self.order[..depth] {
+            let opt = &problem.lines[l].options[self.choice[l] as usize];
+            for p in &opt.parts {
+                if p.sup == k {
+                    parts.push((l, *p));
+                }
+            }
+        }
+        let lines = parts.iter().map(|(l, _)| *l).collect();
+        (evaluate::items(problem, &parts), lines)
+    }
+
+    /// Lower bound of every completion of the node whose first `depth` lines
+    /// are placed; `None` when it cannot be completed feasibly. With `rate`,
+    /// shipments no remaining line can join are rated (once) and counted
+    /// exactly; without, only by their floors.
+    fn bound(&mut self, depth: usize, rate: bool) -> Option<Score> {
+        let max = self.options.max_shipments;
+        if max > 0 && self.open + self.cover(depth, true) > max {
+            return None;
+        }
+        let cover = self.cover(depth, false);
+        let shipments = self.open + cover;
+        let missing = self.missing.saturating_add(self.missing_after[depth]);
+        if missing == u32::MAX {
+            return None;
+        }
+        if max > 0 && shipments > max {
+            // Every line at its fewest missing units needs too many
+            // shipments: something more is left out, and the bounds below,
+            // which assume the fewest, say nothing.
+            return Some(Score {
+                missing: missing + 1,
+                primary: 0,
+                total: Units::MIN,
+                shipments: 0,
+            });
+        }
+        // Exact freight of shipments no remaining line can join, rated only
+        // when the floors alone do not already cut the node.
+        let mut score = self.score_bound(depth, missing, shipments);
+        let prunable = |s: &Score, best: &Option<(Score, Vec<u32>)>| {
+            best.as_ref().is_some_and(|(b, _)| *s >= *b)
+        };
+        if !rate || prunable(&score, &self.best) {
+            return Some(score);
+        }
+        let mut rated_any = false;
+        for i in 0..self.open_list.len() {
+            let k = self.open_list[i];
+            let ku = k as usize;
+            if self.count[ku] > 0 && self.remaining[ku] == 0 && self.exact[ku].is_none() {
+                let (items, lines) = self.items_of(k, depth);
+                match self.cache.rate(self.problem, self.rater, k, items) {
+                    Some(r) => {
+                        self.exact[ku] = Some((r.cheapest, r.fastest_days));
+                        rated_any = true;
+                    }
+                    None => {
+                        self.cache.learn(self.problem, self.rater, k, &lines);
+                        return None;
+                    }
+                }
+            }
+        }
+        if rated_any {
+            score = self.score_bound(depth, missing, shipments);
+        }
+        Some(score)
+    }
+
+    fn score_bound(&mut self, depth: usize, missing: u32, shipments: u32) -> Score {
+        let sups = self.problem.suppliers.len();
+        let mut freight: Units = 0;
+        let mut latest = 0u32;
+        for i in 0..self.open_list.len() {
+            let k = self.open_list[i] as usize;
+            match self.exact[k].filter(|_| self.remaining[k] == 0) {
+                Some((amount, days)) => {
+                    freight += amount;
+                    latest = latest.max(days);
+                }
+                None => {
+                    // The floor of what it ships now, or its linear floor
+                    // with the lines still to join it: whichever is higher.
+                    let by_floor = self.floor[k].amount;
+                    let boxed = self.profile[k].boxed_weight_g > 0;
+                    let by_line = self.linear[k]
+                        .map_or(0, |f| f.opening(self.by_space[k], boxed) + self.placed[k]);
+                    self.adds[k] = by_line >= by_floor;
+                    freight += by_floor.max(by_line);
+                    latest = latest.max(self.floor[k].arrival_days);
+                }
+            }
+        }
+        let mut fixed: Units = 0;
+        let mut facility: SmallVec<[&UflLine; 16]> = SmallVec::new();
+        for &l in &self.order[depth..] {
+            match &self.line_bounds[l] {
+                LineBound::Facility(u) => facility.push(u),
+                LineBound::Fixed(goods) => fixed += goods,
+            }
+            if self.objective == Objective::Fastest {
+                latest = latest.max(self.line_earliest(l));
+            }
+        }
+        let count = &self.count;
+        let open_cost = &self.open_cost;
+        let adds = &self.adds;
+        let cache = &*self.cache;
+        let lower = facility_bound(
+            &facility,
+            sups,
+            |k| {
+                if count[k as usize] > 0 {
+                    0
+                } else {
+                    open_cost[k as usize]
+                }
+            },
+            |k| count[k as usize] == 0 || adds[k as usize],
+            |l, k| !cache.banned(l, k),
+            &mut self.scratch,
+        );
+        Score {
+            missing,
+            primary: match self.objective {
+                Objective::Cheapest => 0,
+                Objective::Fastest => latest,
+                Objective::FewestShipments => shipments,
+            },
+            total: self.goods + freight + fixed + lower,
+            shipments,
+        }
+    }
+
+    /// The earliest a remaining line can arrive, whichever option it takes.
+    fn line_earliest(&self, l: usize) -> u32 {
+        let line = &self.problem.lines[l];
+        self.usable[l]
+            .iter()
+            .map(|&o| &line.options[o as usize])
+            .filter(|opt| opt.missing == self.min_missing[l])
+            .map(|opt| {
+                opt.parts
+                    .iter()
+                    .map(|p| {
+                        let k = p.sup as usize;
+                        if self.count[k] > 0 {
+                            self.floor[k].arrival_days.max(self.earliest[k])
+                        } else {
+                            self.earliest[k]
+                        }
+                    })
+                    .max()
+                    .unwrap_or(0)
+            })
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Remaining lines that need new shipments of their own (see
+    /// `disjoint_lines`): for `hard`, lines that cannot be left out at all,
+    /// with every usable supplier; else lines at their fewest missing units.
+    fn cover(&mut self, depth: usize, hard: bool) -> u32 {
+        let count = &self.count;
+        let sets = self.order[depth..].iter().map(|&l| {
+            let sups = if hard {
+                if self.can_leave_out[l] {
+                    return None;
+                }
+                self.line_sups[l].as_slice()
+            } else {
+                self.bound_sups[l].as_slice()
+            };
+            if sups.is_empty() || sups.iter().any(|k| count[*k as usize] > 0) {
+                None
+            } else {
+                Some(sups)
+            }
+        });
+        disjoint_lines(self.problem.suppliers.len(), sets, &mut self.scratch)
+    }
+}

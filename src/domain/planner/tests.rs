@@ -1,0 +1,827 @@
+//! Planner tests: behaviour on hand-made baskets, and property tests against
+//! the brute-force oracle with three kinds of freight (weight breaks,
+//! freight that falls as well as rises with weight, and the real SAMPLE
+//! carrier tables).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::breaks::{Break, BreakRater, BreakTariff};
+use super::*;
+use crate::domain::freight::{Endpoint, Freight, Item, ItemLine, RateRequest};
+
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(600)
+}
+
+fn dec(units: i64) -> Decimal {
+    Decimal::new(units, 4)
+}
+
+fn service(name: &str, amount: Decimal, transit_days: u32) -> ServiceRate {
+    ServiceRate {
+        carrier: "X".into(),
+        service: name.into(),
+        amount,
+        transit_days,
+    }
+}
+
+fn shipment(rates: Vec<ServiceRate>) -> RatedShipment {
+    let mut rates = rates;
+    rates.sort_by_key(|r| (r.amount, r.transit_days));
+    RatedShipment {
+        parcels: Vec::new(),
+        rates,
+        boxes_cost: Decimal::ZERO,
+        handling_fee: Decimal::ZERO,
+    }
+}
+
+/// Freight of a flat fee per shipment plus 1.00 per unit (units weigh 100 g);
+/// 5-day ground or 1-day air for 20.00 more.
+struct FlatRater {
+    fee: Vec<Decimal>,
+}
+
+impl Rater for FlatRater {
+    fn rate(
+        &self,
+        supplier: SupplierId,
+        lines: &[(ProductId, u32)],
+    ) -> Result<RatedShipment, String> {
+        let units: u32 = lines.iter().map(|l| l.1).sum();
+        let base = self.fee[supplier as usize] + Decimal::from(units);
+        Ok(shipment(vec![
+            service("Ground", base, 5),
+            service("Air", base + Decimal::from(20), 1),
+        ]))
+    }
+
+    fn processing_days(&self, _: SupplierId) -> u32 {
+        0
+    }
+
+    fn unit_profile(&self, _: SupplierId, _: ProductId) -> Option<ShipmentProfile> {
+        Some(weighing(100))
+    }
+
+    fn floor(&self, supplier: SupplierId, profile: &ShipmentProfile) -> Option<Floor> {
+        Some(Floor {
+            amount: self.fee[supplier as usize] + Decimal::from(profile.boxed_weight_g / 100),
+            transit_days: 1,
+        })
+    }
+
+    fn linear_floor(&self, supplier: SupplierId, _: &ShipmentProfile) -> Option<LinearFloor> {
+        let fee = cache::to_units(self.fee[supplier as usize]);
+        Some(LinearFloor {
+            by_weight: FloorLine {
+                opening: fee,
+                per: 100_000,
+            },
+            by_space: FloorLine {
+                opening: fee,
+                per: 0,
+            },
+            opening_own: fee,
+        })
+    }
+}
+
+/// The profile of a unit that only has a weight.
+fn weighing(grams: u32) -> ShipmentProfile {
+    ShipmentProfile {
+        boxed_weight_g: u64::from(grams),
+        ..ShipmentProfile::default()
+    }
+}
+
+fn opts(objective: Objective) -> PlanOptions {
+    PlanOptions {
+        objective,
+        allow_partial: false,
+        allow_split_lines: false,
+        max_shipments: 0,
+        arrive_within_days: 0,
+    }
+}
+
+fn line(product: ProductId, qty: u32, cands: &[(SupplierId, u32, CostUnits)]) -> LineInput {
+    LineInput {
+        product: Some(product),
+        qty,
+        candidates: cands
+            .iter()
+            .map(|&(supplier, available, cost)| Candidate {
+                supplier,
+                available,
+                cost,
+                as_of_s: 7,
+            })
+            .collect(),
+        excluded_stock: false,
+    }
+}
+
+#[test]
+fn consolidates_when_freight_outweighs_price() {
+    // Supplier 1 is 0.50 cheaper per line but a second shipment costs 10.00.
+    let rater = FlatRater {
+        fee: vec![Decimal::from(10), Decimal::from(10)],
+    };
+    let lines = vec![
+        line(1, 1, &[(0, 5, 100_000), (1, 5, 95_000)]),
+        line(2, 1, &[(0, 5, 100_000)]),
+    ];
+    let p = plan(&lines, &opts(Objective::Cheapest), &rater, far()).unwrap();
+    assert_eq!(p.shipments.len(), 1);
+    assert_eq!(p.shipments[0].supplier, 0);
+    assert_eq!(p.goods, Decimal::from(20));
+    assert_eq!(p.freight, Decimal::from(12));
+    assert!(p.proven_optimal);
+}
+
+#[test]
+fn all_or_nothing_names_every_short_line() {
+    let rater = FlatRater {
+        fee: vec![Decimal::ONE],
+    };
+    let lines = vec![
+        LineInput {
+            product: None,
+            qty: 1,
+            candidates: vec![],
+            excluded_stock: false,
+        },
+        line(2, 9, &[(0, 3, 1)]),
+        line(3, 1, &[(0, 3, 1)]),
+    ];
+    let err = plan(&lines, &opts(Objective::Cheapest), &rater, far()).unwrap_err();
+    let PlanError::Unfulfillable(shorts) = err;
+    assert_eq!(
+        shorts,
+        vec![
+            Short {
+                line: 0,
+                missing: 1,
+                reason: ShortReason::UnknownSku
+            },
+            Short {
+                line: 1,
+                missing: 6,
+                reason: ShortReason::OutOfStock
+            },
+        ]
+    );
+    let mut partial = opts(Objective::Cheapest);
+    partial.allow_partial = true;
+    let p = plan(&lines, &partial, &rater, far()).unwrap();
+    assert_eq!(p.shortfalls.len(), 2);
+    let shipped: u32 = p
+        .shipments
+        .iter()
+        .flat_map(|s| &s.allocations)
+        .map(|a| a.qty)
+        .sum();
+    assert_eq!(shipped, 4);
+}
+
+#[test]
+fn split_lines_fill_from_the_cheapest() {
+    let rater = FlatRater {
+        fee: vec![Decimal::ONE, Decimal::ONE],
+    };
+    let lines = vec![line(1, 5, &[(0, 3, 200), (1, 4, 100)])];
+    assert!(plan(&lines, &opts(Objective::Cheapest), &rater, far()).is_err());
+    let mut o = opts(Objective::Cheapest);
+    o.allow_split_lines = true;
+    let p = plan(&lines, &o, &rater, far()).unwrap();
+    let parts: Vec<(SupplierId, u32)> = p
+        .shipments
+        .iter()
+        .map(|s| (s.supplier, s.allocations[0].qty))
+        .collect();
+    assert_eq!(parts, vec![(0, 1), (1, 4)]);
+    assert!(p.proven_optimal);
+}
+
+#[test]
+fn fastest_pays_for_air_only_where_it_sets_the_arrival() {
+    let rater = FlatRater {
+        fee: vec![Decimal::ONE],
+    };
+    let lines = vec![line(1, 1, &[(0, 5, 100)])];
+    let p = plan(&lines, &opts(Objective::Fastest), &rater, far()).unwrap();
+    assert_eq!(p.shipments[0].rate.service, "Air");
+    let p = plan(&lines, &opts(Objective::Cheapest), &rater, far()).unwrap();
+    assert_eq!(p.shipments[0].rate.service, "Ground");
+    assert!(p.proven_optimal);
+}
+
+#[test]
+fn arrival_limit_buys_the_cheapest_service_that_makes_it() {
+    let rater = FlatRater {
+        fee: vec![Decimal::ONE],
+    };
+    let lines = vec![line(1, 1, &[(0, 5, 100)])];
+    let mut o = opts(Objective::Cheapest);
+    o.arrive_within_days = 2;
+    let p = plan(&lines, &o, &rater, far()).unwrap();
+    assert_eq!(p.shipments[0].rate.service, "Air");
+    o.arrive_within_days = 5;
+    let p = plan(&lines, &o, &rater, far()).unwrap();
+    assert_eq!(
+        p.shipments[0].rate.service, "Ground",
+        "ground arrives in 5 days"
+    );
+}
+
+#[test]
+fn max_shipments_is_met_or_refused() {
+    let rater = FlatRater {
+        fee: vec![Decimal::ONE, Decimal::ONE],
+    };
+    let lines = vec![line(1, 1, &[(0, 5, 1)]), line(2, 1, &[(1, 5, 1)])];
+    let mut o = opts(Objective::Cheapest);
+    o.max_shipments = 1;
+    let PlanError::Unfulfillable(shorts) = plan(&lines, &o, &rater, far()).unwrap_err();
+    assert_eq!(shorts.len(), 1);
+    assert_eq!(shorts[0].reason, ShortReason::ShipmentLimit);
+    o.allow_partial = true;
+    let p = plan(&lines, &o, &rater, far()).unwrap();
+    assert_eq!(p.shipments.len(), 1);
+    assert_eq!(p.shortfalls.len(), 1);
+    assert!(p.proven_optimal);
+}
+
+#[test]
+fn same_input_same_plan_whatever_the_candidate_order() {
+    let rater = FlatRater {
+        fee: vec![Decimal::ONE, Decimal::ONE, Decimal::ONE],
+    };
+    let lines = vec![
+        line(1, 1, &[(2, 5, 100), (0, 5, 100), (1, 5, 100)]),
+        line(2, 1, &[(1, 5, 100), (2, 5, 100)]),
+    ];
+    let mut shuffled = lines.clone();
+    shuffled[0].candidates.reverse();
+    shuffled[1].candidates.reverse();
+    let a = plan(&lines, &opts(Objective::Cheapest), &rater, far()).unwrap();
+    let b = plan(&shuffled, &opts(Objective::Cheapest), &rater, far()).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.shipments.len(), 1);
+    assert_eq!(
+        a.shipments[0].supplier, 1,
+        "ties go to the lowest supplier id"
+    );
+}
+
+/// A product no service carries from supplier 0; supplier 1 carries it.
+struct PickyRater;
+
+impl Rater for PickyRater {
+    fn rate(
+        &self,
+        supplier: SupplierId,
+        lines: &[(ProductId, u32)],
+    ) -> Result<RatedShipment, String> {
+        if supplier == 0 && lines.iter().any(|l| l.0 == 9) {
+            return Err("over every limit".into());
+        }
+        Ok(shipment(vec![service("Ground", Decimal::from(5), 3)]))
+    }
+    fn processing_days(&self, _: SupplierId) -> u32 {
+        0
+    }
+    fn unit_profile(&self, _: SupplierId, _: ProductId) -> Option<ShipmentProfile> {
+        Some(weighing(100))
+    }
+    fn floor(&self, _: SupplierId, _: &ShipmentProfile) -> Option<Floor> {
+        Some(Floor {
+            amount: Decimal::from(5),
+            transit_days: 3,
+        })
+    }
+    fn linear_floor(&self, _: SupplierId, _: &ShipmentProfile) -> Option<LinearFloor> {
+        Some(LinearFloor {
+            by_weight: FloorLine {
+                opening: 50_000,
+                per: 0,
+            },
+            by_space: FloorLine {
+                opening: 50_000,
+                per: 0,
+            },
+            opening_own: 50_000,
+        })
+    }
+}
+
+#[test]
+fn items_one_supplier_cannot_ship_go_with_another_or_are_named() {
+    let lines = vec![
+        line(1, 1, &[(0, 5, 100)]),
+        line(9, 1, &[(0, 5, 50), (1, 5, 900)]),
+    ];
+    let p = plan(&lines, &opts(Objective::Cheapest), &PickyRater, far()).unwrap();
+    let suppliers: Vec<SupplierId> = p.shipments.iter().map(|s| s.supplier).collect();
+    assert_eq!(suppliers, vec![0, 1]);
+    assert!(p.proven_optimal);
+    let lines = vec![line(9, 1, &[(0, 5, 50)])];
+    let PlanError::Unfulfillable(shorts) =
+        plan(&lines, &opts(Objective::Cheapest), &PickyRater, far()).unwrap_err();
+    assert_eq!(shorts[0].reason, ShortReason::NotShippable);
+}
+
+/// Flat freight with no useful floor: the search can prove little.
+struct Blind(FlatRater);
+
+impl Rater for Blind {
+    fn rate(
+        &self,
+        supplier: SupplierId,
+        lines: &[(ProductId, u32)],
+    ) -> Result<RatedShipment, String> {
+        self.0.rate(supplier, lines)
+    }
+    fn processing_days(&self, _: SupplierId) -> u32 {
+        0
+    }
+    fn unit_profile(&self, _: SupplierId, _: ProductId) -> Option<ShipmentProfile> {
+        Some(ShipmentProfile::default())
+    }
+    fn floor(&self, _: SupplierId, _: &ShipmentProfile) -> Option<Floor> {
+        Some(Floor {
+            amount: Decimal::ZERO,
+            transit_days: 0,
+        })
+    }
+    fn linear_floor(&self, _: SupplierId, _: &ShipmentProfile) -> Option<LinearFloor> {
+        Some(LinearFloor {
+            by_weight: FloorLine { opening: 0, per: 0 },
+            by_space: FloorLine { opening: 0, per: 0 },
+            opening_own: 0,
+        })
+    }
+}
+
+#[test]
+fn a_spent_deadline_still_gives_a_feasible_plan() {
+    // 40 lines, each at 6 of 10 suppliers, and no floor to prune with.
+    let rater = Blind(FlatRater {
+        fee: vec![Decimal::from(7); 10],
+    });
+    let lines: Vec<LineInput> = (0..40u32)
+        .map(|i| {
+            let cands: Vec<(SupplierId, u32, CostUnits)> = (0..6u32)
+                .map(|j| {
+                    (
+                        ((i * 3 + j * 7) % 10) as SupplierId,
+                        9,
+                        10_000 + (i * 31 + j * 17) % 900,
+                    )
+                })
+                .collect();
+            line(100 + i, 1 + i % 3, &cands)
+        })
+        .collect();
+    let p = plan(&lines, &opts(Objective::Cheapest), &rater, Instant::now()).unwrap();
+    assert!(p.shortfalls.is_empty());
+    assert!(!p.proven_optimal);
+    let shipped: u32 = p
+        .shipments
+        .iter()
+        .flat_map(|s| &s.allocations)
+        .map(|a| a.qty)
+        .sum();
+    assert_eq!(shipped, lines.iter().map(|l| l.qty).sum::<u32>());
+}
+
+// ---------- property tests against the brute force ----------
+
+/// splitmix64, so that a failing case is reproducible from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+}
+
+const SUPPLIERS: u64 = 6;
+
+#[derive(Debug, Clone)]
+struct Case {
+    lines: Vec<LineInput>,
+    options: PlanOptions,
+}
+
+fn case(seed: u64, n_lines: usize, split: bool, partial: bool, objective: usize) -> Case {
+    let mut r = Rng(seed);
+    let lines = (0..n_lines)
+        .map(|i| {
+            let qty = r.range(1, if split { 3 } else { 4 }) as u32;
+            let n = r.range(1, 4);
+            let mut sups: Vec<SupplierId> = Vec::new();
+            while (sups.len() as u64) < n {
+                let s = r.below(SUPPLIERS) as SupplierId;
+                if !sups.contains(&s) {
+                    sups.push(s);
+                }
+            }
+            let cands = sups
+                .iter()
+                .map(|&s| Candidate {
+                    supplier: s,
+                    available: r.range(0, u64::from(qty) + 1) as u32,
+                    cost: r.range(1, 60) as u32 * 5_000,
+                    as_of_s: 1,
+                })
+                .collect();
+            LineInput {
+                product: (r.below(25) != 0).then_some(i as ProductId + 1),
+                qty,
+                candidates: cands,
+                excluded_stock: false,
+            }
+        })
+        .collect();
+    let options = PlanOptions {
+        objective: Objective::ALL[objective % 3],
+        allow_partial: partial,
+        allow_split_lines: split,
+        max_shipments: [0, 0, 1, 2, 3][r.below(5) as usize],
+        arrive_within_days: [0, 0, 0, 3, 5][r.below(5) as usize],
+    };
+    Case { lines, options }
+}
+
+fn break_rater(seed: u64) -> BreakRater {
+    let mut r = Rng(seed ^ 0xB4EA);
+    let tariffs = (0..SUPPLIERS)
+        .map(|s| {
+            let per = r.range(40, 400) as i64;
+            let b1 = r.range(5, 40);
+            let tariff = BreakTariff {
+                fixed: r.range(20_000, 150_000) as i64,
+                breaks: vec![
+                    Break {
+                        from_hg: 0,
+                        up_to_hg: b1,
+                        base: 0,
+                        per_hg: per,
+                    },
+                    Break {
+                        from_hg: b1,
+                        up_to_hg: b1 * 3,
+                        base: 5_000,
+                        per_hg: per * 7 / 10,
+                    },
+                    Break {
+                        from_hg: b1 * 3,
+                        up_to_hg: u64::MAX,
+                        base: 9_000,
+                        per_hg: per / 2,
+                    },
+                ],
+                ground_days: r.range(2, 5) as u32,
+                processing_days: r.range(0, 2) as u32,
+            };
+            (s as SupplierId, tariff)
+        })
+        .collect();
+    let unit_weight_g = (1..=8)
+        .map(|p| (p as ProductId, r.range(100, 3_000) as u32))
+        .collect();
+    BreakRater {
+        tariffs,
+        unit_weight_g,
+        express_factor_pct: r.range(150, 260) as i64,
+    }
+}
+
+/// Freight that rises and falls with weight, and a product that supplier 2
+/// cannot ship: the search must stay exact without monotone freight.
+struct LumpyRater {
+    fixed: Vec<i64>,
+    days: Vec<u32>,
+}
+
+const LUMPS: [i64; 5] = [0, 30_000, 10_000, 40_000, 20_000];
+
+fn lumpy_weight_g(product: ProductId) -> u32 {
+    100 * (product % 4 + 1)
+}
+
+impl Rater for LumpyRater {
+    fn rate(
+        &self,
+        supplier: SupplierId,
+        lines: &[(ProductId, u32)],
+    ) -> Result<RatedShipment, String> {
+        if supplier == 2 && lines.iter().any(|l| l.0 == 3) {
+            return Err("product 3 does not ship from supplier 2".into());
+        }
+        let w: u64 = lines
+            .iter()
+            .map(|&(p, q)| u64::from(lumpy_weight_g(p)) * u64::from(q))
+            .sum();
+        let ground = self.fixed[supplier as usize] + LUMPS[(w / 100 % 5) as usize];
+        Ok(shipment(vec![
+            service("Ground", dec(ground), self.days[supplier as usize]),
+            service("Air", dec(ground + 150_000), 1),
+        ]))
+    }
+    fn processing_days(&self, supplier: SupplierId) -> u32 {
+        supplier as u32 % 2
+    }
+    fn unit_profile(&self, _: SupplierId, product: ProductId) -> Option<ShipmentProfile> {
+        Some(weighing(lumpy_weight_g(product)))
+    }
+    fn floor(&self, supplier: SupplierId, _: &ShipmentProfile) -> Option<Floor> {
+        Some(Floor {
+            amount: dec(self.fixed[supplier as usize]),
+            transit_days: 1,
+        })
+    }
+    fn linear_floor(&self, supplier: SupplierId, _: &ShipmentProfile) -> Option<LinearFloor> {
+        let fixed = self.fixed[supplier as usize];
+        Some(LinearFloor {
+            by_weight: FloorLine {
+                opening: fixed,
+                per: 0,
+            },
+            by_space: FloorLine {
+                opening: fixed,
+                per: 0,
+            },
+            opening_own: fixed,
+        })
+    }
+}
+
+fn lumpy_rater(seed: u64) -> LumpyRater {
+    let mut r = Rng(seed ^ 0x1u64);
+    LumpyRater {
+        fixed: (0..SUPPLIERS)
+            .map(|_| r.range(10_000, 120_000) as i64)
+            .collect(),
+        days: (0..SUPPLIERS).map(|_| r.range(2, 6) as u32).collect(),
+    }
+}
+
+/// The SAMPLE carrier tables from a few US origins to one destination.
+struct TableRater {
+    freight: Freight,
+    origins: Vec<&'static str>,
+    fees: Vec<Decimal>,
+    destination: (&'static str, bool),
+}
+
+const ITEMS: [(u32, u32, u32, u32); 8] = [
+    (250, 150, 100, 20),
+    (450, 230, 150, 30),
+    (400, 120, 120, 100),
+    (900, 330, 210, 120),
+    (1_200, 250, 200, 100),
+    (2_500, 380, 280, 150),
+    (5_000, 450, 350, 250),
+    (80, 100, 60, 30),
+];
+
+fn table_item(product: ProductId) -> Item {
+    let (w, l, wi, h) = ITEMS[(product as usize) % ITEMS.len()];
+    Item {
+        weight_g: w,
+        length_mm: l,
+        width_mm: wi,
+        height_mm: h,
+    }
+}
+
+impl TableRater {
+    fn new(seed: u64) -> Self {
+        let mut r = Rng(seed ^ 0x7AB1E);
+        let zips = [
+            "10001", "60601", "94105", "30301", "75201", "98101", "02101",
+        ];
+        let dests = [
+            ("10401", false),
+            ("94107", true),
+            ("33101", true),
+            ("80202", false),
+        ];
+        Self {
+            freight: Freight::sample(),
+            origins: (0..SUPPLIERS)
+                .map(|_| zips[r.below(zips.len() as u64) as usize])
+                .collect(),
+            fees: (0..SUPPLIERS)
+                .map(|_| dec(r.range(0, 8) as i64 * 2_500))
+                .collect(),
+            destination: dests[r.below(dests.len() as u64) as usize],
+        }
+    }
+
+    fn lane_floor(&self, supplier: SupplierId) -> Option<crate::domain::freight::FreightFloor<'_>> {
+        let (origin, destination) = self.ends(supplier);
+        self.freight
+            .floor(origin, destination, self.fees[supplier as usize])
+            .ok()
+    }
+
+    fn ends(&self, supplier: SupplierId) -> (Endpoint<'_>, Endpoint<'_>) {
+        let us = |postal_code, residential| Endpoint {
+            country_code: "US",
+            postal_code,
+            residential,
+        };
+        (
+            us(self.origins[supplier as usize], false),
+            us(self.destination.0, self.destination.1),
+        )
+    }
+}
+
+impl Rater for TableRater {
+    fn rate(
+        &self,
+        supplier: SupplierId,
+        lines: &[(ProductId, u32)],
+    ) -> Result<RatedShipment, String> {
+        let items: Vec<ItemLine> = lines
+            .iter()
+            .map(|&(p, quantity)| ItemLine {
+                item: table_item(p),
+                quantity,
+            })
+            .collect();
+        let (origin, destination) = self.ends(supplier);
+        self.freight
+            .rate(&RateRequest {
+                origin,
+                destination,
+                lines: &items,
+                handling_fee: self.fees[supplier as usize],
+            })
+            .map_err(|e| e.to_string())
+    }
+    fn processing_days(&self, supplier: SupplierId) -> u32 {
+        supplier as u32 % 3
+    }
+    fn unit_profile(&self, supplier: SupplierId, product: ProductId) -> Option<ShipmentProfile> {
+        self.lane_floor(supplier)?.unit(&table_item(product))
+    }
+    fn floor(&self, supplier: SupplierId, profile: &ShipmentProfile) -> Option<Floor> {
+        let f = self.lane_floor(supplier)?;
+        Some(Floor {
+            amount: f.amount(profile),
+            transit_days: f.transit_days(),
+        })
+    }
+    fn linear_floor(
+        &self,
+        supplier: SupplierId,
+        reference: &ShipmentProfile,
+    ) -> Option<LinearFloor> {
+        Some(self.lane_floor(supplier)?.linear(reference))
+    }
+}
+
+/// The plan's measures, recomputed from the outcome alone.
+fn measures(p: &PlanOutcome) -> oracle::OracleScore {
+    let missing = p.shortfalls.iter().map(|s| s.missing).sum();
+    let shipments = p.shipments.len() as u32;
+    let primary = match p.objective {
+        Objective::Cheapest => 0,
+        Objective::Fastest => p.shipments.iter().map(arrival_days).max().unwrap_or(0),
+        Objective::FewestShipments => shipments,
+    };
+    (missing, primary, p.goods + p.freight, shipments)
+}
+
+/// Every unit accounted for, within stock, each shipment priced as the rater
+/// prices it and on time, within the shipment limit.
+fn check_feasible(c: &Case, p: &PlanOutcome, rater: &dyn Rater) -> Result<(), TestCaseError> {
+    let o = &c.options;
+    if o.max_shipments > 0 {
+        prop_assert!(p.shipments.len() <= o.max_shipments as usize);
+    }
+    let mut goods = Decimal::ZERO;
+    let mut freight = Decimal::ZERO;
+    let mut taken: HashMap<(usize, SupplierId), u32> = HashMap::new();
+    for s in &p.shipments {
+        let items = shipment_items(&s.allocations);
+        let rated = rater
+            .rate(s.supplier, &items)
+            .map_err(TestCaseError::fail)?;
+        prop_assert!(
+            rated.rates.contains(&s.rate),
+            "rate not offered for the shipment"
+        );
+        if o.arrive_within_days > 0 {
+            prop_assert!(arrival_days(s) <= o.arrive_within_days);
+        }
+        freight += s.rate.amount;
+        for a in &s.allocations {
+            *taken.entry((a.line, s.supplier)).or_default() += a.qty;
+            goods += cost_to(a.cost) * Decimal::from(a.qty);
+        }
+    }
+    prop_assert_eq!(goods, p.goods);
+    prop_assert_eq!(freight, p.freight);
+    for (i, l) in c.lines.iter().enumerate() {
+        let mut got = 0;
+        for (&(line, s), &q) in &taken {
+            if line == i {
+                let cand = l.candidates.iter().find(|c| c.supplier == s);
+                prop_assert!(cand.is_some_and(|c| c.available >= q), "over stock");
+                got += q;
+            }
+        }
+        if !o.allow_split_lines {
+            prop_assert!(taken.keys().filter(|(line, _)| *line == i).count() <= 1);
+        }
+        let short: u32 = p
+            .shortfalls
+            .iter()
+            .filter(|s| s.line == i)
+            .map(|s| s.missing)
+            .sum();
+        prop_assert_eq!(got + short, l.qty, "line {} not accounted for", i);
+    }
+    Ok(())
+}
+
+fn cost_to(c: CostUnits) -> Decimal {
+    crate::domain::money::cost_to_decimal(c)
+}
+
+fn agrees(c: &Case, rater: &dyn Rater) -> Result<(), TestCaseError> {
+    prop_assume!(oracle::combinations(&c.lines, &c.options) <= 40_000);
+    let expected = oracle::best(&c.lines, &c.options, rater);
+    let got = plan(&c.lines, &c.options, rater, far());
+    match (expected, got) {
+        (None, Err(_)) => {}
+        (Some(e), Ok(p)) => {
+            check_feasible(c, &p, rater)?;
+            prop_assert_eq!(measures(&p), e, "planner and brute force disagree");
+            prop_assert!(p.proven_optimal);
+        }
+        (e, g) => prop_assert!(
+            false,
+            "brute force {:?}, planner {:?}",
+            e,
+            g.map(|p| measures(&p))
+        ),
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn matches_brute_force_on_weight_breaks(
+        seed in any::<u64>(), n in 1usize..=6, split in any::<bool>(),
+        partial in any::<bool>(), objective in 0usize..3,
+    ) {
+        let c = case(seed, n, split, partial, objective);
+        agrees(&c, &break_rater(seed))?;
+    }
+
+    #[test]
+    fn matches_brute_force_when_freight_is_not_monotone(
+        seed in any::<u64>(), n in 1usize..=6, split in any::<bool>(),
+        partial in any::<bool>(), objective in 0usize..3,
+    ) {
+        let c = case(seed, n, split, partial, objective);
+        agrees(&c, &lumpy_rater(seed))?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn matches_brute_force_on_the_sample_carrier_tables(
+        seed in any::<u64>(), n in 1usize..=6, split in any::<bool>(),
+        partial in any::<bool>(), objective in 0usize..3,
+    ) {
+        let c = case(seed, n, split, partial, objective);
+        agrees(&c, &TableRater::new(seed))?;
+    }
+}
