@@ -16,5 +16,6 @@ mod quote;
 mod realtime;
 mod reservations;
 mod service;
+mod shedding;
 mod shutdown;
 mod tls;
