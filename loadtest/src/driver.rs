@@ -21,7 +21,7 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
 use crate::cpu;
-use crate::invariants::Acks;
+use crate::invariants::{outcome_unknown, Acks, Unsettled};
 use crate::scenario::{Mode, Rpc};
 use crate::server_metrics::{self, Buckets};
 use crate::stats::{
@@ -467,8 +467,17 @@ async fn execute(
             record(Rpc::Quote, outcome(&r), intended, sent);
         }
         Request::Allocate(m) => {
-            let r = call(timeout, fulfillment.allocate(request_with(m, timeout))).await;
+            let r = call(
+                timeout,
+                fulfillment.allocate(request_with(m.clone(), timeout)),
+            )
+            .await;
             record(Rpc::Allocate, outcome(&r), intended, sent);
+            if outcome_unknown(outcome(&r)) {
+                if let Ok(mut acks) = sink.acks.lock() {
+                    acks.unsettled(Unsettled::Allocate(m));
+                }
+            }
             if let Ok(c) = &r {
                 if let Some(res) = &c.reservation {
                     if let Ok(mut acks) = sink.acks.lock() {
@@ -478,8 +487,18 @@ async fn execute(
             }
         }
         Request::Reserve { then, request } => {
-            let r = call(timeout, fulfillment.reserve(request_with(request, timeout))).await;
+            let r = call(
+                timeout,
+                fulfillment.reserve(request_with(request.clone(), timeout)),
+            )
+            .await;
             record(Rpc::Reserve, outcome(&r), intended, sent);
+            if outcome_unknown(outcome(&r)) {
+                if let Ok(mut acks) = sink.acks.lock() {
+                    acks.unsettled(Unsettled::Reserve(request));
+                }
+                return;
+            }
             let Ok(reservation) = r else { return };
             if let Ok(mut acks) = sink.acks.lock() {
                 acks.held(&reservation);

@@ -34,10 +34,44 @@ pub struct Ack {
     pub units: Vec<((String, String), u32)>,
 }
 
+/// A Reserve or Allocate whose outcome the generator never learned (no
+/// answer before the deadline, a lost connection, an internal error): the
+/// server may have held stock for it. After the run it is sent again with
+/// its idempotency key, as a client would, so that the answer accounts for
+/// whatever the first call did.
+#[derive(Debug, Clone)]
+pub enum Unsettled {
+    /// A Reserve.
+    Reserve(pb::ReserveRequest),
+    /// An Allocate.
+    Allocate(pb::AllocateRequest),
+}
+
 /// Reservations the server acknowledged during a run.
 #[derive(Debug, Default)]
 pub struct Acks {
     by_id: HashMap<String, Ack>,
+    unsettled: Vec<Unsettled>,
+}
+
+/// Whether a failed Reserve or Allocate with this outcome may still have
+/// held stock. Refusals before any work (admission's RESOURCE_EXHAUSTED,
+/// auth, validation), a definite "not enough stock" and arrivals never
+/// sent cannot have; anything else is unknown.
+pub fn outcome_unknown(code: &str) -> bool {
+    !matches!(
+        code,
+        "OK" | "RESOURCE_EXHAUSTED"
+            | "FAILED_PRECONDITION"
+            | "INVALID_ARGUMENT"
+            | "NOT_FOUND"
+            | "ALREADY_EXISTS"
+            | "PERMISSION_DENIED"
+            | "UNAUTHENTICATED"
+            | "OUT_OF_RANGE"
+            | "UNIMPLEMENTED"
+            | crate::stats::GENERATOR_BACKLOG
+    )
 }
 
 fn units_of(r: &pb::Reservation) -> Vec<((String, String), u32)> {
@@ -81,15 +115,83 @@ impl Acks {
         self.set(r, AckState::Released);
     }
 
+    /// A call whose outcome is unknown (see [`outcome_unknown`]).
+    pub fn unsettled(&mut self, call: Unsettled) {
+        self.unsettled.push(call);
+    }
+
     /// How many.
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
 
-    /// None acknowledged.
+    /// None acknowledged and none unsettled.
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.by_id.is_empty() && self.unsettled.is_empty()
     }
+}
+
+/// Attempts at one unsettled call before it counts as unanswered.
+const SETTLE_ATTEMPTS: u32 = 20;
+
+/// Sends every unsettled call again with its idempotency key until it is
+/// answered, and records what the answers acknowledge. The verdict fails
+/// when a call still gets no answer: its stock cannot be accounted for.
+pub async fn settle(channel: Channel, acks: &mut Acks) -> Check {
+    let calls = std::mem::take(&mut acks.unsettled);
+    let mut client = pb::fulfillment_client::FulfillmentClient::new(channel);
+    let (mut acknowledged, mut refused, mut unanswered) = (0usize, 0usize, Vec::new());
+    for call in &calls {
+        let mut last = String::new();
+        let mut settled = false;
+        for attempt in 0..SETTLE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
+            }
+            let answer = match call {
+                Unsettled::Reserve(r) => client.reserve(r.clone()).await.map(|a| {
+                    let a = a.into_inner();
+                    acks.held(&a);
+                }),
+                Unsettled::Allocate(r) => client.allocate(r.clone()).await.map(|a| {
+                    if let Some(res) = &a.into_inner().reservation {
+                        acks.committed(res);
+                    }
+                }),
+            };
+            match answer {
+                Ok(()) => {
+                    acknowledged += 1;
+                    settled = true;
+                }
+                Err(s)
+                    if !outcome_unknown(crate::stats::code_name(s.code()))
+                        && s.code() != tonic::Code::ResourceExhausted =>
+                {
+                    refused += 1;
+                    settled = true;
+                }
+                Err(s) => last = format!("{:?}: {}", s.code(), s.message()),
+            }
+            if settled {
+                break;
+            }
+        }
+        if !settled {
+            unanswered.push(last);
+        }
+    }
+    let detail = format!(
+        "{} calls without an answer sent again with their keys: {acknowledged} acknowledged, \
+         {refused} refused, {} unanswered{}",
+        calls.len(),
+        unanswered.len(),
+        unanswered
+            .first()
+            .map(|e| format!(" (last: {e})"))
+            .unwrap_or_default()
+    );
+    Check::new("unknown outcomes settled", unanswered.is_empty(), detail)
 }
 
 /// One invariant's verdict.

@@ -198,7 +198,7 @@ impl Session {
             ));
         }
         // Taken out of the lock: the checks await the server.
-        let acks = self
+        let mut acks = self
             .runner
             .acks()
             .lock()
@@ -207,7 +207,10 @@ impl Session {
         let ledger = if acks.is_empty() {
             None
         } else {
-            Some(invariants::check_ledger(self.runner.channel(), &acks, before).await)
+            let settled = invariants::settle(self.runner.channel(), &mut acks).await;
+            let mut l = invariants::check_ledger(self.runner.channel(), &acks, before).await;
+            l.insert(0, settled);
+            Some(l)
         };
         match ledger {
             Some(mut l) => checks.append(&mut l),
