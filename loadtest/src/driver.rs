@@ -673,4 +673,44 @@ mod tests {
         assert_eq!(reserve.codes.values().sum::<u64>(), reserve.calls());
         app.shutdown().await;
     }
+
+    /// Calls cut off by their deadline may still have held stock: they are
+    /// kept as unsettled, and settling sends each again with its key, so every
+    /// reservation the server made is acknowledged and then read back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_cut_off_by_their_deadline_are_replayed_with_their_keys() {
+        let (app, _dir) = small_server().await;
+        let addr = app.grpc_addr.to_string();
+        let s = scenario("reserve_release = 1\nallocate = 1");
+        let classifier = Classifier::new(&s.budget.answer_codes, &s.budget.shed_codes);
+        let runner = Runner::new(
+            Clients::connect(&addr, 1).await.unwrap(),
+            classifier,
+            CpuSource::None,
+            None,
+        );
+        let mut cut = spec(Mode::Open);
+        cut.rate_per_s = 20.0;
+        // No call can answer within a microsecond.
+        cut.timeout = Duration::from_micros(1);
+        runner.run_phase(&cut, &Workload::new(&s, 0, "cut")).await;
+        let mut acks = runner
+            .acks()
+            .lock()
+            .map(|mut a| std::mem::take(&mut *a))
+            .unwrap();
+        assert_eq!(acks.len(), 0, "nothing was acknowledged");
+        assert!(!acks.is_empty(), "but the calls are unsettled");
+        let settled = crate::invariants::settle(runner.channel(), &mut acks).await;
+        assert!(settled.ok, "{}", settled.detail);
+        assert!(!acks.is_empty(), "{}", settled.detail);
+        let checks = crate::invariants::check_ledger(
+            runner.channel(),
+            &acks,
+            &std::collections::BTreeMap::new(),
+        )
+        .await;
+        assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+        app.shutdown().await;
+    }
 }
