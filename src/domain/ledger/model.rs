@@ -231,8 +231,12 @@ impl Model {
     }
 
     /// Applies `op` as the ledger answered it, if the model allows that
-    /// answer; returns false if it does not.
-    fn apply(&mut self, op: &Op, answer: &Seen, now: i64) -> bool {
+    /// answer; returns false if it does not. `target` is the reservation a
+    /// Commit or Release was sent to: chosen before the round, so that
+    /// whatever order explains the round, the model judges the same id the
+    /// ledger was asked about (a Reserve earlier in the order would shift
+    /// `which` onto another reservation).
+    fn apply(&mut self, op: &Op, target: Option<&ReservationId>, answer: &Seen, now: i64) -> bool {
         match op {
             Op::Reserve {
                 key,
@@ -256,8 +260,8 @@ impl Model {
                 answer,
                 now,
             ),
-            Op::Commit { which, order } => {
-                let Some(id) = self.which(*which) else {
+            Op::Commit { order, .. } => {
+                let Some(id) = target.cloned() else {
                     return *answer == Seen::Err("NotFound");
                 };
                 let Some(r) = self.res.get_mut(&id) else {
@@ -280,8 +284,8 @@ impl Model {
                 };
                 expected == *answer
             }
-            Op::Release { which, cancel } => {
-                let Some(id) = self.which(*which) else {
+            Op::Release { cancel, .. } => {
+                let Some(id) = target.cloned() else {
                     return *answer == Seen::Err("NotFound");
                 };
                 let Some(r) = self.res.get_mut(&id) else {
@@ -417,7 +421,7 @@ fn reserve_request(
 async fn run_op(
     ledger: &dyn Ledger,
     universe: &Universe,
-    model: &Model,
+    target: Option<&ReservationId>,
     op: &Op,
     now: i64,
 ) -> Seen {
@@ -445,9 +449,9 @@ async fn run_op(
                     .await,
             )
         }
-        Op::Commit { which, order } => {
-            let id = model
-                .which(*which)
+        Op::Commit { order, .. } => {
+            let id = target
+                .cloned()
                 .unwrap_or_else(|| ReservationId::new("R-NONE"));
             seen(
                 &ledger
@@ -459,9 +463,9 @@ async fn run_op(
                     .await,
             )
         }
-        Op::Release { which, cancel } => {
-            let id = model
-                .which(*which)
+        Op::Release { cancel, .. } => {
+            let id = target
+                .cloned()
                 .unwrap_or_else(|| ReservationId::new("R-NONE"));
             seen(
                 &ledger
@@ -492,22 +496,33 @@ async fn run_op(
 
 /// Finds an order of `ops` under which the model gives `answers`; returns
 /// the model after it.
-fn linearize(model: &Model, ops: &[Op], answers: &[Seen], now: i64) -> Option<Model> {
-    fn go(
-        model: &Model,
-        left: &mut Vec<usize>,
-        ops: &[Op],
-        answers: &[Seen],
+fn linearize(
+    model: &Model,
+    ops: &[Op],
+    targets: &[Option<ReservationId>],
+    answers: &[Seen],
+    now: i64,
+) -> Option<Model> {
+    struct Attempt<'a> {
+        ops: &'a [Op],
+        targets: &'a [Option<ReservationId>],
+        answers: &'a [Seen],
         now: i64,
-    ) -> Option<Model> {
+    }
+    fn go(model: &Model, left: &mut Vec<usize>, round: &Attempt<'_>) -> Option<Model> {
         if left.is_empty() {
             return Some(model.clone());
         }
         for i in 0..left.len() {
             let k = left.remove(i);
             let mut m = model.clone();
-            if m.apply(&ops[k], &answers[k], now) {
-                if let Some(done) = go(&m, left, ops, answers, now) {
+            if m.apply(
+                &round.ops[k],
+                round.targets[k].as_ref(),
+                &round.answers[k],
+                round.now,
+            ) {
+                if let Some(done) = go(&m, left, round) {
                     return Some(done);
                 }
             }
@@ -515,7 +530,13 @@ fn linearize(model: &Model, ops: &[Op], answers: &[Seen], now: i64) -> Option<Mo
         }
         None
     }
-    go(model, &mut (0..ops.len()).collect(), ops, answers, now)
+    let round = Attempt {
+        ops,
+        targets,
+        answers,
+        now,
+    };
+    go(model, &mut (0..ops.len()).collect(), &round)
 }
 
 /// A round: operations run together, then time moves.
@@ -549,12 +570,22 @@ pub async fn check(
                 other => other.clone(),
             })
             .collect();
+        // Commit and Release name their reservation from the list as it
+        // stood before the round, as a client would.
+        let targets: Vec<Option<ReservationId>> = ops
+            .iter()
+            .map(|op| match op {
+                Op::Commit { which, .. } | Op::Release { which, .. } => model.which(*which),
+                _ => None,
+            })
+            .collect();
         let answers: Vec<Seen> = futures::future::join_all(
             ops.iter()
-                .map(|op| run_op(ledger, universe, &model, op, now)),
+                .zip(&targets)
+                .map(|(op, target)| run_op(ledger, universe, target.as_ref(), op, now)),
         )
         .await;
-        model = linearize(&model, &ops, &answers, now).ok_or_else(|| {
+        model = linearize(&model, &ops, &targets, &answers, now).ok_or_else(|| {
             format!("round {n}: no sequential order explains the answers\n ops: {ops:?}\n answers: {answers:?}")
         })?;
         verify(ledger, universe, &model, now, n, ops.contains(&Op::Sweep)).await?;
