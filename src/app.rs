@@ -331,6 +331,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             }
         }));
     }
+    if let Some(overload) = admission.overload() {
+        background.push(
+            Arc::clone(overload)
+                .spawn_sampler(Duration::from_millis(config.server.shed_interval_ms.max(1))),
+        );
+    }
     background.push(tokio::spawn(watch_ledger(
         Arc::clone(&ledger),
         Arc::clone(&readiness),

@@ -101,6 +101,20 @@ pub struct ServerConfig {
     /// Calls served at once (health and reflection aside); more are refused
     /// with RESOURCE_EXHAUSTED at once.
     pub concurrency_max: usize,
+    /// CPU shedding: while the process uses at least this percentage of the
+    /// cores it may run on, only a share of the calls (all but health,
+    /// reflection, Commit and Release) is admitted, cut by a quarter per
+    /// busy sample (or one that woke `shed_lag_ms` late) and grown back by
+    /// a twentieth per quiet one; the rest are refused at once with
+    /// RESOURCE_EXHAUSTED. 0 = shedding off (both signals).
+    pub shed_cpu_percent: u32,
+    /// How often CPU use and the runtime's lateness are sampled for
+    /// shedding, in ms.
+    pub shed_interval_ms: u64,
+    /// A sample that wakes at least this late (ms) counts as overload too,
+    /// whatever the CPU use: tasks wait to run, because of this process's
+    /// own queue or because the host gives its cores to others.
+    pub shed_lag_ms: u64,
     /// Deadline of a call whose caller set none (or a later one).
     pub request_timeout_ms: u64,
     /// Deadline of an `IngestFeed` push whose caller set none (or a later one).
@@ -129,6 +143,9 @@ impl Default for ServerConfig {
             http2_keepalive_timeout_secs: 10,
             max_header_list_bytes: limits::HEADER_LIST_BYTES_MAX,
             concurrency_max: 64,
+            shed_cpu_percent: 90,
+            shed_interval_ms: 25,
+            shed_lag_ms: 5,
             request_timeout_ms: 30_000,
             feed_push_timeout_ms: 900_000,
             client_rate_per_sec: 0,
@@ -394,7 +411,15 @@ impl Config {
         for (var, value) in vars {
             apply_override(&mut root, &var, &value)?;
         }
-        Config::deserialize(toml::Value::Table(root)).map_err(|e| invalid(e.to_string()))
+        let config =
+            Config::deserialize(toml::Value::Table(root)).map_err(|e| invalid(e.to_string()))?;
+        if config.server.shed_cpu_percent > 100 {
+            return Err(invalid(format!(
+                "server.shed_cpu_percent is {}: it is a share of the usable cores, 0 (off) to 100",
+                config.server.shed_cpu_percent
+            )));
+        }
+        Ok(config)
     }
 }
 
@@ -445,6 +470,16 @@ mod tests {
         assert_eq!(c.feeds.reject_threshold_pct, Decimal::from(5));
         assert!(c.data.dir.is_none());
         assert_eq!(c.ledger.kind, LedgerKind::Embedded);
+    }
+
+    #[test]
+    fn cpu_shedding_past_every_core_is_refused_by_name() {
+        let err = Config::from_toml_with_env("[server]\nshed_cpu_percent = 150\n", None, [])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.shed_cpu_percent is 150"), "{err}");
+        let off = Config::from_toml_with_env("[server]\nshed_cpu_percent = 0\n", None, []).unwrap();
+        assert_eq!(off.server.shed_cpu_percent, 0);
     }
 
     #[test]

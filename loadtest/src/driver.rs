@@ -578,6 +578,7 @@ mod tests {
         config.feeds.schedule = false;
         // A debug build on a shared machine: no shedding to get in the way.
         config.server.concurrency_max = 10_000;
+        config.server.shed_cpu_percent = 0;
         let app = stockroute::app::start(config).await.unwrap();
         tokio::time::timeout(Duration::from_secs(30), app.wait_ready())
             .await

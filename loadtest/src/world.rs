@@ -265,6 +265,10 @@ impl World {
                     .with_context(|| format!("config {}", config_path.display()))?;
                 config.server.grpc_addr = "127.0.0.1:0".into();
                 config.server.http_addr = "127.0.0.1:0".into();
+                // The process's CPU includes the generator's own: it cannot
+                // tell the server's load, so CPU shedding is off in process.
+                config.server.shed_cpu_percent = 0;
+                description.push("CPU shedding off (the generator shares the process)".into());
                 if spec.freight == Freight::Tables {
                     config.data.fake_carriers = false;
                 }

@@ -49,6 +49,9 @@ pub fn test_config(dir: &Path) -> Config {
     let mut config = Config::load(Some(&dir.join("stockroute.toml"))).expect("config");
     config.server.grpc_addr = "127.0.0.1:0".into();
     config.server.http_addr = "127.0.0.1:0".into();
+    // The test process hosts many servers and the tests' own work, so its
+    // CPU says nothing about one server's load: no CPU shedding.
+    config.server.shed_cpu_percent = 0;
     config
 }
 
@@ -194,6 +197,9 @@ impl ServerProcess {
             .arg("serve")
             .args(args)
             .env("STOCKROUTE_LOG__FORMAT", "json")
+            // Debug builds on a shared machine: storms must reach the ledger,
+            // not CPU shedding.
+            .env("STOCKROUTE_SERVER__SHED_CPU_PERCENT", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {

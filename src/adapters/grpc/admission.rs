@@ -3,13 +3,16 @@
 //!
 //! 1. authentication (`authorization: Bearer <key>`) and the role the RPC needs;
 //! 2. the caller's rate limit;
-//! 3. a slot of the concurrency limit, taken without waiting: when every slot
+//! 3. CPU shedding ([`super::overload`]): while the process keeps its cores
+//!    saturated, only a share of the calls that may be shed is admitted and
+//!    the rest are refused at once with RESOURCE_EXHAUSTED;
+//! 4. a slot of the concurrency limit, taken without waiting: when every slot
 //!    is busy the call is refused at once with RESOURCE_EXHAUSTED, so overload
 //!    turns into fast refusals that a client can retry elsewhere instead of a
 //!    queue in which every call grows slow;
-//! 4. a default timeout for callers that set no deadline.
+//! 5. a default timeout for callers that set no deadline.
 //!
-//! Health and reflection skip all four: probes must answer under overload.
+//! Health and reflection skip all five: probes must answer under overload.
 //! Nothing here reads a request body, and no refusal echoes a key.
 
 use std::future::Future;
@@ -25,6 +28,7 @@ use tonic::Status;
 use tower::{Layer, Service};
 
 use super::deadline;
+use super::overload::Overload;
 use super::rate::ClientRates;
 use super::rpc::Rpc;
 use crate::auth::{Caller, Keyring, Rejection, Role};
@@ -36,6 +40,8 @@ pub struct Admission {
     /// `None` when auth is off.
     keyring: Option<Arc<Keyring>>,
     rates: Option<ClientRates>,
+    /// `None` when CPU shedding is off.
+    overload: Option<Arc<Overload>>,
     permits: Arc<Semaphore>,
     concurrency_max: usize,
     request_timeout: Duration,
@@ -48,11 +54,23 @@ impl Admission {
         Admission {
             keyring,
             rates: ClientRates::new(config.client_rate_per_sec, config.client_burst),
+            overload: (config.shed_cpu_percent > 0).then(|| {
+                Arc::new(Overload::new(
+                    config.shed_cpu_percent,
+                    Duration::from_millis(config.shed_lag_ms),
+                ))
+            }),
             permits: Arc::new(Semaphore::new(config.concurrency_max)),
             concurrency_max: config.concurrency_max,
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             feed_push_timeout: Duration::from_millis(config.feed_push_timeout_ms),
         }
+    }
+
+    /// The CPU shedding controller, whose sampler the app runs; `None` when
+    /// shedding is off.
+    pub fn overload(&self) -> Option<&Arc<Overload>> {
+        self.overload.as_ref()
     }
 
     /// Calls admitted and not yet answered.
@@ -111,6 +129,21 @@ impl Admission {
                 wait.as_millis().max(1)
             ))
         })
+    }
+
+    /// Whether CPU shedding lets `rpc` in.
+    fn shed(&self, rpc: Rpc) -> Result<(), Status> {
+        match &self.overload {
+            Some(o) if rpc.is_sheddable() && !o.admits() => {
+                refused("cpu");
+                Err(Status::resource_exhausted(format!(
+                    "server overloaded: calls are waiting for CPU, so it admits {:.0}% of them; \
+                     retry with backoff or another replica",
+                    o.admit_share() * 100.0
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// A concurrency slot, or RESOURCE_EXHAUSTED at once.
@@ -243,6 +276,7 @@ where
         let admission = &self.admission;
         let admitted = admission.authenticate(rpc, &req).and_then(|caller| {
             admission.rate_limit(caller.as_ref(), &req)?;
+            admission.shed(rpc)?;
             let slot = admission.slot()?;
             Ok((caller, slot))
         });
@@ -397,5 +431,64 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(grpc_status(&after), None, "the slot is free again");
+    }
+
+    #[tokio::test]
+    async fn a_saturated_cpu_sheds_queries_but_never_commit_release_or_health() {
+        let config = ServerConfig {
+            shed_cpu_percent: 90,
+            ..ServerConfig::default()
+        };
+        let admission = Arc::new(Admission::new(&config, None));
+        let overload = Arc::clone(admission.overload().expect("shedding is on"));
+        let svc =
+            AdmissionLayer::new(admission).layer(tower::service_fn(|_: http::Request<()>| async {
+                Ok::<_, Infallible>(http::Response::new(()))
+            }));
+        let statuses = |path: &str, calls: usize| {
+            let svc = svc.clone();
+            let path = path.to_owned();
+            async move {
+                let mut out = Vec::new();
+                for _ in 0..calls {
+                    let r = svc.clone().oneshot(call(&path, None)).await.unwrap();
+                    out.push(grpc_status(&r).map(str::to_owned));
+                    if let Some(m) = r.headers().get("grpc-message") {
+                        out.push(Some(m.to_str().unwrap().to_owned()));
+                    }
+                }
+                out
+            }
+        };
+        let quiet = statuses("/stockroute.v1.Fulfillment/Quote", 20).await;
+        assert!(quiet.iter().all(Option::is_none), "{quiet:?}");
+
+        for _ in 0..100 {
+            overload.observe(1.0, Duration::ZERO);
+        }
+        let quotes = statuses("/stockroute.v1.Fulfillment/Quote", 100).await;
+        let refused = quotes.iter().filter(|s| s.as_deref() == Some("8")).count();
+        assert!(refused >= 95, "refused {refused} of 100 at the least share");
+        assert!(
+            quotes
+                .iter()
+                .flatten()
+                .any(|m| m.contains("CPU") && m.contains("another%20replica")),
+            "the refusal says why and what to do: {quotes:?}"
+        );
+        for path in [
+            "/stockroute.v1.Fulfillment/Commit",
+            "/stockroute.v1.Fulfillment/Release",
+            "/grpc.health.v1.Health/Check",
+        ] {
+            let answers = statuses(path, 20).await;
+            assert!(answers.iter().all(Option::is_none), "{path}: {answers:?}");
+        }
+
+        for _ in 0..20 {
+            overload.observe(0.3, Duration::ZERO);
+        }
+        let recovered = statuses("/stockroute.v1.Fulfillment/Quote", 20).await;
+        assert!(recovered.iter().all(Option::is_none), "{recovered:?}");
     }
 }

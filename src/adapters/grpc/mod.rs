@@ -8,6 +8,7 @@ pub mod convert;
 pub mod deadline;
 pub mod fulfillment;
 pub mod metrics_layer;
+pub mod overload;
 pub mod rate;
 pub mod reservations;
 pub mod rpc;

@@ -98,6 +98,14 @@ impl Rpc {
         !matches!(self, Rpc::Health | Rpc::Reflection)
     }
 
+    /// Whether CPU shedding may refuse the call. Commit and Release are
+    /// not shed: they are cheap, they finish what a Reserve already paid
+    /// for, and refusing a Release keeps units locked; a Commit refused
+    /// until its hold expires would lose the order.
+    pub fn is_sheddable(self) -> bool {
+        self.is_limited() && !matches!(self, Rpc::Commit | Rpc::Release)
+    }
+
     /// Whether the call is a feed push, which streams for as long as the feed
     /// takes and so has its own timeout.
     pub fn is_feed_push(self) -> bool {
