@@ -98,7 +98,18 @@ impl PhaseSummary {
         self.rpcs.iter().find(|r| r.rpc == rpc.name())
     }
 
-    /// Failed calls as a share of all, percent.
+    /// Calls refused by load shedding as a share of all, percent.
+    pub fn refused_pct(&self) -> f64 {
+        let calls: u64 = self.rpcs.iter().map(|r| r.calls).sum();
+        let refused: u64 = self.rpcs.iter().map(|r| r.refused).sum();
+        if calls == 0 {
+            0.0
+        } else {
+            refused as f64 * 100.0 / calls as f64
+        }
+    }
+
+    /// Share of calls that failed (not counting refusals by load shedding), %.
     pub fn error_pct(&self) -> f64 {
         let calls: u64 = self.rpcs.iter().map(|r| r.calls).sum();
         let failed: u64 = self.rpcs.iter().map(|r| r.failed).sum();
@@ -216,6 +227,16 @@ fn judge(s: &mut PhaseSummary, scenario: &Scenario, judged: &[Rpc]) {
     }
     if s.abandoned > 0 {
         notes.push(format!("{} calls never answered", s.abandoned));
+    }
+    // A rate is sustainable only if the server serves it: refusals keep the
+    // answered calls fast, so a knee step that sheds more than the error
+    // budget is past the knee however good its latency looks.
+    let refused_pct = s.refused_pct();
+    if s.kind == "knee" && refused_pct > b.error_pct_max {
+        notes.push(format!(
+            "{refused_pct:.3}% of calls refused by load shedding, over the {}% budget",
+            b.error_pct_max
+        ));
     }
     s.budget_ok = notes.is_empty();
     s.budget_notes = notes;
