@@ -6,16 +6,18 @@
 //! overload the calls that wait are not there: they wait in the socket and
 //! the connection's buffers, where no slot counts them, and every call grows
 //! slow instead of the excess being refused (docs/performance.md has the
-//! measurement). Two signals do see that queue. The CPU: when the process
-//! keeps the cores it may use busy, arrivals outrun it. And the lateness of
-//! the runtime: a task that is due waits behind every runnable task, and
-//! behind other processes when the host takes the cores away, which the
-//! process's own CPU time cannot show (a server starved by a neighbour is
-//! overloaded at any CPU use of its own).
+//! measurement). Two signals do see that queue. The CPU demand: the time
+//! the process's threads ran plus the time they were ready to run but
+//! waited for a core (Linux's schedstat). When that keeps the cores the
+//! process may use busy, arrivals outrun it; counting the waiting too means
+//! a server starved by a neighbour is seen as overloaded, which its own CPU
+//! time alone would hide. And the lateness of the runtime: a task that is
+//! due waits behind every runnable task.
 //!
 //! So a controller samples both and keeps an *admit share*: while the CPU
-//! use is at or over its target, or the sampler itself woke at least the lag
-//! target late, it cuts the share by a quarter (multiplicative decrease, so
+//! demand over the last 100 ms is at or over its target, or the sampler itself
+//! woke at least the lag target late on each of its last four wake-ups, it
+//! cuts the share by a quarter (multiplicative decrease, so
 //! that a burst is met within a few samples); otherwise it gives back a
 //! twentieth (additive increase, so that the share creeps back up and
 //! settles just under saturation). Calls that can be shed are admitted in
@@ -35,6 +37,12 @@ const SHARE_ALL: u32 = 1_000_000;
 const SHARE_MIN: u32 = 20_000;
 /// Below the target, the share grows by this much a sample.
 const SHARE_STEP_UP: u32 = 50_000;
+/// Samples a decision looks back over. CPU use is taken over all of them:
+/// arrivals are bursty, and a busy 25 ms is not overload. Lateness counts
+/// only when every one of them woke late: the least is the standing queue
+/// (as in CoDel), while a single late wake-up is more often the host taking
+/// the core for a moment, which shedding cannot help.
+const WINDOW_SAMPLES: usize = 4;
 
 /// The admit share and the rule that moves it; shared by every connection.
 #[derive(Debug)]
@@ -80,8 +88,9 @@ impl Overload {
         place * u64::from(SHARE_ALL) < u64::from(share) << 20
     }
 
-    /// Moves the share after a sample in which the process used `use_share`
-    /// of its usable cores and the sampler woke `lag` late.
+    /// Moves the share after a sample: over the last samples the process
+    /// used `use_share` of its usable cores and the sampler's wake-ups were
+    /// all at least `lag` late.
     pub fn observe(&self, use_share: f64, lag: Duration) {
         let now = self.share.load(Ordering::Relaxed);
         let next = if use_share >= self.target || lag >= self.lag_target {
@@ -100,18 +109,26 @@ impl Overload {
         let cores = usable_cores();
         tracing::debug!(cores, target = self.target, "CPU shedding on");
         tokio::spawn(async move {
-            let mut last = (Instant::now(), process_cpu());
+            let mut last = (Instant::now(), cpu_demand());
             let mut due = tokio::time::Instant::now() + interval;
-            loop {
+            // (lateness, wall time, CPU time) of the last samples.
+            let mut window = [(Duration::ZERO, 0.0, 0.0); WINDOW_SAMPLES];
+            for slot in (0..WINDOW_SAMPLES).cycle() {
                 tokio::time::sleep_until(due).await;
                 let lag = tokio::time::Instant::now().saturating_duration_since(due);
-                let now = (Instant::now(), process_cpu());
-                let wall = now.0.duration_since(last.0).as_secs_f64();
-                // A late wake-up covers a longer window; the share it reads
-                // is still the use over that window.
+                let now = (Instant::now(), cpu_demand());
+                // A late wake-up covers a longer window; the use it reads is
+                // still the use over that window.
+                window[slot] = (
+                    lag,
+                    now.0.duration_since(last.0).as_secs_f64(),
+                    now.1.saturating_sub(last.1).as_secs_f64(),
+                );
+                let standing = window.iter().map(|w| w.0).min().unwrap_or_default();
+                let wall: f64 = window.iter().map(|w| w.1).sum();
+                let cpu: f64 = window.iter().map(|w| w.2).sum();
                 if wall > 0.0 {
-                    let cpu = now.1.saturating_sub(last.1).as_secs_f64();
-                    self.observe(cpu / (wall * cores), lag);
+                    self.observe(cpu / (wall * cores), standing);
                 }
                 metrics::gauge!("stockroute_runtime_lag_seconds").set(lag.as_secs_f64());
                 last = now;
@@ -151,6 +168,37 @@ fn quota_of(quota: &str, period: &str) -> Option<f64> {
     Some(quota / period)
 }
 
+/// CPU demand of this process so far: for every live thread, the time it
+/// ran plus the time it was runnable but waited for a core, from
+/// `/proc/self/task/*/schedstat`; where that cannot be read, the process's
+/// CPU time alone. A thread that exits takes its share with it, which reads
+/// as a quiet sample, never as a busy one.
+fn cpu_demand() -> Duration {
+    schedstat_demand().unwrap_or_else(process_cpu)
+}
+
+fn schedstat_demand() -> Option<Duration> {
+    let mut total_ns = 0u64;
+    let mut threads = 0;
+    for entry in std::fs::read_dir("/proc/self/task").ok()? {
+        let Ok(entry) = entry else { continue };
+        // A thread may exit between the listing and the read.
+        let Ok(text) = std::fs::read_to_string(entry.path().join("schedstat")) else {
+            continue;
+        };
+        let (ran, waited) = parse_schedstat(&text)?;
+        total_ns = total_ns.saturating_add(ran).saturating_add(waited);
+        threads += 1;
+    }
+    (threads > 0).then(|| Duration::from_nanos(total_ns))
+}
+
+/// Nanoseconds run and waited, from a schedstat line (`ran waited slices`).
+fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
+    let mut fields = text.split_whitespace();
+    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+}
+
 /// CPU time (user and system) of every thread of this process so far.
 fn process_cpu() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
@@ -169,6 +217,16 @@ mod tests {
 
     fn admitted_of(overload: &Overload, calls: usize) -> usize {
         (0..calls).filter(|_| overload.admits()).count()
+    }
+
+    #[test]
+    fn schedstat_lines_give_time_run_and_waited() {
+        assert_eq!(
+            parse_schedstat("355198602 1103227179 957\n"),
+            Some((355_198_602, 1_103_227_179))
+        );
+        assert_eq!(parse_schedstat("garbage"), None);
+        assert!(cpu_demand() > Duration::ZERO);
     }
 
     #[test]
