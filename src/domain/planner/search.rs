@@ -795,7 +795,7 @@ impl<'a> Search<'a> {
     /// counted by its floor, which remaining lines do not raise).
     fn facility_opening(&self, f: u32) -> Units {
         let k = f / 2;
-        let boxed = f % 2 == 0;
+        let boxed = f.is_multiple_of(2);
         let ku = k as usize;
         if self.count[ku] == 0 {
             self.new_opening(k, boxed)
