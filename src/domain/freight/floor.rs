@@ -31,7 +31,7 @@ use rust_decimal::Decimal;
 
 use super::rating::{ceil_kg, ceil_lb, ParcelFacts, Pricer};
 use super::round_cents;
-use super::tables::{BoxSpec, Service};
+use super::tables::{BoxSpec, DimRule, Service};
 use super::Item;
 
 /// The per-zone floor rows of one service, built once when tables load.
@@ -45,15 +45,67 @@ pub(super) struct RowFloor {
     /// The least price per unit anywhere in the row: beyond the row's end the
     /// floor grows with this slope.
     slope: Decimal,
-    /// The lower convex hull of the floor (units, charge), for lines below
-    /// it; the last vertex is where the floor past the row starts to rise.
-    hull: Vec<(Decimal, Decimal)>,
-    /// The intercept of the line of slope `slope` under the floor.
-    intercept_at_slope: Decimal,
+    /// The lines under the floor that [`RowFloor::tangent`] picks from, one
+    /// per edge of the floor's lower convex hull, by the units where the
+    /// edge ends; computed once, as the planner asks for them per basket.
+    tangents: Vec<Tangent>,
+    /// The service's units, for [`FreightFloor::linear`].
+    scale: Scale,
+}
+
+/// A line `a + b * x` under a row's floor, for references up to `end` units.
+#[derive(Debug, Clone, Copy)]
+struct Tangent {
+    end: Decimal,
+    a: Decimal,
+    b: Decimal,
+}
+
+/// Conversions between a service's billing units and grams or space,
+/// computed once per row so that a linear floor needs no division.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Scale {
+    /// Billing units per gram of boxed weight (only picks a tangent).
+    units_per_g: Decimal,
+    /// Billing units per cubic millimetre of boxed space (only picks a tangent).
+    units_per_mm3: Decimal,
+    /// Per billing unit to per kilogram.
+    per_kg: Decimal,
+    /// Per billing unit to per litre.
+    per_litre: Decimal,
+}
+
+impl Scale {
+    fn new(dim: DimRule) -> Self {
+        let grams_per_unit = if dim.metric {
+            Decimal::from(1000)
+        } else {
+            Decimal::new(45_359_237, 5)
+        };
+        // Litres in one billing unit of dimensional weight.
+        let litres_per_unit = if dim.metric {
+            Decimal::from(dim.divisor) / Decimal::from(1000)
+        } else {
+            Decimal::from(dim.divisor) * Decimal::new(16_387_064, 9)
+        };
+        let inverse = |d: Decimal| {
+            if d.is_zero() {
+                Decimal::ZERO
+            } else {
+                Decimal::ONE / d
+            }
+        };
+        Self {
+            units_per_g: inverse(grams_per_unit),
+            units_per_mm3: inverse(litres_per_unit * Decimal::from(1_000_000)),
+            per_kg: Decimal::from(1000) / grams_per_unit,
+            per_litre: inverse(litres_per_unit),
+        }
+    }
 }
 
 impl RowFloor {
-    fn new(row: &[Decimal], minimum_charge: Decimal) -> Option<Self> {
+    fn new(row: &[Decimal], minimum_charge: Decimal, dim: DimRule) -> Option<Self> {
         let price = |i: usize| row[i].max(minimum_charge);
         let n = row.len();
         if n == 0 {
@@ -117,11 +169,42 @@ impl RowFloor {
             .map(|&(x, y)| y - slope * x)
             .min()
             .unwrap_or(Decimal::ZERO);
+        // The edge of the hull at a reference, its slope capped at `slope`
+        // (past which a line would cross the floor far beyond the row).
+        let capped = |a: Decimal, b: Decimal| {
+            if b < Decimal::ZERO || a < Decimal::ZERO {
+                // A flat line at the cheapest charge is always below.
+                let flat = hull.iter().map(|v| v.1).min().unwrap_or(Decimal::ZERO);
+                (flat.max(Decimal::ZERO), Decimal::ZERO)
+            } else {
+                (a, b)
+            }
+        };
+        let mut tangents: Vec<Tangent> = hull
+            .windows(2)
+            .map(|w| {
+                let b = (w[1].1 - w[0].1) / (w[1].0 - w[0].0);
+                let (a, b) = if b > slope {
+                    capped(intercept_at_slope, slope)
+                } else {
+                    capped(w[0].1 - b * w[0].0, b)
+                };
+                Tangent { end: w[1].0, a, b }
+            })
+            .collect();
+        if tangents.is_empty() {
+            let (a, b) = capped(hull[0].1 - slope * hull[0].0, slope);
+            tangents.push(Tangent {
+                end: Decimal::MAX,
+                a,
+                b,
+            });
+        }
         Some(Self {
             units,
             slope,
-            hull,
-            intercept_at_slope,
+            tangents,
+            scale: Scale::new(dim),
         })
     }
 
@@ -130,28 +213,12 @@ impl RowFloor {
     /// the hull's edge there (its slope capped at `slope`, past which a line
     /// would cross the floor far beyond the row).
     fn tangent(&self, x_ref: Decimal) -> (Decimal, Decimal) {
-        let h = &self.hull;
-        let edge = h
-            .windows(2)
-            .find(|w| x_ref <= w[1].0)
-            .or_else(|| h.windows(2).last());
-        let (a, b) = match edge {
-            Some(w) => {
-                let b = (w[1].1 - w[0].1) / (w[1].0 - w[0].0);
-                if b > self.slope {
-                    (self.intercept_at_slope, self.slope)
-                } else {
-                    (w[0].1 - b * w[0].0, b)
-                }
-            }
-            None => (h[0].1 - self.slope * h[0].0, self.slope),
-        };
-        if b < Decimal::ZERO || a < Decimal::ZERO {
-            // A flat line at the cheapest charge is always below.
-            let flat = h.iter().map(|v| v.1).min().unwrap_or(Decimal::ZERO);
-            return (flat.max(Decimal::ZERO), Decimal::ZERO);
-        }
-        (a, b)
+        let t = self
+            .tangents
+            .iter()
+            .find(|t| x_ref <= t.end)
+            .or(self.tangents.last());
+        t.map_or((Decimal::ZERO, Decimal::ZERO), |t| (t.a, t.b))
     }
 
     /// Floor of the carriage of goods weighing `units` billing units in all.
@@ -172,7 +239,7 @@ pub(super) fn service_floors(service: &Service) -> ServiceFloors {
         .iter()
         .map(|row| {
             row.as_deref()
-                .and_then(|r| RowFloor::new(r, service.minimum_charge))
+                .and_then(|r| RowFloor::new(r, service.minimum_charge, service.dim))
         })
         .collect()
 }
@@ -416,18 +483,7 @@ impl FreightFloor<'_> {
             *acc = Some(acc.map_or((o, per), |(a, b)| (a.min(o), b.min(per))));
         };
         for s in &self.services {
-            let dim = s.pricer.service.dim;
-            let grams_per_unit = if dim.metric {
-                Decimal::from(1000)
-            } else {
-                Decimal::new(45_359_237, 5)
-            };
-            // Litres in one billing unit of dimensional weight.
-            let litres_per_unit = if dim.metric {
-                Decimal::from(dim.divisor) / Decimal::from(1000)
-            } else {
-                Decimal::from(dim.divisor) * Decimal::new(16_387_064, 9)
-            };
+            let scale = s.row.scale;
             let per_parcel = s.pricer.delivery_area
                 + if s.pricer.residential {
                     s.pricer.service.residential_surcharge
@@ -435,21 +491,19 @@ impl FreightFloor<'_> {
                     Decimal::ZERO
                 };
             let fuel = s.pricer.service.fuel_factor;
-            let x_weight = Decimal::from(reference.boxed_weight_g) / grams_per_unit;
+            let x_weight = Decimal::from(reference.boxed_weight_g) * scale.units_per_g;
             let (a, b) = s.row.tangent(x_weight);
             least(
                 &mut weight,
                 (a + per_parcel) * fuel,
-                b * fuel * Decimal::from(1000) / grams_per_unit,
+                b * fuel * scale.per_kg,
             );
-            let x_space = Decimal::from(reference.boxed_space_mm3)
-                / Decimal::from(1_000_000)
-                / litres_per_unit;
+            let x_space = Decimal::from(reference.boxed_space_mm3) * scale.units_per_mm3;
             let (a, b) = s.row.tangent(x_space);
             least(
                 &mut space,
                 (a + per_parcel) * fuel,
-                b * fuel / litres_per_unit,
+                b * fuel * scale.per_litre,
             );
         }
         let cent = Decimal::new(1, 2);
@@ -484,13 +538,18 @@ mod tests {
     use super::*;
     use crate::domain::freight::{Endpoint, Freight, ItemLine, RateRequest};
 
+    const LB: DimRule = DimRule {
+        metric: false,
+        divisor: 139,
+    };
+
     fn row(prices: &[i64]) -> Vec<Decimal> {
         prices.iter().map(|&p| Decimal::from(p)).collect()
     }
 
     #[test]
     fn subadditive_rows_floor_at_their_own_price() {
-        let f = RowFloor::new(&row(&[10, 12, 14, 16]), Decimal::ZERO).unwrap();
+        let f = RowFloor::new(&row(&[10, 12, 14, 16]), Decimal::ZERO, LB).unwrap();
         assert_eq!(f.at(0), Decimal::from(10));
         assert_eq!(f.at(3), Decimal::from(14));
         // Beyond the row: the last price, or the cheapest rate per unit times the units.
@@ -501,11 +560,11 @@ mod tests {
     #[test]
     fn rows_that_are_not_subadditive_fall_back_to_a_safe_envelope() {
         // 1 unit costs 1, 2 units 10: two 1-unit parcels (2) undercut p(2).
-        let f = RowFloor::new(&row(&[1, 10, 11]), Decimal::ZERO).unwrap();
+        let f = RowFloor::new(&row(&[1, 10, 11]), Decimal::ZERO, LB).unwrap();
         assert_eq!(f.at(2), Decimal::from(2));
         assert_eq!(f.at(3), Decimal::from(3));
         // The minimum charge lifts every entry.
-        let f = RowFloor::new(&row(&[1, 10, 11]), Decimal::from(5)).unwrap();
+        let f = RowFloor::new(&row(&[1, 10, 11]), Decimal::from(5), LB).unwrap();
         assert_eq!(f.at(1), Decimal::from(5));
     }
 

@@ -19,7 +19,8 @@ pub(super) struct UflLine {
     /// Index of the plannable line (for bans).
     pub line: usize,
     /// For each single-supplier option with the line's fewest missing
-    /// units: (dense supplier, goods, the linear freight floor its units add).
+    /// units: (facility, goods, the linear freight floor its units add). A
+    /// facility is the caller's: a supplier, or a share of one.
     pub costs: Vec<(u32, Units, Units)>,
 }
 
@@ -35,14 +36,14 @@ pub(super) struct Scratch {
 }
 
 /// The dual-ascent bound on goods, freight that adds up per unit, and
-/// opening costs of `lines`. `open_cost(k)` is the least freight of opening
-/// a shipment from `k` (0 for one already counted); `adds(k)` says whether
-/// a line's linear freight counts when it goes to `k` (not for a shipment
-/// whose freight is already counted another way); `usable(line, k)`
-/// filters banned pairings.
+/// opening costs of `lines` over facilities `0..facilities`. `open_cost(k)`
+/// is the least freight of opening facility `k` (0 for one already
+/// counted); `adds(k)` says whether a line's linear freight counts when it
+/// goes to `k` (not for a shipment whose freight is already counted another
+/// way); `usable(line, k)` filters banned pairings.
 pub(super) fn facility_bound(
     lines: &[&UflLine],
-    suppliers: usize,
+    facilities: usize,
     open_cost: impl Fn(u32) -> Units,
     adds: impl Fn(u32) -> bool,
     usable: impl Fn(usize, u32) -> bool,
@@ -57,7 +58,7 @@ pub(super) fn facility_bound(
     } = scratch;
     dual.clear();
     slack.clear();
-    slack.resize(suppliers, Units::MIN);
+    slack.resize(facilities, Units::MIN);
     costs.clear();
     starts.clear();
     for line in lines {

@@ -77,9 +77,14 @@ struct Search<'a> {
     min_missing: Vec<u32>,
     /// Per depth: fewest missing units of the lines from there on.
     missing_after: Vec<u32>,
-    /// Per supplier: least freight of any shipment from it (the floor of
-    /// the least unit it could carry), the cost of opening it in the bound.
-    open_cost: Vec<Units>,
+    /// Per supplier: the linear opening of a shipment with a unit in a box.
+    opening_boxed: Vec<Units>,
+    /// Per supplier: the linear opening of a shipment with none (at most
+    /// `opening_boxed`).
+    opening_own: Vec<Units>,
+    /// Per supplier: whether some line's unit from it ships in its own
+    /// packaging (its facilities are split, see `facility`).
+    has_own: Vec<bool>,
     /// Per supplier: earliest possible arrival.
     earliest: Vec<u32>,
     /// Per supplier: its linear floor (`None`: cannot ship).
@@ -186,7 +191,9 @@ impl<'a> Search<'a> {
             can_leave_out: Vec::with_capacity(n),
             min_missing: Vec::with_capacity(n),
             missing_after: Vec::new(),
-            open_cost: vec![0; sups],
+            opening_boxed: vec![0; sups],
+            opening_own: vec![0; sups],
+            has_own: vec![false; sups],
             earliest: vec![0; sups],
             linear: vec![None; sups],
             by_space: vec![false; sups],
@@ -299,13 +306,16 @@ impl<'a> Search<'a> {
             bound_sups.sort_unstable();
             bound_sups.dedup();
             let bound = if single && !best_opts.is_empty() {
-                let mut costs: Vec<(u32, Units, Units)> = best_opts
-                    .iter()
-                    .map(|&o| {
-                        let opt = &line.options[o as usize];
-                        (opt.parts[0].sup, opt.goods, linear_of[o as usize])
-                    })
-                    .collect();
+                let mut costs: Vec<(u32, Units, Units)> = Vec::with_capacity(best_opts.len());
+                for &o in &best_opts {
+                    let opt = &line.options[o as usize];
+                    let k = opt.parts[0].sup;
+                    let boxed = self
+                        .cache
+                        .unit_profile(problem, self.rater, l, k)
+                        .is_some_and(|u| u.boxed_weight_g > 0);
+                    costs.push((facility(k, boxed), opt.goods, linear_of[o as usize]));
+                }
                 costs.sort_by_key(|&(k, c, m)| (c + m, k));
                 LineBound::Facility(UflLine { line: l, costs })
             } else {
@@ -330,7 +340,11 @@ impl<'a> Search<'a> {
         }
         let empty = ShipmentProfile::default();
         for (k, &own) in own_only.iter().enumerate() {
-            self.open_cost[k] = self.linear[k].map_or(0, |f| f.opening(self.by_space[k], !own));
+            if let Some(f) = self.linear[k] {
+                self.opening_boxed[k] = f.opening(self.by_space[k], true);
+                self.opening_own[k] = f.opening(self.by_space[k], false);
+            }
+            self.has_own[k] = own;
             let f = self.cache.floor(problem, self.rater, k as u32, &empty);
             self.earliest[k] = f.map_or(0, |f| f.arrival_days);
         }
@@ -381,12 +395,29 @@ impl<'a> Search<'a> {
                     .cache
                     .floor(problem, self.rater, p.sup, &profile)
                     .map_or(0, |f| f.amount);
-                let linear = self.open_cost[p.sup as usize] + self.part_linear(l, p.sup, p.units);
+                let linear = self.new_opening(p.sup, u.boxed_weight_g > 0)
+                    + self.part_linear(l, p.sup, p.units);
                 excess += (alone - linear).max(0);
             }
             least = Some(least.map_or(excess, |x| x.min(excess)));
         }
         least.unwrap_or(0)
+    }
+
+    /// What the facility-location bound charges for opening a new shipment
+    /// from `k` to a line whose unit is (`boxed`) or is not in a box. A
+    /// shipment with a boxed unit costs at least `opening_boxed`, one with
+    /// none at least `opening_own`; where both kinds of line could go, the
+    /// bound opens two facilities, one for each kind, whose openings add up
+    /// to at most what the shipment's kinds of unit require: `opening_own`
+    /// for the own-packaging one, the rest of `opening_boxed` for the other.
+    fn new_opening(&self, k: u32, boxed: bool) -> Units {
+        let k = k as usize;
+        match (boxed, self.has_own[k]) {
+            (false, _) => self.opening_own[k],
+            (true, false) => self.opening_boxed[k],
+            (true, true) => self.opening_boxed[k] - self.opening_own[k],
+        }
     }
 
     /// The linear freight floor `units` of line `l` add to a shipment from `k`.
@@ -729,24 +760,21 @@ impl<'a> Search<'a> {
                 latest = latest.max(self.line_earliest(l));
             }
         }
-        let count = &self.count;
-        let open_cost = &self.open_cost;
-        let adds = &self.adds;
-        let cache = &*self.cache;
+        // The bound reads the node while it writes its scratch space.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let this = &*self;
         let lower = facility_bound(
             &facility,
-            sups,
-            |k| {
-                if count[k as usize] > 0 {
-                    0
-                } else {
-                    open_cost[k as usize]
-                }
+            2 * sups,
+            |f| this.facility_opening(f),
+            |f| {
+                let k = (f / 2) as usize;
+                this.count[k] == 0 || this.adds[k]
             },
-            |k| count[k as usize] == 0 || adds[k as usize],
-            |l, k| !cache.banned(l, k),
-            &mut self.scratch,
+            |l, f| !this.cache.banned(l, f / 2),
+            &mut scratch,
         );
+        self.scratch = scratch;
         Score {
             missing,
             primary: match self.objective {
@@ -756,6 +784,25 @@ impl<'a> Search<'a> {
             },
             total: self.goods + freight + fixed + lower,
             shipments,
+        }
+    }
+
+    /// The opening the facility-location bound charges facility `f` (see
+    /// `facility`) at this node: as for a new shipment (`new_opening`)
+    /// when its supplier ships nothing yet; when it does and its freight is
+    /// counted by the linear floor, what a boxed unit would add to an
+    /// opening counted without one; else nothing (the shipment's freight is
+    /// counted by its floor, which remaining lines do not raise).
+    fn facility_opening(&self, f: u32) -> Units {
+        let k = f / 2;
+        let boxed = f.is_multiple_of(2);
+        let ku = k as usize;
+        if self.count[ku] == 0 {
+            self.new_opening(k, boxed)
+        } else if boxed && self.adds[ku] && self.profile[ku].boxed_weight_g == 0 {
+            self.opening_boxed[ku] - self.opening_own[ku]
+        } else {
+            0
         }
     }
 
@@ -806,4 +853,12 @@ impl<'a> Search<'a> {
         });
         disjoint_lines(self.problem.suppliers.len(), sets, &mut self.scratch)
     }
+}
+
+/// The facility of supplier `k` in the facility-location bound for a line
+/// whose unit is (`boxed`) or is not in a box: `2k` and `2k + 1`, so that
+/// a supplier that could ship both kinds opens each kind's share of its
+/// linear opening only when lines of that kind go to it.
+fn facility(k: u32, boxed: bool) -> u32 {
+    2 * k + u32::from(!boxed)
 }

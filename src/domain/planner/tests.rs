@@ -589,9 +589,13 @@ struct TableRater {
     origins: Vec<&'static str>,
     fees: Vec<Decimal>,
     destination: (&'static str, bool),
+    /// Rotation of the products' items (see `table_item`).
+    shift: usize,
 }
 
-const ITEMS: [(u32, u32, u32, u32); 8] = [
+/// Items of the table rater: (weight g, length, width, height mm). The
+/// last fits no box and ships in its own packaging.
+const ITEMS: [(u32, u32, u32, u32); 9] = [
     (250, 150, 100, 20),
     (450, 230, 150, 30),
     (400, 120, 120, 100),
@@ -600,10 +604,13 @@ const ITEMS: [(u32, u32, u32, u32); 8] = [
     (2_500, 380, 280, 150),
     (5_000, 450, 350, 250),
     (80, 100, 60, 30),
+    (6_000, 1_100, 300, 200),
 ];
 
-fn table_item(product: ProductId) -> Item {
-    let (w, l, wi, h) = ITEMS[(product as usize) % ITEMS.len()];
+/// The item of `product` for a rater whose items are rotated by `shift`
+/// (baskets number their products from 1, so every item gets its turn).
+fn table_item(product: ProductId, shift: usize) -> Item {
+    let (w, l, wi, h) = ITEMS[(product as usize + shift) % ITEMS.len()];
     Item {
         weight_g: w,
         length_mm: l,
@@ -633,6 +640,7 @@ impl TableRater {
                 .map(|_| dec(r.range(0, 8) as i64 * 2_500))
                 .collect(),
             destination: dests[r.below(dests.len() as u64) as usize],
+            shift: r.below(ITEMS.len() as u64) as usize,
         }
     }
 
@@ -665,7 +673,7 @@ impl Rater for TableRater {
         let items: Vec<ItemLine> = lines
             .iter()
             .map(|&(p, quantity)| ItemLine {
-                item: table_item(p),
+                item: table_item(p, self.shift),
                 quantity,
             })
             .collect();
@@ -683,7 +691,8 @@ impl Rater for TableRater {
         supplier as u32 % 3
     }
     fn unit_profile(&self, supplier: SupplierId, product: ProductId) -> Option<ShipmentProfile> {
-        self.lane_floor(supplier)?.unit(&table_item(product))
+        self.lane_floor(supplier)?
+            .unit(&table_item(product, self.shift))
     }
     fn floor(&self, supplier: SupplierId, profile: &ShipmentProfile) -> Option<Floor> {
         let f = self.lane_floor(supplier)?;
