@@ -100,23 +100,22 @@ impl PhaseSummary {
 
     /// Calls refused by load shedding as a share of all, percent.
     pub fn refused_pct(&self) -> f64 {
-        let calls: u64 = self.rpcs.iter().map(|r| r.calls).sum();
-        let refused: u64 = self.rpcs.iter().map(|r| r.refused).sum();
-        if calls == 0 {
-            0.0
-        } else {
-            refused as f64 * 100.0 / calls as f64
-        }
+        self.share_pct(|r| r.refused)
     }
 
     /// Share of calls that failed (not counting refusals by load shedding), %.
     pub fn error_pct(&self) -> f64 {
+        self.share_pct(|r| r.failed)
+    }
+
+    /// `count` summed over the RPCs as a share of all calls, percent.
+    fn share_pct(&self, count: impl Fn(&RpcSummary) -> u64) -> f64 {
         let calls: u64 = self.rpcs.iter().map(|r| r.calls).sum();
-        let failed: u64 = self.rpcs.iter().map(|r| r.failed).sum();
+        let counted: u64 = self.rpcs.iter().map(count).sum();
         if calls == 0 {
             0.0
         } else {
-            failed as f64 * 100.0 / calls as f64
+            counted as f64 * 100.0 / calls as f64
         }
     }
 }
