@@ -3,8 +3,8 @@
 //!
 //! 1. authentication (`authorization: Bearer <key>`) and the role the RPC needs;
 //! 2. the caller's rate limit;
-//! 3. CPU shedding ([`super::overload`]): while the process keeps its cores
-//!    saturated, only a share of the calls that may be shed is admitted and
+//! 3. CPU shedding ([`super::overload`]): while the process's CPU demand
+//!    saturates its cores, or its runtime runs late, only a share of the calls that may be shed is admitted and
 //!    the rest are refused at once with RESOURCE_EXHAUSTED;
 //! 4. a slot of the concurrency limit, taken without waiting: when every slot
 //!    is busy the call is refused at once with RESOURCE_EXHAUSTED, so overload

@@ -47,7 +47,7 @@ const WINDOW_SAMPLES: usize = 4;
 /// The admit share and the rule that moves it; shared by every connection.
 #[derive(Debug)]
 pub struct Overload {
-    /// CPU use to stay under, as a share of the usable cores (0..1).
+    /// CPU demand to stay under, as a share of the usable cores (0..1).
     target: f64,
     /// Lateness of the runtime that counts as overload.
     lag_target: Duration,
@@ -58,7 +58,7 @@ pub struct Overload {
 }
 
 impl Overload {
-    /// A controller holding CPU use under `target_percent` of the usable
+    /// A controller holding CPU demand under `target_percent` of the usable
     /// cores and the runtime's lateness under `lag_target`.
     pub fn new(target_percent: u32, lag_target: Duration) -> Overload {
         Overload {
@@ -88,9 +88,9 @@ impl Overload {
         place * u64::from(SHARE_ALL) < u64::from(share) << 20
     }
 
-    /// Moves the share after a sample: over the last samples the process
-    /// used `use_share` of its usable cores and the sampler's wake-ups were
-    /// all at least `lag` late.
+    /// Moves the share after a sample: over the last samples the process's
+    /// CPU demand was `use_share` of its usable cores and the sampler's
+    /// wake-ups were all at least `lag` late.
     pub fn observe(&self, use_share: f64, lag: Duration) {
         let now = self.share.load(Ordering::Relaxed);
         let next = if use_share >= self.target || lag >= self.lag_target {
@@ -102,8 +102,9 @@ impl Overload {
         metrics::gauge!("stockroute_grpc_admit_share").set(f64::from(next) / f64::from(SHARE_ALL));
     }
 
-    /// Samples the process's CPU time every `interval` and moves the share,
-    /// until the returned task is aborted. The cores are those this process
+    /// Samples the process's CPU demand (time run plus time waiting for a core) and the sampler's
+    /// own lateness every `interval` and moves the share, until the returned
+    /// task is aborted. The cores are those this process
     /// may use ([`usable_cores`]), read once.
     pub fn spawn_sampler(self: Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
         let cores = usable_cores();
@@ -111,7 +112,7 @@ impl Overload {
         tokio::spawn(async move {
             let mut last = (Instant::now(), cpu_demand());
             let mut due = tokio::time::Instant::now() + interval;
-            // (lateness, wall time, CPU time) of the last samples.
+            // (lateness, wall time, CPU demand) of the last samples.
             let mut window = [(Duration::ZERO, 0.0, 0.0); WINDOW_SAMPLES];
             for slot in (0..WINDOW_SAMPLES).cycle() {
                 tokio::time::sleep_until(due).await;
