@@ -18,6 +18,7 @@ mod callgrind;
 mod cpu;
 mod driver;
 mod invariants;
+mod knee;
 mod report;
 mod run;
 mod scenario;

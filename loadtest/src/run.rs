@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::driver::{PhaseOutcome, PhaseSpec, Runner};
 use crate::invariants::{self, Check};
+use crate::knee::KneePlan;
 use crate::scenario::{Mix, Mode, Op, Rpc, Scenario};
 use crate::summary::{self, compare, Comparison, Knee, KneeStep, PhaseSummary};
 use crate::workload::Workload;
@@ -232,14 +233,23 @@ impl Session {
         stream: u64,
     ) -> (Knee, Vec<(PhaseOutcome, PhaseSummary)>) {
         let k = &scenario.knee;
-        let mut phases = Vec::new();
-        let mut steps = Vec::new();
-        let mut last_ok = 0.0f64;
-        let mut first_bad: Option<f64> = None;
-        let mut rate = k.start_per_s;
-        let mut n = 0u32;
         let judged_rpcs = judged(scenario);
-        let mut step = |rate: f64, o: PhaseOutcome, p: PhaseSummary, steps: &mut Vec<KneeStep>| {
+        let mut plan = KneePlan::new(k);
+        let mut steps = Vec::new();
+        let mut phases = Vec::new();
+        let mut n = 0u32;
+        while let Some(rate) = plan.next_rate() {
+            n += 1;
+            let spec = self.spec(
+                format!("knee {load} {rate:.0}/s"),
+                Mode::Open,
+                rate,
+                k.warmup_s,
+                k.measure_s,
+            );
+            let (o, p) = self
+                .phase(scenario, spec, "knee", n, stream + u64::from(n))
+                .await;
             let p99_ms = judged_rpcs
                 .iter()
                 .filter_map(|r| p.rpc(*r))
@@ -252,66 +262,14 @@ impl Session {
                 error_pct: p.error_pct(),
                 ok: p.budget_ok,
             });
-            let ok = p.budget_ok;
+            plan.record(p.budget_ok);
             phases.push((o, p));
-            ok
-        };
-        loop {
-            n += 1;
-            let spec = self.spec(
-                format!("knee {load} {rate:.0}/s"),
-                Mode::Open,
-                rate,
-                k.warmup_s,
-                k.measure_s,
-            );
-            let (o, p) = self
-                .phase(scenario, spec, "knee", n, stream + u64::from(n))
-                .await;
-            if step(rate, o, p, &mut steps) {
-                last_ok = rate;
-                rate *= k.growth;
-                if rate > k.max_per_s {
-                    break;
-                }
-            } else {
-                first_bad = Some(rate);
-                break;
-            }
-        }
-        if let Some(mut bad) = first_bad {
-            for _ in 0..k.refine_steps {
-                let mid = if last_ok > 0.0 {
-                    (last_ok + bad) / 2.0
-                } else {
-                    bad / 2.0
-                };
-                if (bad - mid) / bad < 0.02 {
-                    break;
-                }
-                n += 1;
-                let spec = self.spec(
-                    format!("knee {load} {mid:.0}/s"),
-                    Mode::Open,
-                    mid,
-                    k.warmup_s,
-                    k.measure_s,
-                );
-                let (o, p) = self
-                    .phase(scenario, spec, "knee", n, stream + u64::from(n))
-                    .await;
-                if step(mid, o, p, &mut steps) {
-                    last_ok = mid;
-                } else {
-                    bad = mid;
-                }
-            }
         }
         (
             Knee {
                 load: load.to_owned(),
                 steps,
-                sustainable_per_s: last_ok,
+                sustainable_per_s: plan.sustainable(),
             },
             phases,
         )

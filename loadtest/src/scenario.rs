@@ -389,6 +389,9 @@ pub struct KneeSettings {
     pub growth: f64,
     /// Bisection steps between the last good and the first bad rate.
     pub refine_steps: u32,
+    /// How many more times a step that breaks the budget is tried before it
+    /// counts as broken (a passing try passes the step).
+    pub confirm: u32,
     /// Warm-up of each step, seconds.
     pub warmup_s: f64,
     /// Measured time of each step, seconds.
@@ -403,6 +406,7 @@ impl Default for KneeSettings {
             start_per_s: 500.0,
             growth: 1.5,
             refine_steps: 4,
+            confirm: 1,
             warmup_s: 1.0,
             measure_s: 4.0,
             max_per_s: 200_000.0,
@@ -686,6 +690,7 @@ impl Scenario {
             0.0,
             20.0,
         )?;
+        in_range("knee.confirm", f64::from(self.knee.confirm), 0.0, 5.0)?;
         in_range("knee.warmup_s", self.knee.warmup_s, 0.0, PHASE_SECS_MAX)?;
         in_range("knee.measure_s", self.knee.measure_s, 0.5, PHASE_SECS_MAX)?;
         in_range(
