@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # stockroute: a small image holding one static-enough binary.
 #
 #   docker build -t stockroute:0.1.0 .
