@@ -20,7 +20,10 @@
 //! cuts the share by a quarter (multiplicative decrease, so
 //! that a burst is met within a few samples); otherwise it gives back a
 //! twentieth (additive increase, so that the share creeps back up and
-//! settles just under saturation). Calls that can be shed are admitted in
+//! settles just under saturation). A cut forgets the samples before it and
+//! the next decision waits for 50 ms of fresh ones: deciding again on the
+//! busy samples that caused the cut would cut once per sample while they
+//! stay in view, and the share would swing well below what the cores serve. Calls that can be shed are admitted in
 //! that share, spread evenly over arrivals, and the rest are refused at once
 //! with RESOURCE_EXHAUSTED, which costs a small fraction of a quote. The CPU
 //! then has headroom, the hidden queue drains, and both the admitted calls
@@ -43,6 +46,8 @@ const SHARE_STEP_UP: u32 = 50_000;
 /// (as in CoDel), while a single late wake-up is more often the host taking
 /// the core for a moment, which shedding cannot help.
 const WINDOW_SAMPLES: usize = 4;
+/// Fresh samples a decision needs after a cut.
+const HOLD_SAMPLES: usize = 2;
 
 /// The admit share and the rule that moves it; shared by every connection.
 #[derive(Debug)]
@@ -91,15 +96,18 @@ impl Overload {
     /// Moves the share after a sample: over the last samples the process's
     /// CPU demand was `use_share` of its usable cores and the sampler's
     /// wake-ups were all at least `lag` late.
-    pub fn observe(&self, use_share: f64, lag: Duration) {
+    /// Returns whether it cut the share.
+    pub fn observe(&self, use_share: f64, lag: Duration) -> bool {
         let now = self.share.load(Ordering::Relaxed);
-        let next = if use_share >= self.target || lag >= self.lag_target {
+        let cut = use_share >= self.target || lag >= self.lag_target;
+        let next = if cut {
             (now - now / 4).max(SHARE_MIN)
         } else {
             now.saturating_add(SHARE_STEP_UP).min(SHARE_ALL)
         };
         self.share.store(next, Ordering::Relaxed);
         metrics::gauge!("stockroute_grpc_admit_share").set(f64::from(next) / f64::from(SHARE_ALL));
+        cut
     }
 
     /// Samples the process's CPU demand (time run plus time waiting for a core) and the sampler's
@@ -112,30 +120,85 @@ impl Overload {
         tokio::spawn(async move {
             let mut last = (Instant::now(), cpu_demand());
             let mut due = tokio::time::Instant::now() + interval;
-            // (lateness, wall time, CPU demand) of the last samples.
-            let mut window = [(Duration::ZERO, 0.0, 0.0); WINDOW_SAMPLES];
-            for slot in (0..WINDOW_SAMPLES).cycle() {
+            let mut window = Window::default();
+            loop {
                 tokio::time::sleep_until(due).await;
                 let lag = tokio::time::Instant::now().saturating_duration_since(due);
                 let now = (Instant::now(), cpu_demand());
                 // A late wake-up covers a longer window; the use it reads is
                 // still the use over that window.
-                window[slot] = (
+                window.push(Sample {
                     lag,
-                    now.0.duration_since(last.0).as_secs_f64(),
-                    now.1.saturating_sub(last.1).as_secs_f64(),
-                );
-                let standing = window.iter().map(|w| w.0).min().unwrap_or_default();
-                let wall: f64 = window.iter().map(|w| w.1).sum();
-                let cpu: f64 = window.iter().map(|w| w.2).sum();
-                if wall > 0.0 {
-                    self.observe(cpu / (wall * cores), standing);
+                    wall: now.0.duration_since(last.0).as_secs_f64(),
+                    demand: now.1.saturating_sub(last.1).as_secs_f64(),
+                });
+                if let Some((use_share, standing)) = window.reading(cores) {
+                    if self.observe(use_share, standing) {
+                        window.clear();
+                    }
                 }
                 metrics::gauge!("stockroute_runtime_lag_seconds").set(lag.as_secs_f64());
                 last = now;
                 due = tokio::time::Instant::now() + interval;
             }
         })
+    }
+}
+
+/// One sample of the sampler.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// How late the sampler woke.
+    lag: Duration,
+    /// Wall time since the previous sample, seconds.
+    wall: f64,
+    /// CPU demand since the previous sample, seconds.
+    demand: f64,
+}
+
+/// The last samples a decision reads.
+///
+/// A cut empties it: the samples before a cut describe a load the cut has
+/// changed, and deciding on them again would cut once per sample for as long
+/// as they stay in view, four cuts (to a third of the share) for one busy
+/// moment, a sawtooth whose average admits well under what the cores can
+/// serve. After a cut the next decision waits for [`HOLD_SAMPLES`] fresh
+/// samples.
+#[derive(Debug, Default)]
+struct Window {
+    samples: std::collections::VecDeque<Sample>,
+}
+
+impl Window {
+    fn push(&mut self, sample: Sample) {
+        if self.samples.len() == WINDOW_SAMPLES {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(sample);
+    }
+
+    fn clear(&mut self) {
+        self.samples.clear();
+    }
+
+    /// CPU demand as a share of `cores`, and the standing lateness (the least
+    /// over a full window; none until the window is full), once there are
+    /// enough samples to decide on.
+    fn reading(&self, cores: f64) -> Option<(f64, Duration)> {
+        if self.samples.len() < HOLD_SAMPLES {
+            return None;
+        }
+        let wall: f64 = self.samples.iter().map(|s| s.wall).sum();
+        let demand: f64 = self.samples.iter().map(|s| s.demand).sum();
+        if wall <= 0.0 || cores <= 0.0 {
+            return None;
+        }
+        let standing = if self.samples.len() == WINDOW_SAMPLES {
+            self.samples.iter().map(|s| s.lag).min().unwrap_or_default()
+        } else {
+            Duration::ZERO
+        };
+        Some((demand / (wall * cores), standing))
     }
 }
 
@@ -298,6 +361,92 @@ mod tests {
         for _ in 0..50 {
             let admitted = admitted_of(&o, 20);
             assert!((13..=17).contains(&admitted), "admitted {admitted} of 20");
+        }
+    }
+
+    fn sample(demand: f64, lag: Duration) -> Sample {
+        Sample {
+            lag,
+            wall: 0.025,
+            demand: demand * 0.025,
+        }
+    }
+
+    #[test]
+    fn a_cut_waits_for_fresh_samples_before_the_next_decision() {
+        let o = Overload::new(90, LAG);
+        let mut w = Window::default();
+        let decide = |w: &mut Window, demand: f64| {
+            w.push(sample(demand, QUIET));
+            match w.reading(1.0) {
+                Some((use_share, lag)) if o.observe(use_share, lag) => {
+                    w.clear();
+                    Some(true)
+                }
+                Some(_) => Some(false),
+                None => None,
+            }
+        };
+        assert_eq!(decide(&mut w, 0.5), None, "one sample is not enough");
+        assert_eq!(decide(&mut w, 0.5), Some(false));
+        assert_eq!(decide(&mut w, 2.0), Some(true), "busy: cut");
+        // The busy sample is gone with the cut: the next sample alone decides nothing,
+        // and two quiet ones let the share grow again.
+        assert_eq!(decide(&mut w, 0.5), None);
+        assert_eq!(decide(&mut w, 0.5), Some(false));
+        assert!((o.admit_share() - 0.8).abs() < 1e-6, "{}", o.admit_share());
+    }
+
+    #[test]
+    fn lateness_counts_only_over_a_full_window() {
+        let mut w = Window::default();
+        let late = Duration::from_millis(30);
+        w.push(sample(0.2, late));
+        w.push(sample(0.2, late));
+        assert_eq!(w.reading(1.0).map(|r| r.1), Some(Duration::ZERO));
+        w.push(sample(0.2, late));
+        w.push(sample(0.2, late));
+        assert_eq!(w.reading(1.0).map(|r| r.1), Some(late));
+        // One punctual wake-up in the window: no standing queue.
+        w.push(sample(0.2, QUIET));
+        assert_eq!(w.reading(1.0).map(|r| r.1), Some(QUIET));
+    }
+
+    /// Runs the controller against a server whose CPU demand follows the
+    /// share admitted one sample earlier: `load` times its capacity offered,
+    /// a refusal costing `refusal` of an admitted call. The mean share over
+    /// the last three quarters of 2,000 samples.
+    fn steady_share(load: f64, refusal: f64) -> f64 {
+        let o = Overload::new(90, LAG);
+        let mut w = Window::default();
+        let mut previous = 1.0;
+        let mut shares = Vec::new();
+        for _ in 0..2_000 {
+            let demand = (load * (previous + (1.0 - previous) * refusal)).min(1.0);
+            previous = o.admit_share();
+            w.push(sample(demand, QUIET));
+            if let Some((use_share, lag)) = w.reading(1.0) {
+                if o.observe(use_share, lag) {
+                    w.clear();
+                }
+            }
+            shares.push(o.admit_share());
+        }
+        let tail = &shares[500..];
+        tail.iter().sum::<f64>() / tail.len() as f64
+    }
+
+    #[test]
+    fn under_steady_overload_the_share_settles_near_what_the_cores_serve() {
+        // The share that keeps demand at the 90 % target:
+        // load × (s + (1 − s) × refusal) = 0.9.
+        for (load, refusal) in [(1.2, 0.1), (1.5, 0.1), (1.5, 0.25), (3.0, 0.05)] {
+            let ideal = (0.9 / load - refusal) / (1.0 - refusal);
+            let mean = steady_share(load, refusal);
+            assert!(
+                mean >= 0.85 * ideal && mean <= 1.1 * ideal,
+                "load {load}, refusal {refusal}: mean share {mean:.3}, ideal {ideal:.3}"
+            );
         }
     }
 
