@@ -23,8 +23,8 @@
 //! settles just under saturation). A cut forgets the samples before it and
 //! the next decision waits for 50 ms of fresh ones: deciding again on the
 //! busy samples that caused the cut would cut once per sample while they
-//! stay in view, and the share would swing well below what the cores serve. Calls that can be shed are admitted in
-//! that share, spread evenly over arrivals, and the rest are refused at once
+//! stay in view, and the share would swing well below what the cores serve.
+//! Calls that can be shed are admitted in that share, spread evenly over arrivals, and the rest are refused at once
 //! with RESOURCE_EXHAUSTED, which costs a small fraction of a quote. The CPU
 //! then has headroom, the hidden queue drains, and both the admitted calls
 //! and the refusals answer quickly.
