@@ -34,7 +34,13 @@ const NODES_WITHOUT_PLAN_MAX: u64 = 2_000_000;
 
 /// Nodes after which a search still running tries to improve its best
 /// plan by local search (small baskets finish well before and pay nothing).
+#[cfg(not(test))]
 const LOCAL_SEARCH_AT_NODES: u64 = 256;
+
+/// In tests, early: the brute-force comparisons' baskets are small and
+/// would otherwise never reach local search.
+#[cfg(test)]
+const LOCAL_SEARCH_AT_NODES: u64 = 4;
 
 /// Plans one local search may score (each may rate a few new shipments).
 const LOCAL_SEARCH_EVALS_MAX: usize = 512;
@@ -135,6 +141,9 @@ struct Search<'a> {
 
     best: Option<(Score, Vec<u32>)>,
     nodes: u64,
+    /// Local search has run (once per search, from the first best plan
+    /// held after `LOCAL_SEARCH_AT_NODES`).
+    local_searched: bool,
     stopped: bool,
     scratch: Scratch,
 }
@@ -233,6 +242,7 @@ impl<'a> Search<'a> {
             missing: 0,
             best: None,
             nodes: 0,
+            local_searched: false,
             stopped: false,
             scratch: Scratch::default(),
         };
@@ -648,7 +658,8 @@ impl<'a> Search<'a> {
         if self.out_of_time() {
             return;
         }
-        if self.nodes == LOCAL_SEARCH_AT_NODES {
+        if !self.local_searched && self.nodes >= LOCAL_SEARCH_AT_NODES && self.best.is_some() {
+            self.local_searched = true;
             self.local_search();
         }
         let l = self.order[depth];
