@@ -570,7 +570,7 @@ impl<'a> Search<'a> {
                     if o == current[l] || self.cache.option_banned(problem, l, o as usize) {
                         continue;
                     }
-                    if evals >= LOCAL_SEARCH_EVALS_MAX {
+                    if evals >= LOCAL_SEARCH_EVALS_MAX || self.past_deadline(evals) {
                         break 'improving;
                     }
                     evals += 1;
@@ -598,7 +598,7 @@ impl<'a> Search<'a> {
                     let Some(next) = self.moved(&current, from, to) else {
                         continue;
                     };
-                    if evals >= LOCAL_SEARCH_EVALS_MAX {
+                    if evals >= LOCAL_SEARCH_EVALS_MAX || self.past_deadline(evals) {
                         break 'improving;
                     }
                     evals += 1;
@@ -636,6 +636,17 @@ impl<'a> Search<'a> {
             })?;
         }
         Some(next)
+    }
+
+    /// Whether the planning budget ran out while local search scores plans
+    /// (each rates whole shipments, so a big basket's 512 plans could take
+    /// longer than its budget); the clock is read every 8 plans. A best plan
+    /// is held by then, so stopping returns it.
+    fn past_deadline(&mut self, evals: usize) -> bool {
+        if evals.is_multiple_of(8) && Instant::now() >= self.deadline {
+            self.stopped = true;
+        }
+        self.stopped
     }
 
     fn out_of_time(&mut self) -> bool {
