@@ -45,34 +45,42 @@ pub(super) struct RowFloor {
     /// The least price per unit anywhere in the row: beyond the row's end the
     /// floor grows with this slope.
     slope: Decimal,
-    /// The lines under the floor that [`RowFloor::tangent`] picks from, one
-    /// per edge of the floor's lower convex hull, by the units where the
-    /// edge ends; computed once, as the planner asks for them per basket.
+    /// The lines under the floor that [`RowFloor::tangent_by_weight`] picks
+    /// from, one per edge of the floor's lower convex hull, by the units
+    /// where the edge ends; computed once, as the planner asks for them per
+    /// basket.
     tangents: Vec<Tangent>,
-    /// The service's units, for [`FreightFloor::linear`].
-    scale: Scale,
 }
 
-/// A line `a + b * x` under a row's floor, for references up to `end` units.
+/// A line `a + b * x` under a row's floor, for references up to `end`
+/// billing units.
 #[derive(Debug, Clone, Copy)]
 struct Tangent {
-    end: Decimal,
-    a: Decimal,
-    b: Decimal,
+    /// `end` in grams of boxed weight and in cubic millimetres of boxed
+    /// space, rounded down (only picks a tangent).
+    end_g: u64,
+    end_mm3: u64,
+    /// In ten-thousandths, rounded down, fuel included: `a`, and `b` per
+    /// kilogram and per litre. Precomputed so that a linear floor costs
+    /// integer arithmetic only; a sum of values rounded down is at most the
+    /// value of the sum, so the line stays under the floor.
+    a_fuel: i64,
+    per_kg_fuel: i64,
+    per_litre_fuel: i64,
 }
 
-/// Conversions between a service's billing units and grams or space,
-/// computed once per row so that a linear floor needs no division.
+/// Conversions between a service's billing units and grams or space, used
+/// when a row's tangents are built.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Scale {
-    /// Billing units per gram of boxed weight (only picks a tangent).
-    units_per_g: Decimal,
-    /// Billing units per cubic millimetre of boxed space (only picks a tangent).
-    units_per_mm3: Decimal,
     /// Per billing unit to per kilogram.
     per_kg: Decimal,
     /// Per billing unit to per litre.
     per_litre: Decimal,
+    /// Grams in a billing unit of weight.
+    grams_per_unit: Decimal,
+    /// Cubic millimetres in a billing unit of dimensional weight.
+    mm3_per_unit: Decimal,
 }
 
 impl Scale {
@@ -96,16 +104,35 @@ impl Scale {
             }
         };
         Self {
-            units_per_g: inverse(grams_per_unit),
-            units_per_mm3: inverse(litres_per_unit * Decimal::from(1_000_000)),
             per_kg: Decimal::from(1000) / grams_per_unit,
             per_litre: inverse(litres_per_unit),
+            grams_per_unit,
+            mm3_per_unit: litres_per_unit * Decimal::from(1_000_000),
+        }
+    }
+}
+
+impl Tangent {
+    fn new(end: Decimal, a: Decimal, b: Decimal, scale: &Scale, fuel: Decimal) -> Self {
+        let at = |units: Decimal, per: Decimal| {
+            units
+                .checked_mul(per)
+                .and_then(|x| x.floor().to_u64())
+                .unwrap_or(u64::MAX)
+        };
+        Self {
+            end_g: at(end, scale.grams_per_unit),
+            end_mm3: at(end, scale.mm3_per_unit),
+            a_fuel: to_units(a * fuel),
+            per_kg_fuel: to_units(b * fuel * scale.per_kg),
+            per_litre_fuel: to_units(b * fuel * scale.per_litre),
         }
     }
 }
 
 impl RowFloor {
-    fn new(row: &[Decimal], minimum_charge: Decimal, dim: DimRule) -> Option<Self> {
+    fn new(row: &[Decimal], minimum_charge: Decimal, dim: DimRule, fuel: Decimal) -> Option<Self> {
+        let scale = Scale::new(dim);
         let price = |i: usize| row[i].max(minimum_charge);
         let n = row.len();
         if n == 0 {
@@ -189,36 +216,44 @@ impl RowFloor {
                 } else {
                     capped(w[0].1 - b * w[0].0, b)
                 };
-                Tangent { end: w[1].0, a, b }
+                Tangent::new(w[1].0, a, b, &scale, fuel)
             })
             .collect();
         if tangents.is_empty() {
             let (a, b) = capped(hull[0].1 - slope * hull[0].0, slope);
-            tangents.push(Tangent {
-                end: Decimal::MAX,
-                a,
-                b,
-            });
+            tangents.push(Tangent::new(Decimal::MAX, a, b, &scale, fuel));
         }
         Some(Self {
             units,
             slope,
             tangents,
-            scale: Scale::new(dim),
         })
     }
 
-    /// A line `(a, b)` with `a >= 0`, `0 <= b <= slope` and `a + b * x` at or
-    /// below the floor for every `x >= 1` units, as high as can be at `x_ref`:
-    /// the hull's edge there (its slope capped at `slope`, past which a line
-    /// would cross the floor far beyond the row).
-    fn tangent(&self, x_ref: Decimal) -> (Decimal, Decimal) {
+    /// A line with opening `a >= 0` and slope `0 <= b <= slope` whose
+    /// `a + b * x` is at or below the floor for every `x >= 1` units, as
+    /// high as can be at a reference of `grams` of boxed weight: the hull's
+    /// edge there (its slope capped at `slope`, past which a line would
+    /// cross the floor far beyond the row). Returned with fuel, per kilogram,
+    /// in ten-thousandths.
+    fn tangent_by_weight(&self, grams: u64) -> (i64, i64) {
         let t = self
             .tangents
             .iter()
-            .find(|t| x_ref <= t.end)
+            .find(|t| grams <= t.end_g)
             .or(self.tangents.last());
-        t.map_or((Decimal::ZERO, Decimal::ZERO), |t| (t.a, t.b))
+        t.map_or((0, 0), |t| (t.a_fuel, t.per_kg_fuel))
+    }
+
+    /// As [`RowFloor::tangent_by_weight`], at a reference of `mm3` of boxed
+    /// space, per litre.
+    fn tangent_by_space(&self, mm3: u64) -> (i64, i64) {
+        let t = self
+            .tangents
+            .iter()
+            .find(|t| mm3 <= t.end_mm3)
+            .or(self.tangents.last());
+        t.map_or((0, 0), |t| (t.a_fuel, t.per_litre_fuel))
     }
 
     /// Floor of the carriage of goods weighing `units` billing units in all.
@@ -238,8 +273,9 @@ pub(super) fn service_floors(service: &Service) -> ServiceFloors {
         .prices
         .iter()
         .map(|row| {
-            row.as_deref()
-                .and_then(|r| RowFloor::new(r, service.minimum_charge, service.dim))
+            row.as_deref().and_then(|r| {
+                RowFloor::new(r, service.minimum_charge, service.dim, service.fuel_factor)
+            })
         })
         .collect()
 }
@@ -344,12 +380,27 @@ fn mul_div(rate: i64, amount: u64, per: u64) -> i64 {
     i64::try_from(x).unwrap_or(i64::MAX / 4)
 }
 
+/// One parcel's residential and delivery-area surcharges on a lane, with
+/// fuel, in ten-thousandths rounded down.
+pub(super) fn per_parcel_fuel(pricer: &Pricer<'_>) -> i64 {
+    let per_parcel = pricer.delivery_area
+        + if pricer.residential {
+            pricer.service.residential_surcharge
+        } else {
+            Decimal::ZERO
+        };
+    to_units(per_parcel * pricer.service.fuel_factor)
+}
+
 /// One lane service as the floor sees it.
 #[derive(Clone, Copy)]
 pub(super) struct FloorService<'a> {
     pub(super) row: &'a RowFloor,
     pub(super) pricer: Pricer<'a>,
     pub(super) transit_days: u32,
+    /// One parcel's residential and delivery-area surcharges with fuel,
+    /// ten-thousandths rounded down (see [`FreightFloor::linear`]).
+    pub(super) per_parcel_fuel: i64,
 }
 
 /// The least amount and the fewest transit days of any shipment on one lane,
@@ -477,41 +528,26 @@ impl FreightFloor<'_> {
             .map(|b| b.cost)
             .min()
             .unwrap_or(Decimal::ZERO);
-        let mut weight: Option<(Decimal, Decimal)> = None;
-        let mut space: Option<(Decimal, Decimal)> = None;
-        let least = |acc: &mut Option<(Decimal, Decimal)>, o: Decimal, per: Decimal| {
+        // Integers from here: every term was rounded down when the tables
+        // (tangents) or the lane (surcharges) were loaded.
+        let mut weight: Option<(i64, i64)> = None;
+        let mut space: Option<(i64, i64)> = None;
+        let least = |acc: &mut Option<(i64, i64)>, o: i64, per: i64| {
             *acc = Some(acc.map_or((o, per), |(a, b)| (a.min(o), b.min(per))));
         };
         for s in &self.services {
-            let scale = s.row.scale;
-            let per_parcel = s.pricer.delivery_area
-                + if s.pricer.residential {
-                    s.pricer.service.residential_surcharge
-                } else {
-                    Decimal::ZERO
-                };
-            let fuel = s.pricer.service.fuel_factor;
-            let x_weight = Decimal::from(reference.boxed_weight_g) * scale.units_per_g;
-            let (a, b) = s.row.tangent(x_weight);
-            least(
-                &mut weight,
-                (a + per_parcel) * fuel,
-                b * fuel * scale.per_kg,
-            );
-            let x_space = Decimal::from(reference.boxed_space_mm3) * scale.units_per_mm3;
-            let (a, b) = s.row.tangent(x_space);
-            least(
-                &mut space,
-                (a + per_parcel) * fuel,
-                b * fuel * scale.per_litre,
-            );
+            let (a, per) = s.row.tangent_by_weight(reference.boxed_weight_g);
+            least(&mut weight, a + s.per_parcel_fuel, per);
+            let (a, per) = s.row.tangent_by_space(reference.boxed_space_mm3);
+            least(&mut space, a + s.per_parcel_fuel, per);
         }
         let cent = Decimal::new(1, 2);
-        let line = |acc: Option<(Decimal, Decimal)>| {
-            let (o, per) = acc.unwrap_or((Decimal::ZERO, Decimal::ZERO));
+        let fixed = to_units(least_box + self.handling_fee - cent);
+        let line = |acc: Option<(i64, i64)>| {
+            let (o, per) = acc.unwrap_or((0, 0));
             FloorLine {
-                opening: to_units((o + least_box + self.handling_fee - cent).max(Decimal::ZERO)),
-                per: to_units(per),
+                opening: (o + fixed).max(0),
+                per,
             }
         };
         LinearFloor {
@@ -549,7 +585,7 @@ mod tests {
 
     #[test]
     fn subadditive_rows_floor_at_their_own_price() {
-        let f = RowFloor::new(&row(&[10, 12, 14, 16]), Decimal::ZERO, LB).unwrap();
+        let f = RowFloor::new(&row(&[10, 12, 14, 16]), Decimal::ZERO, LB, Decimal::ONE).unwrap();
         assert_eq!(f.at(0), Decimal::from(10));
         assert_eq!(f.at(3), Decimal::from(14));
         // Beyond the row: the last price, or the cheapest rate per unit times the units.
@@ -560,11 +596,11 @@ mod tests {
     #[test]
     fn rows_that_are_not_subadditive_fall_back_to_a_safe_envelope() {
         // 1 unit costs 1, 2 units 10: two 1-unit parcels (2) undercut p(2).
-        let f = RowFloor::new(&row(&[1, 10, 11]), Decimal::ZERO, LB).unwrap();
+        let f = RowFloor::new(&row(&[1, 10, 11]), Decimal::ZERO, LB, Decimal::ONE).unwrap();
         assert_eq!(f.at(2), Decimal::from(2));
         assert_eq!(f.at(3), Decimal::from(3));
         // The minimum charge lifts every entry.
-        let f = RowFloor::new(&row(&[1, 10, 11]), Decimal::from(5), LB).unwrap();
+        let f = RowFloor::new(&row(&[1, 10, 11]), Decimal::from(5), LB, Decimal::ONE).unwrap();
         assert_eq!(f.at(1), Decimal::from(5));
     }
 

@@ -580,6 +580,7 @@ impl Freight {
                     row: l.floor?,
                     pricer: l.pricer,
                     transit_days: l.transit_days,
+                    per_parcel_fuel: floor::per_parcel_fuel(&l.pricer),
                 })
             })
             .collect();

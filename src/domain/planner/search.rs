@@ -7,7 +7,9 @@
 //! better than the best plan found: the bound adds the goods so far, for
 //! every open shipment its exact freight once no remaining line can join it
 //! (else its floor at its current weight), and the facility-location bound
-//! of the remaining lines (see `bounds`). Everything is deterministic: the
+//! of the remaining lines (see `bounds`). A search that runs past a few
+//! hundred nodes improves its best plan by local moves once (`local_search`),
+//! which only tightens the cut. Everything is deterministic: the
 //! order depends only on the input, and a plan replaces the best only when
 //! strictly better, so among equal plans the first met in this order wins.
 
@@ -30,8 +32,24 @@ const CLOCK_EVERY_NODES: u64 = 64;
 /// proving there is none).
 const NODES_WITHOUT_PLAN_MAX: u64 = 2_000_000;
 
+/// Nodes after which a search still running tries to improve its best
+/// plan by local search (small baskets finish well before and pay nothing).
+#[cfg(not(test))]
+const LOCAL_SEARCH_AT_NODES: u64 = 256;
+
+/// In tests, early: the brute-force comparisons' baskets are small and
+/// would otherwise never reach local search.
+#[cfg(test)]
+const LOCAL_SEARCH_AT_NODES: u64 = 4;
+
+/// Plans one local search may score (each may rate a few new shipments).
+const LOCAL_SEARCH_EVALS_MAX: usize = 512;
+
 /// What `apply` replaced per part: profile, floor and exact rating.
 type Saved = SmallVec<[(ShipmentProfile, UnitFloor, Option<(Units, u32)>); 2]>;
+
+/// Per part of an option: one unit's profile and the linear floor added.
+type PartUnits = SmallVec<[(Option<ShipmentProfile>, Units); 2]>;
 
 /// The best assignment found and whether the search finished.
 #[derive(Debug, Clone)]
@@ -92,8 +110,11 @@ struct Search<'a> {
     /// Per supplier: whether its linear floor counts boxed goods by space
     /// rather than weight (whichever is larger over the lines it can serve).
     by_space: Vec<bool>,
-    /// Per plannable line, per option: the linear freight floor its units add.
-    opt_linear: Vec<Vec<Units>>,
+    /// Per plannable line, per option, per part: the profile of one unit
+    /// from the part's supplier (`None` when it cannot ship from there) and
+    /// the linear freight floor the part's units add, so that placing an
+    /// option costs no lookups or divisions.
+    part_units: Vec<Vec<PartUnits>>,
 
     // The node.
     choice: Vec<u32>,
@@ -120,6 +141,9 @@ struct Search<'a> {
 
     best: Option<(Score, Vec<u32>)>,
     nodes: u64,
+    /// Local search has run (once per search, from the first best plan
+    /// held after `LOCAL_SEARCH_AT_NODES`).
+    local_searched: bool,
     stopped: bool,
     scratch: Scratch,
 }
@@ -197,7 +221,7 @@ impl<'a> Search<'a> {
             earliest: vec![0; sups],
             linear: vec![None; sups],
             by_space: vec![false; sups],
-            opt_linear: Vec::with_capacity(n),
+            part_units: Vec::with_capacity(n),
             choice: vec![0; n],
             count: vec![0; sups],
             open_list: Vec::with_capacity(sups),
@@ -218,6 +242,7 @@ impl<'a> Search<'a> {
             missing: 0,
             best: None,
             nodes: 0,
+            local_searched: false,
             stopped: false,
             scratch: Scratch::default(),
         };
@@ -274,15 +299,26 @@ impl<'a> Search<'a> {
                     own_only[k as usize] |= u.boxed_weight_g == 0;
                 }
             }
-            let linear_of: Vec<Units> = line
+            let part_units: Vec<PartUnits> = line
                 .options
                 .iter()
                 .map(|opt| {
                     opt.parts
                         .iter()
-                        .map(|p| self.part_linear(l, p.sup, p.units))
-                        .sum()
+                        .map(|p| {
+                            if self.cache.banned(l, p.sup) {
+                                // Never placed (banned options are skipped).
+                                return (None, 0);
+                            }
+                            let unit = self.cache.unit_profile(problem, self.rater, l, p.sup);
+                            (unit, self.part_linear(l, p.sup, p.units))
+                        })
+                        .collect()
                 })
+                .collect();
+            let linear_of: Vec<Units> = part_units
+                .iter()
+                .map(|parts| parts.iter().map(|p| p.1).sum())
                 .collect();
             let best_opts: Vec<u32> = usable
                 .iter()
@@ -333,7 +369,7 @@ impl<'a> Search<'a> {
                     .any(|&o| line.options[o as usize].parts.is_empty()),
             );
             self.line_sups.push(sups);
-            self.opt_linear.push(linear_of);
+            self.part_units.push(part_units);
             self.usable.push(usable);
             self.min_missing.push(min_missing);
             self.line_bounds.push(bound);
@@ -493,8 +529,9 @@ impl<'a> Search<'a> {
         keep
     }
 
-    /// Makes `assignment` the best plan if it is feasible and better.
-    fn offer(&mut self, assignment: Vec<u32>) {
+    /// Makes `assignment` the best plan if it is feasible and better;
+    /// says whether it did.
+    fn offer(&mut self, assignment: Vec<u32>) -> bool {
         let score = evaluate::score(
             self.problem,
             self.options,
@@ -506,8 +543,110 @@ impl<'a> Search<'a> {
         if let Some(score) = score {
             if self.best.as_ref().is_none_or(|(b, _)| score < *b) {
                 self.best = Some((score, assignment));
+                return true;
             }
         }
+        false
+    }
+
+    /// Tries to improve the best plan by local moves, scoring each plan
+    /// exactly: one line to another of its options, or every line of one
+    /// shipment to another supplier that can take them all (which closes a
+    /// shipment or moves it). Takes the first better plan and starts over,
+    /// until no move improves or `LOCAL_SEARCH_EVALS_MAX` plans were scored.
+    /// It only ever offers complete plans, so the search stays exact; a
+    /// better incumbent just cuts more of the tree. Deterministic: moves are
+    /// tried in line, option and supplier order.
+    fn local_search(&mut self) {
+        let Some((_, mut current)) = self.best.clone() else {
+            return;
+        };
+        let problem = self.problem;
+        let mut evals = 0usize;
+        'improving: loop {
+            for l in 0..problem.lines.len() {
+                for i in 0..self.usable[l].len() {
+                    let o = self.usable[l][i];
+                    if o == current[l] || self.cache.option_banned(problem, l, o as usize) {
+                        continue;
+                    }
+                    if evals >= LOCAL_SEARCH_EVALS_MAX || self.past_deadline(evals) {
+                        break 'improving;
+                    }
+                    evals += 1;
+                    let mut next = current.clone();
+                    next[l] = o;
+                    if self.offer(next.clone()) {
+                        current = next;
+                        continue 'improving;
+                    }
+                }
+            }
+            let mut shipping: Vec<u32> = current
+                .iter()
+                .enumerate()
+                .flat_map(|(l, &o)| problem.lines[l].options[o as usize].parts.iter())
+                .map(|p| p.sup)
+                .collect();
+            shipping.sort_unstable();
+            shipping.dedup();
+            for &from in &shipping {
+                for to in 0..problem.suppliers.len() as u32 {
+                    if to == from {
+                        continue;
+                    }
+                    let Some(next) = self.moved(&current, from, to) else {
+                        continue;
+                    };
+                    if evals >= LOCAL_SEARCH_EVALS_MAX || self.past_deadline(evals) {
+                        break 'improving;
+                    }
+                    evals += 1;
+                    if self.offer(next.clone()) {
+                        current = next;
+                        continue 'improving;
+                    }
+                }
+            }
+            break;
+        }
+    }
+
+    /// `current` with every line shipped wholly by `from` shipped wholly by
+    /// `to` instead, units left out unchanged; `None` when some line cannot
+    /// (or `from` ships part of a split line).
+    fn moved(&self, current: &[u32], from: u32, to: u32) -> Option<Vec<u32>> {
+        let problem = self.problem;
+        let mut next = current.to_vec();
+        for (l, &o) in current.iter().enumerate() {
+            let line = &problem.lines[l];
+            let opt = &line.options[o as usize];
+            if !opt.parts.iter().any(|p| p.sup == from) {
+                continue;
+            }
+            if opt.parts.len() != 1 {
+                return None;
+            }
+            next[l] = self.usable[l].iter().copied().find(|&c| {
+                let alt = &line.options[c as usize];
+                alt.missing == opt.missing
+                    && alt.parts.len() == 1
+                    && alt.parts[0].sup == to
+                    && !self.cache.banned(l, to)
+            })?;
+        }
+        Some(next)
+    }
+
+    /// Whether the planning budget ran out while local search scores plans
+    /// (each rates whole shipments, so a big basket's 512 plans could take
+    /// longer than its budget); the clock is read every 8 plans. A best plan
+    /// is held by then, so stopping returns it.
+    fn past_deadline(&mut self, evals: usize) -> bool {
+        if evals.is_multiple_of(8) && Instant::now() >= self.deadline {
+            self.stopped = true;
+        }
+        self.stopped
     }
 
     fn out_of_time(&mut self) -> bool {
@@ -529,6 +668,10 @@ impl<'a> Search<'a> {
     fn dfs(&mut self, depth: usize) {
         if self.out_of_time() {
             return;
+        }
+        if !self.local_searched && self.nodes >= LOCAL_SEARCH_AT_NODES && self.best.is_some() {
+            self.local_searched = true;
+            self.local_search();
         }
         let l = self.order[depth];
         let problem = self.problem;
@@ -601,7 +744,7 @@ impl<'a> Search<'a> {
         self.goods += opt.goods;
         self.missing += opt.missing;
         let mut saved = Saved::new();
-        for p in &opt.parts {
+        for (i, p) in opt.parts.iter().enumerate() {
             let k = p.sup as usize;
             saved.push((self.profile[k], self.floor[k], self.exact[k]));
             if self.count[k] == 0 {
@@ -609,11 +752,10 @@ impl<'a> Search<'a> {
                 self.open_list.push(p.sup);
             }
             self.count[k] += 1;
-            if let Some(u) = self.cache.unit_profile(problem, self.rater, l, p.sup) {
+            let (unit, linear) = self.part_units[l][o as usize][i];
+            if let Some(u) = unit {
                 self.profile[k].add(&u, p.units);
-                if let Some(f) = self.linear[k] {
-                    self.placed[k] += f.marginal(&u, self.by_space[k]) * Units::from(p.units);
-                }
+                self.placed[k] += linear;
             }
             self.exact[k] = None;
             if let Some(f) = self
@@ -631,18 +773,16 @@ impl<'a> Search<'a> {
         let opt = &problem.lines[l].options[o as usize];
         self.goods -= opt.goods;
         self.missing -= opt.missing;
-        for (p, (profile, floor, exact)) in opt.parts.iter().zip(saved).rev() {
+        for (i, (p, (profile, floor, exact))) in opt.parts.iter().zip(saved).enumerate().rev() {
             let k = p.sup as usize;
             self.count[k] -= 1;
             if self.count[k] == 0 {
                 self.open -= 1;
                 self.open_list.pop();
             }
-            if let (Some(u), Some(f)) = (
-                self.cache.unit_profile(problem, self.rater, l, p.sup),
-                self.linear[k],
-            ) {
-                self.placed[k] -= f.marginal(&u, self.by_space[k]) * Units::from(p.units);
+            let (unit, linear) = self.part_units[l][o as usize][i];
+            if unit.is_some() {
+                self.placed[k] -= linear;
             }
             self.profile[k] = profile;
             self.floor[k] = floor;
