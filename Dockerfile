@@ -4,6 +4,9 @@
 #
 # Stage 1 builds the release binary (protobuf is compiled by protox, in Rust: no protoc).
 # Stage 2 is distroless: glibc, CA certificates and a non-root user, no shell.
+# Needs BuildKit (the cache mounts); there is no `# syntax=` line, so its built-in Dockerfile
+# frontend is used and nothing but the two base images is pulled. scripts/image-check builds
+# the image and checks that it serves (docs/deployment.md).
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
