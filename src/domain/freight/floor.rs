@@ -237,23 +237,23 @@ impl RowFloor {
     /// cross the floor far beyond the row). Returned with fuel, per kilogram,
     /// in ten-thousandths.
     fn tangent_by_weight(&self, grams: u64) -> (i64, i64) {
-        let t = self
-            .tangents
-            .iter()
-            .find(|t| grams <= t.end_g)
-            .or(self.tangents.last());
-        t.map_or((0, 0), |t| (t.a_fuel, t.per_kg_fuel))
+        self.tangent_reaching(|t| grams <= t.end_g)
+            .map_or((0, 0), |t| (t.a_fuel, t.per_kg_fuel))
     }
 
     /// As [`RowFloor::tangent_by_weight`], at a reference of `mm3` of boxed
     /// space, per litre.
     fn tangent_by_space(&self, mm3: u64) -> (i64, i64) {
-        let t = self
-            .tangents
+        self.tangent_reaching(|t| mm3 <= t.end_mm3)
+            .map_or((0, 0), |t| (t.a_fuel, t.per_litre_fuel))
+    }
+
+    /// The first hull edge that `reaches` the reference, else the last.
+    fn tangent_reaching(&self, reaches: impl Fn(&Tangent) -> bool) -> Option<&Tangent> {
+        self.tangents
             .iter()
-            .find(|t| mm3 <= t.end_mm3)
-            .or(self.tangents.last());
-        t.map_or((0, 0), |t| (t.a_fuel, t.per_litre_fuel))
+            .find(|t| reaches(t))
+            .or(self.tangents.last())
     }
 
     /// Floor of the carriage of goods weighing `units` billing units in all.
