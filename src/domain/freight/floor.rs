@@ -383,13 +383,7 @@ fn mul_div(rate: i64, amount: u64, per: u64) -> i64 {
 /// One parcel's residential and delivery-area surcharges on a lane, with
 /// fuel, in ten-thousandths rounded down.
 pub(super) fn per_parcel_fuel(pricer: &Pricer<'_>) -> i64 {
-    let per_parcel = pricer.delivery_area
-        + if pricer.residential {
-            pricer.service.residential_surcharge
-        } else {
-            Decimal::ZERO
-        };
-    to_units(per_parcel * pricer.service.fuel_factor)
+    to_units(pricer.per_parcel_surcharges() * pricer.service.fuel_factor)
 }
 
 /// One lane service as the floor sees it.
@@ -499,13 +493,8 @@ impl FreightFloor<'_> {
                 let by_volume = dim
                     .volume_units(u128::from(profile.boxed_volume_mm3))
                     .max(dim.volume_units(u128::from(profile.boxed_space_mm3)));
-                let per_parcel = s.pricer.delivery_area
-                    + if s.pricer.residential {
-                        s.pricer.service.residential_surcharge
-                    } else {
-                        Decimal::ZERO
-                    };
-                (s.row.at(by_weight.max(by_volume)) + per_parcel) * s.pricer.service.fuel_factor
+                (s.row.at(by_weight.max(by_volume)) + s.pricer.per_parcel_surcharges())
+                    * s.pricer.service.fuel_factor
             })
             .min()
             .unwrap_or(Decimal::ZERO);

@@ -157,6 +157,17 @@ pub struct Pricer<'a> {
 }
 
 impl Pricer<'_> {
+    /// The surcharges every parcel on this lane pays: residential delivery
+    /// (when the address is residential) and the delivery area's.
+    pub fn per_parcel_surcharges(&self) -> Decimal {
+        let residential = if self.residential {
+            self.service.residential_surcharge
+        } else {
+            Decimal::ZERO
+        };
+        residential + self.delivery_area
+    }
+
     /// The charge for one parcel before rounding, or why the service refuses it.
     pub fn charge(&self, f: &ParcelFacts) -> Result<Decimal, Refusal> {
         let (carrier, service) = (self.carrier, self.service);
@@ -173,11 +184,7 @@ impl Pricer<'_> {
         }
         let idx = usize::try_from(billable).unwrap_or(usize::MAX).max(1) - 1;
         let base = *self.prices.get(idx).ok_or(Refusal::ServiceWeight)?;
-        let mut charge = base.max(service.minimum_charge);
-        if self.residential {
-            charge += service.residential_surcharge;
-        }
-        charge += self.delivery_area;
+        let mut charge = base.max(service.minimum_charge) + self.per_parcel_surcharges();
         // Oversize supersedes additional handling, as with both carriers.
         if oversize {
             charge += carrier.oversize;
