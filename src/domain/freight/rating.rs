@@ -159,13 +159,14 @@ pub struct Pricer<'a> {
 impl Pricer<'_> {
     /// The surcharges every parcel on this lane pays: residential delivery
     /// (when the address is residential) and the delivery area's.
+    /// Packing prices parcels in its inner loop, so a business address
+    /// costs no addition.
     pub fn per_parcel_surcharges(&self) -> Decimal {
-        let residential = if self.residential {
-            self.service.residential_surcharge
+        if self.residential {
+            self.service.residential_surcharge + self.delivery_area
         } else {
-            Decimal::ZERO
-        };
-        residential + self.delivery_area
+            self.delivery_area
+        }
     }
 
     /// The charge for one parcel before rounding, or why the service refuses it.
