@@ -303,7 +303,7 @@ mod tests {
         ];
         let merged = merge(&freight, &rated(), &answers);
         assert_eq!(
-            merged[0].rate.carrier, "UPS",
+            &*merged[0].rate.carrier, "UPS",
             "the live price is now the cheapest"
         );
         assert_eq!(

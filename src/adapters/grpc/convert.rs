@@ -378,8 +378,8 @@ pub fn plan(
                     })
                     .collect(),
                 parcels: s.rated.parcels.iter().map(parcel).collect(),
-                carrier: s.rate.carrier.clone(),
-                service: s.rate.service.clone(),
+                carrier: s.rate.carrier.to_string(),
+                service: s.rate.service.to_string(),
                 freight: Some(money(s.rate.amount, currency)),
                 transit_days: s.rate.transit_days,
                 processing_days: s.processing_days,
@@ -416,8 +416,8 @@ pub fn rated(parcels: &[Parcel], rates: &[PricedRate], currency: &str) -> pb::Ra
         rates: rates
             .iter()
             .map(|p| pb::Rate {
-                carrier: p.rate.carrier.clone(),
-                service: p.rate.service.clone(),
+                carrier: p.rate.carrier.to_string(),
+                service: p.rate.service.to_string(),
                 amount: Some(money(p.rate.amount, currency)),
                 transit_days: p.rate.transit_days,
                 live: p.live,

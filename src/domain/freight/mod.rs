@@ -16,6 +16,7 @@ mod zones;
 mod tests;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
@@ -95,10 +96,11 @@ pub struct Parcel {
 /// The price of the shipment on one carrier service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceRate {
-    /// Carrier display name, e.g. "FedEx".
-    pub carrier: String,
+    /// Carrier display name, e.g. "FedEx" (shared with the tables: rating
+    /// builds many of these and a clone is a reference count).
+    pub carrier: Arc<str>,
     /// Service display name, e.g. "FedEx Ground".
-    pub service: String,
+    pub service: Arc<str>,
     /// Carrier charges with surcharges, plus boxes, plus handling fee; rounded to cents.
     pub amount: Decimal,
     /// Business days in transit.
@@ -362,7 +364,7 @@ impl Freight {
     pub fn service_by_code(&self, carrier: &str, code: &str) -> Option<&str> {
         self.services_of(carrier)
             .find(|s| s.code == code.trim())
-            .map(|s| s.name.as_str())
+            .map(|s| &*s.name)
     }
 
     fn services_of(&self, carrier: &str) -> impl Iterator<Item = &tables::Service> + '_ {
@@ -390,14 +392,14 @@ impl Freight {
             .iter()
             .find(pick)
             .or_else(|| m.services.first())?;
-        let prices = s.prices.iter().flatten().next()?;
-        Some(Pricer {
-            carrier: m.carriers.get(s.carrier)?,
-            service: s,
-            prices,
-            residential: false,
-            delivery_area: Decimal::ZERO,
-        })
+        let zone = s.prices.iter().position(Option::is_some)?;
+        Pricer::new(
+            m.carriers.get(s.carrier)?,
+            s,
+            s.fuelled.prices.get(zone)?.as_ref()?,
+            false,
+            Decimal::ZERO,
+        )
     }
 
     fn packer_parts<'a>(
@@ -506,8 +508,8 @@ impl Freight {
             let Some(zone) = zone.map(usize::from) else {
                 continue;
             };
-            let (Some(Some(prices)), Some(Some(transit_days))) =
-                (s.prices.get(zone), s.transit_days.get(zone))
+            let (Some(Some(fuelled)), Some(Some(transit_days))) =
+                (s.fuelled.prices.get(zone), s.transit_days.get(zone))
             else {
                 continue;
             };
@@ -531,14 +533,11 @@ impl Freight {
                 }
                 _ => Decimal::ZERO,
             };
+            let Some(pricer) = Pricer::new(carrier, s, fuelled, residential, delivery_area) else {
+                continue;
+            };
             out.push(LaneService {
-                pricer: Pricer {
-                    carrier,
-                    service: s,
-                    prices,
-                    residential,
-                    delivery_area,
-                },
+                pricer,
                 transit_days: *transit_days,
                 floor: self
                     .floors
@@ -695,7 +694,7 @@ impl Freight {
                     .iter()
                     .map(|f| l.pricer.charge(f).ok())
                     .sum::<Option<Decimal>>()?;
-                Some((l.pricer.service.name.clone(), total))
+                Some((l.pricer.service.name.to_string(), total))
             })
             .collect()
     }

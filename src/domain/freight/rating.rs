@@ -149,14 +149,46 @@ pub fn limit_broken(carrier: &Carrier, f: &ParcelFacts) -> Option<String> {
 pub struct Pricer<'a> {
     pub carrier: &'a Carrier,
     pub service: &'a Service,
-    /// The service's dense price row for the lane's zone.
-    pub prices: &'a [Decimal],
+    /// The service's dense price row for the lane's zone, with the minimum
+    /// charge and fuel applied (`Fuelled::prices`).
+    pub fuelled: &'a [Decimal],
     pub residential: bool,
     /// Delivery-area surcharge per parcel on this lane (already chosen by tier).
     pub delivery_area: Decimal,
+    /// `per_parcel_surcharges() × fuel`, once per lane rather than per parcel.
+    pub surcharges_fuelled: Decimal,
 }
 
-impl Pricer<'_> {
+impl<'a> Pricer<'a> {
+    /// The pricer of `service` at the zone whose fuelled price row is
+    /// `fuelled`, for a destination that is `residential` or not, with the
+    /// lane's `delivery_area` surcharge. `None` when the fuelled surcharges
+    /// overflow (they cannot with amounts the tables accept).
+    pub fn new(
+        carrier: &'a Carrier,
+        service: &'a Service,
+        fuelled: &'a [Decimal],
+        residential: bool,
+        delivery_area: Decimal,
+    ) -> Option<Self> {
+        let mut surcharges_fuelled = if delivery_area.is_zero() {
+            Decimal::ZERO
+        } else {
+            delivery_area.checked_mul(service.fuel_factor)?
+        };
+        if residential {
+            surcharges_fuelled = surcharges_fuelled.checked_add(service.fuelled.residential)?;
+        }
+        Some(Self {
+            carrier,
+            service,
+            fuelled,
+            residential,
+            delivery_area,
+            surcharges_fuelled,
+        })
+    }
+
     /// The surcharges every parcel on this lane pays: residential delivery
     /// (when the address is residential) and the delivery area's.
     /// Packing prices parcels in its inner loop, so a business address
@@ -184,19 +216,22 @@ impl Pricer<'_> {
             billable = billable.max(service.dim.units_from_lb(carrier.oversize_min_lb));
         }
         let idx = usize::try_from(billable).unwrap_or(usize::MAX).max(1) - 1;
-        let base = *self.prices.get(idx).ok_or(Refusal::ServiceWeight)?;
-        let mut charge = base.max(service.minimum_charge) + self.per_parcel_surcharges();
+        // (max(price, minimum) + surcharges) × fuel, with every term fuelled
+        // in advance (exactly, see `Fuelled`).
+        let mut charge = *self.fuelled.get(idx).ok_or(Refusal::ServiceWeight)?;
+        if !self.surcharges_fuelled.is_zero() {
+            charge += self.surcharges_fuelled;
+        }
         // Oversize supersedes additional handling, as with both carriers.
         if oversize {
-            charge += carrier.oversize;
+            charge += service.fuelled.oversize;
         } else if f.longest_mm_x10 > carrier.ah_longest_mm_x10
             || f.second_mm_x10 > carrier.ah_second_mm_x10
             || f.length_plus_girth_mm_x10 > carrier.ah_lg_mm_x10
             || f.weight_g_x1e5 > carrier.ah_weight_g_x1e5
         {
-            charge += carrier.additional_handling;
+            charge += service.fuelled.additional_handling;
         }
-        // Fuel applies to transportation and surcharges alike.
-        Ok(charge * service.fuel_factor)
+        Ok(charge)
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
@@ -371,7 +372,7 @@ pub struct Carrier {
     /// File id, e.g. "fedex".
     pub id: String,
     /// Display name.
-    pub name: String,
+    pub name: Arc<str>,
     /// Additional handling threshold on the second-longest side (`u64::MAX`: none).
     pub ah_second_mm_x10: u64,
     /// Additional handling threshold on length + girth (`u64::MAX`: none).
@@ -409,7 +410,7 @@ pub struct Service {
     /// Index into the carriers.
     pub carrier: usize,
     /// Display name.
-    pub name: String,
+    pub name: Arc<str>,
     /// The carrier's API service code.
     pub code: String,
     /// Billable-weight rule (units and divisor).
@@ -428,6 +429,57 @@ pub struct Service {
     pub prices: Vec<Option<Vec<Decimal>>>,
     /// Per zone id: business days in transit.
     pub transit_days: Vec<Option<u32>>,
+    /// The same charges with the fuel surcharge applied (see [`Fuelled`]).
+    pub fuelled: Fuelled,
+}
+
+/// A service's charges with its fuel factor already applied, so that pricing
+/// a parcel, which packing does in its inner loop, is a lookup and additions.
+/// Fuel applies to the transportation charge and every surcharge alike, and
+/// table amounts have few decimals, so `(a + b) × fuel = a × fuel + b × fuel`
+/// holds exactly in `Decimal`.
+#[derive(Debug, Clone, Default)]
+pub struct Fuelled {
+    /// Per zone id: `max(price, minimum_charge) × fuel` per weight unit.
+    pub prices: Vec<Option<Vec<Decimal>>>,
+    /// `residential_surcharge × fuel`.
+    pub residential: Decimal,
+    /// The carrier's additional handling charge × fuel.
+    pub additional_handling: Decimal,
+    /// The carrier's oversize charge × fuel.
+    pub oversize: Decimal,
+}
+
+impl Fuelled {
+    /// The fuelled charges of `service` of `carrier`; `None` when a product
+    /// would not be exact (more than `Decimal` carries).
+    fn of(service: &Service, carrier: &Carrier) -> Option<Self> {
+        let fuel = service.fuel_factor;
+        let exact = |d: Decimal| {
+            let p = d.checked_mul(fuel)?;
+            // An exact product carries both factors' decimals; fewer means rounded.
+            (p.scale() == d.scale() + fuel.scale() || p.is_zero()).then_some(p)
+        };
+        let prices = service
+            .prices
+            .iter()
+            .map(|row| match row {
+                // A zone the service does not price stays unpriced.
+                None => Some(None),
+                Some(r) => r
+                    .iter()
+                    .map(|p| exact((*p).max(service.minimum_charge)))
+                    .collect::<Option<Vec<_>>>()
+                    .map(Some),
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self {
+            prices,
+            residential: exact(service.residential_surcharge)?,
+            additional_handling: exact(carrier.additional_handling)?,
+            oversize: exact(carrier.oversize)?,
+        })
+    }
 }
 
 /// Everything `rate` needs, ready for lookups.
@@ -967,7 +1019,7 @@ fn compile_carrier(
     };
     let carrier = Carrier {
         id: raw.id.clone(),
-        name: raw.name.clone(),
+        name: raw.name.as_str().into(),
         ah_second_mm_x10: raw
             .additional_handling_second_side_in
             .map_or(u64::MAX, in_to_mm_x10),
@@ -992,6 +1044,15 @@ fn compile_carrier(
         intl_origins,
         intl_zone,
     };
+    for (si, s) in services.iter_mut().enumerate() {
+        s.fuelled = Fuelled::of(s, &carrier).ok_or_else(|| {
+            table_err(
+                file,
+                format!("service[{si}].fuel_surcharge_pct"),
+                "prices with the fuel surcharge carry more decimals than can be computed exactly",
+            )
+        })?;
+    }
     Ok((carrier, services))
 }
 
@@ -1222,7 +1283,7 @@ fn compile_service(
     }
     Ok(Service {
         carrier,
-        name: s.name.clone(),
+        name: s.name.as_str().into(),
         code: s.code.trim().to_string(),
         dim: DimRule { metric, divisor },
         scope: s.scope,
@@ -1232,5 +1293,7 @@ fn compile_service(
         residential_surcharge,
         prices,
         transit_days,
+        // Set once the carrier's own charges are known.
+        fuelled: Fuelled::default(),
     })
 }

@@ -42,7 +42,7 @@ fn dec(s: &str) -> Decimal {
 }
 
 fn find<'a>(r: &'a RatedShipment, service: &str) -> Option<&'a ServiceRate> {
-    r.rates.iter().find(|s| s.service == service)
+    r.rates.iter().find(|s| &*s.service == service)
 }
 
 /// A small item that packs into MAILER-S and bills at 1 lb.
@@ -996,7 +996,7 @@ fn service_codes_round_trip() {
     for s in &f.model.services {
         let c = &f.model.carriers[s.carrier];
         let code = f.service_code(&c.name, &s.name).unwrap();
-        assert_eq!(f.service_by_code(&c.id, code), Some(s.name.as_str()));
+        assert_eq!(f.service_by_code(&c.id, code), Some(&*s.name));
     }
     let dup = with_file("carriers/ups.toml", |s| {
         s.replacen("code = \"12\"", "code = \"03\"", 1)
@@ -1031,7 +1031,7 @@ fn rate_shopping_choices_and_tie_breaks() {
         sr("UPS", "UPS 3 Day Select", "25.00", 3),
         sr("FedEx", "FedEx Express Saver", "12.00", 3),
     ];
-    let pick = |c| choose(&rates, c).map(|r| r.service.as_str());
+    let pick = |c| choose(&rates, c).map(|r| &*r.service);
     // Cheapest: 12.00 three ways; fewer days wins.
     assert_eq!(pick(RateChoice::Cheapest), Some("FedEx Express Saver"));
     // Fastest: 1 day twice at 60.00; carrier name breaks the tie.
@@ -1088,7 +1088,7 @@ fn shipment_fields_satisfy_the_amount_invariant() {
     for rate in &out.rates {
         let c = unrounded
             .iter()
-            .find(|(s, _)| *s == rate.service)
+            .find(|(s, _)| **s == *rate.service)
             .unwrap()
             .1;
         assert_eq!(
@@ -1177,4 +1177,64 @@ fn new_table_keys_are_checked() {
         )
     }));
     assert_eq!(e.1, "exact_packing_max_units");
+}
+
+/// The fuelled charge tables give exactly what the published formula does:
+/// `(max(price, minimum) + per-parcel surcharges + oversize or additional
+/// handling) × fuel`, for every service, zone and kind of parcel.
+#[test]
+fn fuelled_charges_equal_the_published_formula() {
+    let f = Freight::sample();
+    let m = &f.model;
+    let parcels = [
+        rating::ParcelFacts::new(250, [150, 100, 20]),
+        rating::ParcelFacts::new(9_000, [500, 400, 300]),
+        // Over additional-handling weight.
+        rating::ParcelFacts::new(25_000, [400, 300, 200]),
+        // Long enough for additional handling by its longest side.
+        rating::ParcelFacts::new(3_000, [1_300, 200, 100]),
+        // Oversize by length + girth.
+        rating::ParcelFacts::new(10_000, [1_500, 700, 500]),
+    ];
+    let mut compared = 0;
+    for s in &m.services {
+        let carrier = &m.carriers[s.carrier];
+        for (zone, row) in s.prices.iter().enumerate() {
+            let Some(row) = row else { continue };
+            let fuelled = s.fuelled.prices[zone].as_deref().expect("fuelled row");
+            for (residential, area) in [(false, "0"), (true, "0"), (true, "3.95"), (false, "2.1")] {
+                let area = dec(area);
+                let p = rating::Pricer::new(carrier, s, fuelled, residential, area).unwrap();
+                for facts in &parcels {
+                    let Ok(got) = p.charge(facts) else { continue };
+                    let oversize = facts.length_plus_girth_mm_x10 > carrier.oversize_lg_mm_x10;
+                    let mut billable = s.dim.billable(facts.weight_g, facts.dims_mm);
+                    if oversize {
+                        billable = billable.max(s.dim.units_from_lb(carrier.oversize_min_lb));
+                    }
+                    let base = row[billable.max(1) as usize - 1];
+                    let ah = facts.longest_mm_x10 > carrier.ah_longest_mm_x10
+                        || facts.second_mm_x10 > carrier.ah_second_mm_x10
+                        || facts.length_plus_girth_mm_x10 > carrier.ah_lg_mm_x10
+                        || facts.weight_g_x1e5 > carrier.ah_weight_g_x1e5;
+                    let extra = if oversize {
+                        carrier.oversize
+                    } else if ah {
+                        carrier.additional_handling
+                    } else {
+                        Decimal::ZERO
+                    };
+                    let surcharges = if residential {
+                        s.residential_surcharge + area
+                    } else {
+                        area
+                    };
+                    let want = (base.max(s.minimum_charge) + surcharges + extra) * s.fuel_factor;
+                    assert_eq!(got, want, "{} zone {zone} {facts:?}", s.name);
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert!(compared > 500, "only {compared} charges compared");
 }

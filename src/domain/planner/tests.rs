@@ -215,9 +215,9 @@ fn fastest_pays_for_air_only_where_it_sets_the_arrival() {
     };
     let lines = vec![line(1, 1, &[(0, 5, 100)])];
     let p = plan(&lines, &opts(Objective::Fastest), &rater, far()).unwrap();
-    assert_eq!(p.shipments[0].rate.service, "Air");
+    assert_eq!(&*p.shipments[0].rate.service, "Air");
     let p = plan(&lines, &opts(Objective::Cheapest), &rater, far()).unwrap();
-    assert_eq!(p.shipments[0].rate.service, "Ground");
+    assert_eq!(&*p.shipments[0].rate.service, "Ground");
     assert!(p.proven_optimal);
 }
 
@@ -230,11 +230,11 @@ fn arrival_limit_buys_the_cheapest_service_that_makes_it() {
     let mut o = opts(Objective::Cheapest);
     o.arrive_within_days = 2;
     let p = plan(&lines, &o, &rater, far()).unwrap();
-    assert_eq!(p.shipments[0].rate.service, "Air");
+    assert_eq!(&*p.shipments[0].rate.service, "Air");
     o.arrive_within_days = 5;
     let p = plan(&lines, &o, &rater, far()).unwrap();
     assert_eq!(
-        p.shipments[0].rate.service, "Ground",
+        &*p.shipments[0].rate.service, "Ground",
         "ground arrives in 5 days"
     );
 }
