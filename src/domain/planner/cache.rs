@@ -8,6 +8,7 @@ use std::sync::Arc;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use super::problem::{Problem, Units};
 use super::{choose_rate, LinearFloor, Objective, Rater, ShipmentProfile};
@@ -32,8 +33,13 @@ pub(super) struct UnitFloor {
     pub arrival_days: u32,
 }
 
+/// A shipment's canonical item list: units per product, by product. Inline
+/// up to a few products, as most shipments are: the search builds one for
+/// every memo lookup.
+pub(super) type Items = SmallVec<[(ProductId, u32); 6]>;
+
 /// A shipment: dense supplier and canonical item list.
-type ShipmentKey = (u32, Vec<(ProductId, u32)>);
+type ShipmentKey = (u32, Items);
 
 /// Memoised freight for one basket.
 pub(super) struct Cache {
@@ -102,7 +108,7 @@ impl Cache {
         problem: &Problem,
         rater: &dyn Rater,
         k: u32,
-        items: Vec<(ProductId, u32)>,
+        items: Items,
     ) -> Option<Rated> {
         let key = (k, items);
         if let Some(hit) = self.rated.get(&key) {
@@ -225,7 +231,8 @@ impl Cache {
     pub fn learn(&mut self, problem: &Problem, rater: &dyn Rater, k: u32, lines: &[usize]) {
         for &l in lines {
             let product = problem.lines[l].product;
-            if self.rate(problem, rater, k, vec![(product, 1)]).is_none() {
+            let one: Items = smallvec::smallvec![(product, 1)];
+            if self.rate(problem, rater, k, one).is_none() {
                 self.ban(l, k);
             }
         }

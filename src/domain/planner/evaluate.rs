@@ -2,14 +2,14 @@
 //! under an objective, and the plan it stands for.
 
 use rust_decimal::Decimal;
+use smallvec::SmallVec;
 
-use super::cache::{Cache, Rated};
+use super::cache::{Cache, Items, Rated};
 use super::problem::{Part, Problem, Units};
 use super::{
     choose_rate, Allocation, Objective, PlanOptions, PlanOutcome, PlannedShipment, Rater, Short,
     ShortReason,
 };
-use crate::domain::catalog::ProductId;
 use crate::domain::freight::ServiceRate;
 use crate::domain::money::cost_to_decimal;
 
@@ -25,14 +25,18 @@ pub(super) struct Score {
     pub shipments: u32,
 }
 
-/// The (line, part) pairs of each supplier in an assignment, suppliers ascending.
-pub(super) fn group(problem: &Problem, assignment: &[u32]) -> Vec<(u32, Vec<(usize, Part)>)> {
-    let mut by_sup: Vec<(u32, Vec<(usize, Part)>)> = Vec::new();
+/// One supplier's (line, part) pairs in an assignment.
+pub(super) type Parts = SmallVec<[(usize, Part); 4]>;
+
+/// The (line, part) pairs of each supplier in an assignment, suppliers
+/// ascending. Inline for a few shipments: every complete plan scored builds one.
+pub(super) fn group(problem: &Problem, assignment: &[u32]) -> SmallVec<[(u32, Parts); 4]> {
+    let mut by_sup: SmallVec<[(u32, Parts); 4]> = SmallVec::new();
     for (l, &o) in assignment.iter().enumerate() {
         for p in &problem.lines[l].options[o as usize].parts {
             match by_sup.iter_mut().find(|(k, _)| *k == p.sup) {
                 Some((_, v)) => v.push((l, *p)),
-                None => by_sup.push((p.sup, vec![(l, *p)])),
+                None => by_sup.push((p.sup, smallvec::smallvec![(l, *p)])),
             }
         }
     }
@@ -41,8 +45,8 @@ pub(super) fn group(problem: &Problem, assignment: &[u32]) -> Vec<(u32, Vec<(usi
 }
 
 /// The canonical item list of a shipment: units per product, by product.
-pub(super) fn items(problem: &Problem, parts: &[(usize, Part)]) -> Vec<(ProductId, u32)> {
-    let mut items: Vec<(ProductId, u32)> = Vec::with_capacity(parts.len());
+pub(super) fn items(problem: &Problem, parts: &[(usize, Part)]) -> Items {
+    let mut items = Items::new();
     for &(l, p) in parts {
         let product = problem.lines[l].product;
         match items.iter_mut().find(|(q, _)| *q == product) {
@@ -95,7 +99,7 @@ pub(super) fn score(
     if options.max_shipments > 0 && groups.len() > options.max_shipments as usize {
         return None;
     }
-    let mut rated = Vec::with_capacity(groups.len());
+    let mut rated: SmallVec<[(u32, Rated); 4]> = SmallVec::new();
     for (k, parts) in &groups {
         match cache.rate(problem, rater, *k, items(problem, parts)) {
             Some(r) => rated.push((*k, r)),
@@ -114,7 +118,7 @@ pub(super) fn score(
     }
     let freight: Units = match objective {
         Objective::Fastest => {
-            let refs: Vec<(u32, &Rated)> = rated.iter().map(|(k, r)| (*k, r)).collect();
+            let refs: SmallVec<[(u32, &Rated); 4]> = rated.iter().map(|(k, r)| (*k, r)).collect();
             services(objective, &refs, problem, cache.within_days())?
                 .iter()
                 .map(|r| super::cache::to_units(r.amount))

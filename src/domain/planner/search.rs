@@ -18,11 +18,10 @@ use std::time::Instant;
 use smallvec::SmallVec;
 
 use super::bounds::{disjoint_lines, facility_bound, Scratch, UflLine};
-use super::cache::{Cache, UnitFloor};
+use super::cache::{Cache, Items, UnitFloor};
 use super::evaluate::{self, Score};
 use super::problem::{Problem, Units};
 use super::{LinearFloor, Objective, PlanOptions, Rater, ShipmentProfile};
-use crate::domain::catalog::ProductId;
 
 /// Nodes between two looks at the clock.
 const CLOCK_EVERY_NODES: u64 = 64;
@@ -508,9 +507,12 @@ impl<'a> Search<'a> {
                 }
                 let opt = &line.options[o as usize];
                 let p = opt.parts[0];
-                let rated =
-                    self.cache
-                        .rate(problem, self.rater, p.sup, vec![(line.product, p.units)]);
+                let rated = self.cache.rate(
+                    problem,
+                    self.rater,
+                    p.sup,
+                    smallvec::smallvec![(line.product, p.units)],
+                );
                 match rated {
                     Some(r) => {
                         let exact = opt.goods + r.cheapest;
@@ -791,9 +793,9 @@ impl<'a> Search<'a> {
     }
 
     /// The items of open shipment `k` at this node, canonical.
-    fn items_of(&self, k: u32, depth: usize) -> (Vec<(ProductId, u32)>, Vec<usize>) {
+    fn items_of(&self, k: u32, depth: usize) -> (Items, Vec<usize>) {
         let problem = self.problem;
-        let mut parts = Vec::new();
+        let mut parts = evaluate::Parts::new();
         for &l in &self.order[..depth] {
             let opt = &problem.lines[l].options[self.choice[l] as usize];
             for p in &opt.parts {
