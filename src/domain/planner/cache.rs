@@ -24,7 +24,15 @@ pub(super) struct Rated {
     pub cheapest: Units,
     /// The earliest arrival (processing + transit days) in time.
     pub fastest_days: u32,
+    /// Its staircase in [`Cache::cheapest_by`].
+    pub stair: u32,
 }
+
+/// The cheapest service of a shipment by each arrival day: (arrival days,
+/// amount) with arrival ascending and amount strictly falling, services in
+/// time only. Lets FASTEST price "the cheapest service arriving by the latest
+/// shipment" in integers, for bounds and complete plans alike.
+type Stair = SmallVec<[(u32, Units); 4]>;
 
 /// A floor in search units: least amount, earliest arrival.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +52,8 @@ type ShipmentKey = (u32, Items);
 /// Memoised freight for one basket.
 pub(super) struct Cache {
     rated: FxHashMap<ShipmentKey, Option<Rated>>,
+    /// Staircases of the rated shipments, by [`Rated::stair`].
+    stairs: Vec<Stair>,
     floors: FxHashMap<(u32, ShipmentProfile), Option<UnitFloor>>,
     /// `profiles[line * suppliers + sup]`: one unit's profile, once asked.
     profiles: Vec<Option<Option<ShipmentProfile>>>,
@@ -70,6 +80,42 @@ pub struct SearchStats {
     pub memo_hits: u64,
 }
 
+/// The staircase (see [`Stair`]) of rates for a supplier that needs
+/// `processing` days, services arriving after `within_days` left out.
+fn stair_of(
+    rates: &[crate::domain::freight::ServiceRate],
+    processing: u32,
+    within_days: u32,
+) -> Stair {
+    let mut by_day: SmallVec<[(u32, Units); 12]> = rates
+        .iter()
+        .map(|r| {
+            (
+                processing.saturating_add(r.transit_days),
+                to_units(r.amount),
+            )
+        })
+        .filter(|(d, _)| *d <= within_days)
+        .collect();
+    by_day.sort_unstable();
+    let mut stair = Stair::new();
+    for (d, amount) in by_day {
+        if stair.last().is_none_or(|(_, a)| amount < *a) {
+            stair.push((d, amount));
+        }
+    }
+    stair
+}
+
+/// The last step of `stair` arriving within `days`.
+fn price_by(stair: &Stair, days: u32) -> Option<Units> {
+    stair
+        .iter()
+        .take_while(|(d, _)| *d <= days)
+        .last()
+        .map(|(_, amount)| *amount)
+}
+
 /// Exact conversion of an amount to search units, rounded down so that a
 /// floor stays a floor.
 pub(super) fn to_units(d: Decimal) -> Units {
@@ -83,6 +129,7 @@ impl Cache {
     pub fn new(problem: &Problem, arrive_within_days: u32) -> Self {
         Self {
             rated: FxHashMap::default(),
+            stairs: Vec::new(),
             floors: FxHashMap::default(),
             banned: vec![false; problem.lines.len() * problem.suppliers.len()],
             profiles: vec![None; problem.lines.len() * problem.suppliers.len()],
@@ -122,14 +169,26 @@ impl Cache {
             let cheapest =
                 choose_rate(&r.rates, Objective::Cheapest, processing, self.within_days)?;
             let fastest = choose_rate(&r.rates, Objective::Fastest, processing, self.within_days)?;
+            let stair = self.stairs.len() as u32;
+            self.stairs
+                .push(stair_of(&r.rates, processing, self.within_days));
             Some(Rated {
                 cheapest: to_units(cheapest.amount),
                 fastest_days: processing + fastest.transit_days,
+                stair,
                 shipment: Arc::new(r),
             })
         });
         self.rated.insert(key, rated.clone());
         rated
+    }
+
+    /// What the cheapest service arriving within `days` (processing and
+    /// transit) costs for the shipment rated with staircase `stair`; `None`
+    /// when none arrives by then. The same amount as choosing that service
+    /// from the rates (`choose_rate`) and converting it, without decimals.
+    pub fn cheapest_by(&self, stair: u32, days: u32) -> Option<Units> {
+        price_by(&self.stairs[stair as usize], days)
     }
 
     /// The floor of any shipment from `k` whose profile is at least `profile`.
@@ -234,6 +293,50 @@ impl Cache {
             let one: Items = smallvec::smallvec![(product, 1)];
             if self.rate(problem, rater, k, one).is_none() {
                 self.ban(l, k);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+    use rust_decimal::Decimal;
+
+    use super::{price_by, stair_of, to_units};
+    use crate::domain::freight::ServiceRate;
+    use crate::domain::planner::{choose_rate, Objective};
+
+    fn rates(spec: &[(u32, i64)]) -> Vec<ServiceRate> {
+        spec.iter()
+            .enumerate()
+            .map(|(i, &(transit_days, cents))| ServiceRate {
+                carrier: Arc::from("C"),
+                service: Arc::from(format!("S{i}").as_str()),
+                amount: Decimal::new(cents, 2),
+                transit_days,
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// The staircase prices every arrival day as choosing the cheapest
+        /// service by that day from the rates does.
+        #[test]
+        fn staircase_agrees_with_choosing_the_service(
+            spec in prop::collection::vec((0u32..8, 0i64..20_000), 0..10),
+            processing in 0u32..4,
+            within in prop_oneof![Just(u32::MAX), 0u32..12],
+        ) {
+            let rates = rates(&spec);
+            let stair = stair_of(&rates, processing, within);
+            for days in 0..14 {
+                let by = days.min(within);
+                let chosen = choose_rate(&rates, Objective::Cheapest, processing, by)
+                    .map(|r| to_units(r.amount));
+                prop_assert_eq!(price_by(&stair, by), chosen, "arriving within {} days", by);
             }
         }
     }

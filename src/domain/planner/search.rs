@@ -45,7 +45,11 @@ const LOCAL_SEARCH_AT_NODES: u64 = 4;
 const LOCAL_SEARCH_EVALS_MAX: usize = 512;
 
 /// What `apply` replaced per part: profile, floor and exact rating.
-type Saved = SmallVec<[(ShipmentProfile, UnitFloor, Option<(Units, u32)>); 2]>;
+type Saved = SmallVec<[(ShipmentProfile, UnitFloor, Option<Exact>); 2]>;
+
+/// An open shipment's exact rating: cheapest freight in time, fastest
+/// arrival, and its staircase (`Cache::cheapest_by`).
+type Exact = (Units, u32, u32);
 
 /// Per part of an option: one unit's profile and the linear floor added.
 type PartUnits = SmallVec<[(Option<ShipmentProfile>, Units); 2]>;
@@ -125,9 +129,9 @@ struct Search<'a> {
     profile: Vec<ShipmentProfile>,
     /// Per supplier: the floor of that profile.
     floor: Vec<UnitFloor>,
-    /// Per supplier: exact cheapest freight and fastest arrival of what it
-    /// ships so far, once rated (used only once no remaining line can join).
-    exact: Vec<Option<(Units, u32)>>,
+    /// Per supplier: exact rating of what it ships so far, once rated (used
+    /// only once no remaining line can join).
+    exact: Vec<Option<Exact>>,
     /// Per supplier: the linear floor its units so far add.
     placed: Vec<Units>,
     /// Per supplier, within one bound: whether remaining lines' linear
@@ -704,12 +708,10 @@ impl<'a> Search<'a> {
             if let Some(exact) = self.bound(depth + 1, true).filter(|b| self.promising(b)) {
                 if !leaf {
                     self.dfs(depth + 1);
-                } else if self.objective == Objective::Fastest {
-                    // Its cost buys each shipment the cheapest service by the
-                    // latest arrival, which the bound does not price.
-                    self.offer(self.choice.clone());
                 } else {
-                    // Every shipment is closed and rated: the bound is the score.
+                    // Every shipment is closed and rated: the bound is the
+                    // score (for FASTEST, with each shipment's cheapest
+                    // service by the latest arrival; see `score_bound`).
                     self.best = Some((exact, self.choice.clone()));
                 }
             }
@@ -851,7 +853,7 @@ impl<'a> Search<'a> {
                 let (items, lines) = self.items_of(k, depth);
                 match self.cache.rate(self.problem, self.rater, k, items) {
                     Some(r) => {
-                        self.exact[ku] = Some((r.cheapest, r.fastest_days));
+                        self.exact[ku] = Some((r.cheapest, r.fastest_days, r.stair));
                         rated_any = true;
                     }
                     None => {
@@ -871,11 +873,28 @@ impl<'a> Search<'a> {
         let sups = self.problem.suppliers.len();
         let mut freight: Units = 0;
         let mut latest = 0u32;
+        // FASTEST buys every shipment the cheapest service arriving by the
+        // latest one. A completion that beats the best plan without leaving
+        // out more arrives no later than it, so each closed shipment pays at
+        // least its cheapest service by the best plan's arrival; once every
+        // shipment is closed and rated the node's own latest arrival is
+        // exact, and so is the price by it.
+        let fastest = self.objective == Objective::Fastest;
+        let complete = depth == self.order.len()
+            && self
+                .open_list
+                .iter()
+                .all(|&k| self.exact[k as usize].is_some());
+        let mut closed: SmallVec<[(Units, u32); 8]> = SmallVec::new();
         for i in 0..self.open_list.len() {
             let k = self.open_list[i] as usize;
             match self.exact[k].filter(|_| self.remaining[k] == 0) {
-                Some((amount, days)) => {
-                    freight += amount;
+                Some((amount, days, stair)) => {
+                    if fastest {
+                        closed.push((amount, stair));
+                    } else {
+                        freight += amount;
+                    }
                     latest = latest.max(days);
                 }
                 None => {
@@ -898,8 +917,25 @@ impl<'a> Search<'a> {
                 LineBound::Facility(u) => facility.push(u),
                 LineBound::Fixed(goods) => fixed += goods,
             }
-            if self.objective == Objective::Fastest {
+            if fastest {
                 latest = latest.max(self.line_earliest(l));
+            }
+        }
+        if fastest {
+            let by = if complete {
+                Some(latest)
+            } else {
+                self.best
+                    .as_ref()
+                    .filter(|(b, _)| b.missing == missing)
+                    .map(|(b, _)| b.primary)
+            };
+            for (amount, stair) in closed {
+                // Nothing by then: the shipment arrives later than the best
+                // plan, and the node is cut on arrival anyway.
+                freight += by
+                    .and_then(|d| self.cache.cheapest_by(stair, d))
+                    .unwrap_or(amount);
             }
         }
         // The bound reads the node while it writes its scratch space.
