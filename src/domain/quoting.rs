@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap;
+
 use super::address::Address;
 use super::catalog::ProductId;
 use super::freight::{FreightFloor, LinearFloor, RatedShipment, ShipmentProfile};
@@ -268,7 +270,7 @@ impl World {
         WorldRater {
             world: self,
             ship_to,
-            floors: RefCell::new(HashMap::new()),
+            floors: RefCell::new(FxHashMap::default()),
         }
     }
 }
@@ -349,7 +351,7 @@ pub struct WorldRater<'a> {
     ship_to: &'a Address,
     /// Each supplier's lane floor, built on first use (`None`: the lane has
     /// no service).
-    floors: RefCell<HashMap<SupplierId, Option<FreightFloor<'a>>>>,
+    floors: RefCell<FxHashMap<SupplierId, Option<FreightFloor<'a>>>>,
 }
 
 impl Rater for WorldRater<'_> {

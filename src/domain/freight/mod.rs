@@ -572,17 +572,17 @@ impl Freight {
                 reason: "no service serves this lane".into(),
             });
         }
-        let services = lane
-            .iter()
-            .filter_map(|l| {
-                Some(floor::FloorService {
-                    row: l.floor?,
-                    pricer: l.pricer,
-                    transit_days: l.transit_days,
-                    per_parcel_fuel: floor::per_parcel_fuel(&l.pricer),
-                })
+        // Sized for the whole lane: a filtered iterator gives no size hint,
+        // and a planner builds one of these per supplier of every basket.
+        let mut services = Vec::with_capacity(lane.len());
+        services.extend(lane.iter().filter_map(|l| {
+            Some(floor::FloorService {
+                row: l.floor?,
+                pricer: l.pricer,
+                transit_days: l.transit_days,
+                per_parcel_fuel: floor::per_parcel_fuel(&l.pricer),
             })
-            .collect();
+        }));
         Ok(FreightFloor {
             services,
             boxes: &self.model.boxes,
