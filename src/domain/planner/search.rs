@@ -685,27 +685,32 @@ impl<'a> Search<'a> {
         // Each option's bound from floors alone; then the promising ones,
         // best bound first (ties: the option's rank, goods then suppliers),
         // each bounded again with exact ratings before going down.
-        let mut children: SmallVec<[(Score, u32); 8]> = SmallVec::new();
+        let mut children: SmallVec<[(Score, u32, bool); 8]> = SmallVec::new();
         for i in 0..self.usable[l].len() {
             let o = self.usable[l][i];
             if self.cache.option_banned(problem, l, o as usize) {
                 continue;
             }
             let saved = self.apply(l, o);
-            let bound = self.bound(depth + 1, false);
+            let bound = self.bound(depth + 1);
             self.undo(l, o, saved);
-            if let Some(b) = bound.filter(|b| self.promising(b)) {
-                children.push((b, o));
+            if let Some((b, ratable)) = bound.filter(|(b, _)| self.promising(b)) {
+                children.push((b, o, ratable));
             }
         }
         children.sort_unstable();
         let leaf = depth + 1 == self.order.len();
-        for (b, o) in children {
+        for (b, o, ratable) in children {
             if !self.promising(&b) {
                 break;
             }
             let saved = self.apply(l, o);
-            if let Some(exact) = self.bound(depth + 1, true).filter(|b| self.promising(b)) {
+            let bound = if ratable {
+                self.rate_closed(depth + 1, b, leaf)
+            } else {
+                Some(b)
+            };
+            if let Some(exact) = bound.filter(|b| self.promising(b)) {
                 if !leaf {
                     self.dfs(depth + 1);
                 } else {
@@ -811,10 +816,10 @@ impl<'a> Search<'a> {
     }
 
     /// Lower bound of every completion of the node whose first `depth` lines
-    /// are placed; `None` when it cannot be completed feasibly. With `rate`,
-    /// shipments no remaining line can join are rated (once) and counted
-    /// exactly; without, only by their floors.
-    fn bound(&mut self, depth: usize, rate: bool) -> Option<Score> {
+    /// are placed, from floors and the ratings already known; `None` when it
+    /// cannot be completed feasibly. With it, whether rating the shipments
+    /// no remaining line can join may tighten it (`rate_closed`).
+    fn bound(&mut self, depth: usize) -> Option<(Score, bool)> {
         let max = self.options.max_shipments;
         if max > 0 && self.open + self.cover(depth, true) > max {
             return None;
@@ -829,22 +834,26 @@ impl<'a> Search<'a> {
             // Every line at its fewest missing units needs too many
             // shipments: something more is left out, and the bounds below,
             // which assume the fewest, say nothing.
-            return Some(Score {
-                missing: missing + 1,
-                primary: 0,
-                total: Units::MIN,
-                shipments: 0,
-            });
+            return Some((
+                Score {
+                    missing: missing + 1,
+                    primary: 0,
+                    total: Units::MIN,
+                    shipments: 0,
+                },
+                false,
+            ));
         }
-        // Exact freight of shipments no remaining line can join, rated only
-        // when the floors alone do not already cut the node.
-        let mut score = self.score_bound(depth, missing, shipments);
-        let prunable = |s: &Score, best: &Option<(Score, Vec<u32>)>| {
-            best.as_ref().is_some_and(|(b, _)| *s >= *b)
-        };
-        if !rate || prunable(&score, &self.best) {
-            return Some(score);
-        }
+        Some((self.score_bound(depth, missing, shipments), true))
+    }
+
+    /// The node's bound `floors` (from `bound`, at this node) tightened by
+    /// the exact freight of shipments no remaining line can join, rated
+    /// once; `None` when one of them cannot ship. Recomputed only when a
+    /// rating is new, or at a `leaf`, where the bound must be the plan's
+    /// exact score: elsewhere a bound from fewer ratings is still a bound,
+    /// and the caller computed it moments ago for this very node.
+    fn rate_closed(&mut self, depth: usize, floors: Score, leaf: bool) -> Option<Score> {
         let mut rated_any = false;
         for i in 0..self.open_list.len() {
             let k = self.open_list[i];
@@ -863,10 +872,10 @@ impl<'a> Search<'a> {
                 }
             }
         }
-        if rated_any {
-            score = self.score_bound(depth, missing, shipments);
+        if rated_any || leaf {
+            return Some(self.score_bound(depth, floors.missing, floors.shipments));
         }
-        Some(score)
+        Some(floors)
     }
 
     fn score_bound(&mut self, depth: usize, missing: u32, shipments: u32) -> Score {
