@@ -63,6 +63,37 @@ impl Summary {
     }
 }
 
+/// Runs of units the packer cannot tell apart (equal sides, weight and
+/// volume; `units` sorts them next to each other), as (bit mask, first
+/// index), only runs of two or more.
+fn identical_runs(units: &[Unit]) -> Vec<(usize, usize)> {
+    let same = |a: &Unit, b: &Unit| {
+        a.dims_mm == b.dims_mm && a.weight_g == b.weight_g && a.volume_mm3 == b.volume_mm3
+    };
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..=units.len() {
+        if i == units.len() || !same(&units[i], &units[start]) {
+            if i - start > 1 {
+                runs.push((((1usize << (i - start)) - 1) << start, start));
+            }
+            start = i;
+        }
+    }
+    runs
+}
+
+/// The subset with as many units of each run as `mask`, taking the first
+/// of each run.
+fn canonical(mask: usize, runs: &[(usize, usize)]) -> usize {
+    let mut canon = mask;
+    for &(bits, start) in runs {
+        let count = (mask & bits).count_ones();
+        canon = (canon & !bits) | (((1usize << count) - 1) << start);
+    }
+    canon
+}
+
 /// A packed parcel: which box, and the envelope of its contents.
 #[derive(Clone, Debug)]
 pub(super) struct OpenParcel {
@@ -252,9 +283,19 @@ impl Packer<'_> {
         // Cheapest single parcel per subset (None: the units do not fit one box).
         let mut sums = vec![Summary::default(); full + 1];
         let mut block: Vec<Option<(Option<usize>, Decimal)>> = vec![None; full + 1];
+        let runs = identical_runs(units);
         for mask in 1..=full {
             let low = mask.trailing_zeros() as usize;
             sums[mask] = sums[mask & (mask - 1)].add(&units[low]);
+            // Subsets that take the same number of each kind of unit have the
+            // same summary, hence the same box: priced once, for the one
+            // taking the first units of each run (numerically no larger,
+            // so already done).
+            let canon = canonical(mask, &runs);
+            if canon != mask {
+                block[mask] = block[canon];
+                continue;
+            }
             // A superset of a set that fits no box fits none either (dims, volume and weight only grow).
             let sub_ok = mask & (mask - 1) == 0 || block[mask & (mask - 1)].is_some();
             if sub_ok {
@@ -549,5 +590,49 @@ pub(super) fn to_parcel(
         length_mm: dims[0],
         width_mm: dims[1],
         height_mm: dims[2],
+    }
+}
+
+#[cfg(test)]
+mod canonical_tests {
+    use proptest::prelude::*;
+
+    use super::{canonical, identical_runs, Summary, Unit};
+
+    fn unit(kind: u8, line: usize) -> Unit {
+        let side = 100 + u32::from(kind) * 10;
+        Unit {
+            dims_mm: [side, side, 50],
+            weight_g: 500 + u32::from(kind),
+            volume_mm3: u128::from(side * side * 50),
+            line,
+        }
+    }
+
+    proptest! {
+        /// Every subset has the summary of its canonical subset, which is
+        /// never after it in the order the exact packing fills its table.
+        #[test]
+        fn canonical_subsets_pack_alike(kinds in prop::collection::vec(0u8..3, 1..10)) {
+            let mut kinds = kinds;
+            kinds.sort_unstable();
+            let units: Vec<Unit> = kinds.iter().enumerate().map(|(i, &k)| unit(k, i)).collect();
+            let runs = identical_runs(&units);
+            let of = |mask: usize| Summary::of(&units, (0..units.len()).filter(|i| mask >> i & 1 == 1));
+            let mut distinct = std::collections::BTreeSet::new();
+            for mask in 1..(1usize << units.len()) {
+                let canon = canonical(mask, &runs);
+                distinct.insert(canon);
+                prop_assert!(canon <= mask);
+                prop_assert_eq!(canon.count_ones(), mask.count_ones());
+                prop_assert_eq!(of(canon), of(mask));
+                prop_assert_eq!(canonical(canon, &runs), canon);
+            }
+            // One per multiset of units: each kind taken 0..=count times.
+            let multisets: usize = (0u8..3)
+                .map(|k| kinds.iter().filter(|&&x| x == k).count() + 1)
+                .product();
+            prop_assert_eq!(distinct.len(), multisets - 1);
+        }
     }
 }
