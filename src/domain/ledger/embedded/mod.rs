@@ -50,6 +50,8 @@ use crate::domain::clock::Clock;
 
 /// Reservation shards: enough that unrelated reservations rarely share a lock.
 const SHARDS: usize = 64;
+// `shard_index` takes the top six bits of a 64-bit mix.
+const _: () = assert!(SHARDS <= 64);
 /// How often terminal reservations past retention are dropped from memory.
 const PRUNE_INTERVAL_MS: i64 = 60_000;
 /// Name of the file whose lock marks the directory as in use.
@@ -184,7 +186,12 @@ struct Inner {
 fn shard_index<T: Hash + ?Sized>(v: &T) -> usize {
     let mut h = FxHasher::default();
     v.hash(&mut h);
-    (h.finish() >> 7) as usize % SHARDS
+    // The shard's own map hashes the same value with the same hasher and
+    // places it by the low bits; picking the shard from a few of those bits
+    // would leave every key of a shard with them equal, crowding its table
+    // into 1/64 of the buckets (long probes, string compares). Mixing first
+    // makes the shard depend on all the bits and leaves the low ones free.
+    (h.finish().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % SHARDS
 }
 
 fn view(w: &Whole, now_ms: i64) -> Reservation {
