@@ -13,11 +13,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use super::StockKey;
 
 /// Shards of the table: enough that writers on different keys rarely meet.
 const SHARDS: usize = 64;
+/// Keys of one `try_add` kept inline: baskets are mostly a few lines, and
+/// every reserve passes through here.
+const INLINE_KEYS: usize = 8;
 
 /// Units counted against supply, per (supplier, product).
 pub trait HoldsView: Send + Sync + std::fmt::Debug {
@@ -94,10 +98,12 @@ impl HoldsTable {
     /// locked together, in shard order so that callers never deadlock.
     pub fn try_add(&self, wants: &[(StockKey, u32, u32)]) -> Result<(), Vec<Short>> {
         let merged = merge(wants);
-        let mut shard_ids: Vec<usize> = merged.iter().map(|(k, _, _)| Self::shard_of(*k)).collect();
+        let mut shard_ids: SmallVec<[usize; INLINE_KEYS]> =
+            merged.iter().map(|(k, _, _)| Self::shard_of(*k)).collect();
         shard_ids.sort_unstable();
         shard_ids.dedup();
-        let mut guards: Vec<_> = shard_ids.iter().map(|&s| self.shards[s].write()).collect();
+        let mut guards: SmallVec<[_; INLINE_KEYS]> =
+            shard_ids.iter().map(|&s| self.shards[s].write()).collect();
         let guard_of = |key: StockKey| {
             shard_ids
                 .binary_search(&Self::shard_of(key))
@@ -212,8 +218,9 @@ impl HoldsView for HoldsTable {
 }
 
 /// Sums units per key and keeps the smallest supply named for it.
-fn merge(wants: &[(StockKey, u32, u32)]) -> Vec<(StockKey, u32, u32)> {
-    let mut out: Vec<(StockKey, u32, u32)> = Vec::with_capacity(wants.len());
+fn merge(wants: &[(StockKey, u32, u32)]) -> SmallVec<[(StockKey, u32, u32); INLINE_KEYS]> {
+    let mut out: SmallVec<[(StockKey, u32, u32); INLINE_KEYS]> =
+        SmallVec::with_capacity(wants.len());
     for &(key, units, supply) in wants {
         match out.iter_mut().find(|(k, _, _)| *k == key) {
             Some((_, u, s)) => {

@@ -148,7 +148,12 @@ impl ReservationId {
     pub fn generate(now_ms: i64) -> Self {
         let random: u128 = rand::random::<u128>() >> 48;
         let v = ((now_ms.max(0) as u128) << 80) | random;
-        Self(format!("R-{}", base32(v, 26)))
+        // Written in place: one allocation per id, no formatting machinery
+        // (an id is made on every reserve).
+        let mut id = String::with_capacity(2 + ID_DIGITS);
+        id.push_str("R-");
+        push_base32(&mut id, v, ID_DIGITS);
+        Self(id)
     }
 
     /// The id as text.
@@ -157,21 +162,23 @@ impl ReservationId {
     }
 }
 
+/// Base-32 digits of a generated id: 130 bits, room for all 128 of the value.
+const ID_DIGITS: usize = 26;
+
 impl fmt::Display for ReservationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-/// Crockford base 32, most significant digit first, `digits` long.
-fn base32(mut v: u128, digits: usize) -> String {
+/// Appends `v` in Crockford base 32, most significant digit first, `digits`
+/// long (higher digits are dropped).
+fn push_base32(out: &mut String, v: u128, digits: usize) {
     const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    let mut out = vec![b'0'; digits];
-    for slot in out.iter_mut().rev() {
-        *slot = ALPHABET[(v & 31) as usize];
-        v >>= 5;
+    for i in (0..digits).rev() {
+        let d = (v >> (5 * i)) & 31;
+        out.push(char::from(ALPHABET[d as usize]));
     }
-    String::from_utf8(out).unwrap_or_default()
 }
 
 /// A caller's idempotency key: 1 to [`IDEMPOTENCY_KEY_BYTES_MAX`] bytes of
@@ -753,6 +760,14 @@ mod tests {
             PurchaseOrder::number_for(&ReservationId::new("R-ABC"), 0),
             "PO-ABC-1"
         );
+        // The time part is the leading digits: pin the encoding.
+        let mut time = String::new();
+        push_base32(&mut time, 1_700_000_000_000u128 << 80, ID_DIGITS);
+        assert_eq!(&time[..10], "01HF7YAT00");
+        assert_eq!(&a.as_str()[2..12], "01HF7YAT00");
+        let mut s = String::new();
+        push_base32(&mut s, (1 << 125) | 31, ID_DIGITS);
+        assert_eq!(s, "1000000000000000000000000Z");
     }
 
     #[test]
