@@ -15,6 +15,13 @@
 //!    was due, so a stall is not hidden), in memory and durable: the added
 //!    p99 is what durability costs a caller.
 //!
+//! The open-loop generator is one thread that wakes every
+//! `PACE_PERIOD` (100 µs) and issues every call due since its last wake-up
+//! (call `i` is due at `i / rate` s) as one task driving them concurrently;
+//! the closed-loop callers record into a few shared histograms made before
+//! the clock starts. Both keep the generator's own CPU small next to the
+//! ledger's on a 2-core machine; both ledgers get the same generator.
+//!
 //! It prints reserves/s and latency percentiles of each, and the durable
 //! runs' ratios to the others. Closed-loop latency (runs 2 and 3) is mostly
 //! queueing behind the other callers; the open-loop runs are the latency
@@ -26,7 +33,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use hdrhistogram::Histogram;
+use parking_lot::Mutex;
 use rust_decimal::Decimal;
 use stockroute::domain::address::Address;
 use stockroute::domain::clock::{Clock, SystemClock};
@@ -41,10 +50,16 @@ use common::Rng;
 
 /// Distinct (supplier, product) keys the callers spread over.
 const KEYS: u64 = 20_000;
+/// Suppliers the keys spread over (`key % SUPPLIERS`).
+const SUPPLIERS: u64 = 100;
+/// Histograms the callers of one run share (by caller or batch number).
+const STRIPES: usize = 64;
+/// How often the open-loop generator wakes to issue what has come due.
+const PACE_PERIOD: Duration = Duration::from_micros(100);
 
-struct Names;
+struct Resolver;
 
-impl KeyResolver for Names {
+impl KeyResolver for Resolver {
     fn product(&self, sku: &str) -> Option<u32> {
         sku.strip_prefix('P')?.parse().ok()
     }
@@ -77,6 +92,52 @@ impl Outcome {
     }
 }
 
+fn histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram")
+}
+
+/// Latency histograms (µs) shared by the callers of one run: made before
+/// the run's clock starts, in stripes so that callers on different cores
+/// rarely meet on one lock.
+struct Latencies(Vec<Mutex<Histogram<u64>>>);
+
+impl Latencies {
+    fn new() -> Self {
+        Self((0..STRIPES).map(|_| Mutex::new(histogram())).collect())
+    }
+
+    fn record(&self, stripe: usize, us: u64) {
+        self.0[stripe % STRIPES].lock().saturating_record(us);
+    }
+
+    fn merged(&self) -> Histogram<u64> {
+        let mut all = histogram();
+        for h in &self.0 {
+            all.add(&*h.lock()).expect("merge");
+        }
+        all
+    }
+}
+
+/// The names a request carries, made once: the generator clones them
+/// instead of formatting three strings per line.
+struct Names {
+    suppliers: Vec<String>,
+    skus: Vec<String>,
+    supplier_skus: Vec<String>,
+}
+
+impl Names {
+    fn new() -> Self {
+        let products = KEYS.div_ceil(SUPPLIERS);
+        Self {
+            suppliers: (0..SUPPLIERS).map(|s| format!("S{s}")).collect(),
+            skus: (0..products).map(|p| format!("P{p}")).collect(),
+            supplier_skus: (0..products).map(|p| format!("X{p}")).collect(),
+        }
+    }
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -88,7 +149,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 fn raw_fsync(dir: &std::path::Path, secs: u64) -> Outcome {
     let path = dir.join("raw-fsync.bin");
     let mut f = std::fs::File::create(&path).expect("create fsync file");
-    let mut latency_us = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    let mut latency_us = histogram();
     let started = Instant::now();
     let mut ops = 0;
     while started.elapsed() < Duration::from_secs(secs) {
@@ -108,18 +169,21 @@ fn raw_fsync(dir: &std::path::Path, secs: u64) -> Outcome {
     }
 }
 
-fn request(rng: &mut Rng, n: u64) -> ReserveRequest {
+fn request(rng: &mut Rng, names: &Names, n: u64) -> ReserveRequest {
     let lines_n = if rng.below(4) == 0 { 3 } else { 1 };
     let lines = (0..lines_n)
         .map(|_| {
             let k = rng.below(KEYS);
-            let (supplier, product) = ((k % 100) as u16, (k / 100) as u32);
+            let (s, p) = ((k % SUPPLIERS) as usize, (k / SUPPLIERS) as usize);
             ReserveLine {
                 line: HeldLine {
-                    key: StockKey { supplier, product },
-                    supplier_id: format!("S{supplier}"),
-                    sku: format!("P{product}"),
-                    supplier_sku: format!("X{product}"),
+                    key: StockKey {
+                        supplier: s as u16,
+                        product: p as u32,
+                    },
+                    supplier_id: names.suppliers[s].clone(),
+                    sku: names.skus[p].clone(),
+                    supplier_sku: names.supplier_skus[p].clone(),
                     qty: 1 + rng.below(3) as u32,
                     unit_cost: Decimal::new(1999, 2),
                 },
@@ -145,34 +209,44 @@ fn request(rng: &mut Rng, n: u64) -> ReserveRequest {
 }
 
 /// `clients` callers reserving as fast as the ledger answers.
-async fn storm(ledger: EmbeddedLedger, clients: u64, secs: u64, tag: u64) -> Outcome {
+async fn storm(
+    ledger: EmbeddedLedger,
+    names: Arc<Names>,
+    clients: u64,
+    secs: u64,
+    tag: u64,
+) -> Outcome {
     let stop = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(Latencies::new());
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
             let (ledger, stop) = (ledger.clone(), Arc::clone(&stop));
+            let (names, latencies) = (Arc::clone(&names), Arc::clone(&latencies));
             tokio::spawn(async move {
                 let mut rng = Rng(tag * 1_000_003 + c);
-                let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let req = request(&mut rng, (tag << 48) | (c << 32) | n);
+                    let req = request(&mut rng, &names, (tag << 48) | (c << 32) | n);
                     let t = Instant::now();
                     ledger.reserve(req).await.expect("reserve");
-                    h.saturating_record(t.elapsed().as_micros() as u64);
+                    latencies.record(c as usize, t.elapsed().as_micros() as u64);
                     n += 1;
+                    // An in-memory reserve completes without awaiting
+                    // anything: give the other callers (and the timer that
+                    // ends the run) their turn, as separate requests would.
+                    tokio::task::yield_now().await;
                 }
-                h
             })
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(secs)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut latency_us = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
     for t in tasks {
-        latency_us.add(t.await.expect("client")).expect("merge");
+        t.await.expect("client");
     }
     let elapsed = started.elapsed();
+    let latency_us = latencies.merged();
     Outcome {
         ops: latency_us.len(),
         elapsed,
@@ -181,33 +255,65 @@ async fn storm(ledger: EmbeddedLedger, clients: u64, secs: u64, tag: u64) -> Out
 }
 
 /// Reserves issued at `rate` per second for `secs`, whatever the answers
-/// take (open loop); latency counts from when each call was due.
-async fn paced(ledger: EmbeddedLedger, rate: u64, secs: u64, tag: u64) -> Outcome {
-    let per_ms = (rate / 1000).max(1);
-    let started = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+/// take (open loop); latency counts from when each call was due. Call `i` is
+/// due `i / rate` s after the start; this thread wakes every `PACE_PERIOD`
+/// and hands every call due by then to one task that drives them
+/// concurrently, so a late wake-up (or a busy runtime) shows in the
+/// latencies instead of being skipped.
+fn paced(
+    rt: &tokio::runtime::Runtime,
+    ledger: &EmbeddedLedger,
+    names: &Arc<Names>,
+    rate: u64,
+    secs: u64,
+    tag: u64,
+) -> Outcome {
+    let total = rate * secs;
+    let latencies = Arc::new(Latencies::new());
     let mut rng = Rng(tag);
-    let mut calls = Vec::with_capacity((per_ms * secs * 1000) as usize);
-    for ms in 0..secs * 1000 {
-        tick.tick().await;
-        let due = started + Duration::from_millis(ms);
-        for i in 0..per_ms {
-            let req = request(&mut rng, (tag << 48) | (ms << 16) | i);
-            let ledger = ledger.clone();
-            calls.push(tokio::spawn(async move {
-                ledger.reserve(req).await.expect("reserve");
-                due.elapsed().as_micros() as u64
+    let mut batches = Vec::new();
+    let mut issued = 0u64;
+    let started = Instant::now();
+    let due_at = |i: u64| {
+        started + Duration::from_nanos((u128::from(i) * 1_000_000_000 / u128::from(rate)) as u64)
+    };
+    while issued < total {
+        // Calls 0..=elapsed*rate are due.
+        let elapsed = started.elapsed().as_nanos();
+        let due = ((elapsed * u128::from(rate) / 1_000_000_000) as u64 + 1).min(total);
+        if due > issued {
+            let calls: Vec<(ReserveRequest, Instant)> = (issued..due)
+                .map(|i| (request(&mut rng, names, (tag << 48) | i), due_at(i)))
+                .collect();
+            issued = due;
+            let (ledger, latencies) = (ledger.clone(), Arc::clone(&latencies));
+            let stripe = batches.len();
+            batches.push(rt.spawn(async move {
+                let ledger = &ledger;
+                let mut running: FuturesUnordered<_> = calls
+                    .into_iter()
+                    .map(|(req, due)| async move {
+                        ledger.reserve(req).await.expect("reserve");
+                        due.elapsed().as_micros() as u64
+                    })
+                    .collect();
+                while let Some(us) = running.next().await {
+                    latencies.record(stripe, us);
+                }
             }));
         }
+        std::thread::sleep(PACE_PERIOD);
     }
-    let mut latency_us = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
-    for c in calls {
-        latency_us.saturating_record(c.await.expect("call"));
-    }
+    rt.block_on(async {
+        for b in batches {
+            b.await.expect("batch");
+        }
+    });
+    let elapsed = started.elapsed();
+    let latency_us = latencies.merged();
     Outcome {
         ops: latency_us.len(),
-        elapsed: started.elapsed(),
+        elapsed,
         latency_us,
     }
 }
@@ -229,12 +335,14 @@ fn main() {
         .build()
         .expect("runtime");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let names = Arc::new(Names::new());
 
     let fsync = raw_fsync(&dir, secs);
     fsync.print("raw fsync (1 per op)");
 
     let memory = rt.block_on(storm(
         EmbeddedLedger::in_memory(Arc::clone(&clock)),
+        Arc::clone(&names),
         clients,
         secs,
         1,
@@ -245,8 +353,9 @@ fn main() {
         dir: Some(dir.join("journal")),
         ..EmbeddedOptions::default()
     };
-    let ledger = EmbeddedLedger::open(&options, Arc::clone(&clock), &Names).expect("open ledger");
-    let durable = rt.block_on(storm(ledger.clone(), clients, secs, 2));
+    let ledger =
+        EmbeddedLedger::open(&options, Arc::clone(&clock), &Resolver).expect("open ledger");
+    let durable = rt.block_on(storm(ledger.clone(), Arc::clone(&names), clients, secs, 2));
     durable.print("durable ledger");
     let (records, syncs) = ledger.journal_progress();
     println!(
@@ -262,19 +371,22 @@ fn main() {
     );
 
     let rate = env_u64("LEDGER_BENCH_RATE", 50_000);
-    let memory_paced = rt.block_on(paced(
-        EmbeddedLedger::in_memory(Arc::clone(&clock)),
+    let memory_paced = paced(
+        &rt,
+        &EmbeddedLedger::in_memory(Arc::clone(&clock)),
+        &names,
         rate,
         secs,
         3,
-    ));
+    );
     memory_paced.print(&format!("in-memory @ {rate}/s"));
     let options = EmbeddedOptions {
         dir: Some(dir.join("journal-paced")),
         ..EmbeddedOptions::default()
     };
-    let ledger = EmbeddedLedger::open(&options, Arc::clone(&clock), &Names).expect("open ledger");
-    let durable_paced = rt.block_on(paced(ledger.clone(), rate, secs, 4));
+    let ledger =
+        EmbeddedLedger::open(&options, Arc::clone(&clock), &Resolver).expect("open ledger");
+    let durable_paced = paced(&rt, &ledger, &names, rate, secs, 4);
     durable_paced.print(&format!("durable @ {rate}/s"));
     let (records, syncs) = ledger.journal_progress();
     rt.block_on(ledger.flush()).expect("flush");
