@@ -17,8 +17,9 @@
 //!
 //! A call's future may be dropped at any await. Mutations run to completion
 //! under a lock with no await inside, and the only await afterwards is for
-//! durability; Reserve and Allocate, which also settle an idempotency key,
-//! run in a spawned task so that the key is always settled.
+//! durability. Reserve and Allocate also settle their idempotency key before
+//! that await (bound to the reservation, which answers nobody until it is
+//! durable, or freed), so the key is always settled without a task of its own.
 
 pub mod codec;
 pub mod journal;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rustc_hash::{FxHashMap, FxHasher};
+use smallvec::SmallVec;
 use tokio::sync::watch;
 
 use self::codec::{Made, Record, Whole, UNRESOLVED};
@@ -109,11 +111,85 @@ enum KeySlot {
         id: ReservationId,
         fingerprint: RequestFingerprint,
     },
-    /// A call with this key is running; others wait for its outcome.
+    /// A call with this key is making its reservation (no await until the
+    /// key is settled); others wait for its outcome.
     InFlight {
         fingerprint: RequestFingerprint,
-        done: watch::Receiver<Outcome>,
+        /// Made by the first caller that has to wait: most keys never meet
+        /// a second call, and they then cost no channel.
+        done: Option<watch::Sender<Outcome>>,
     },
+}
+
+/// A receiver for the outcome of the call holding an in-flight key.
+fn outcome_of(done: &mut Option<watch::Sender<Outcome>>) -> watch::Receiver<Outcome> {
+    match done {
+        Some(tx) => tx.subscribe(),
+        None => {
+            let (tx, rx) = watch::channel(None);
+            *done = Some(tx);
+            rx
+        }
+    }
+}
+
+/// The key of a call that is making its reservation. Settled by
+/// [`Running::settle`]; dropped unsettled (only if making it panicked), it
+/// frees the key and tells any waiter the call stopped, so no key is left in
+/// flight forever.
+struct Running<'a> {
+    keys: &'a Mutex<FxHashMap<KeyScope, KeySlot>>,
+    scope: Option<KeyScope>,
+}
+
+impl Running<'_> {
+    /// Binds the key to the reservation made, or frees it when the call
+    /// failed, and tells whoever waited for it.
+    fn settle(
+        mut self,
+        fingerprint: RequestFingerprint,
+        made: Result<&ReservationId, &LedgerError>,
+    ) {
+        let Some(scope) = self.scope.take() else {
+            return;
+        };
+        let done = {
+            let mut keys = self.keys.lock();
+            let slot = match made {
+                Ok(id) => keys.get_mut(&scope).map(|slot| {
+                    std::mem::replace(
+                        slot,
+                        KeySlot::Bound {
+                            id: id.clone(),
+                            fingerprint,
+                        },
+                    )
+                }),
+                Err(_) => keys.remove(&scope),
+            };
+            match slot {
+                Some(KeySlot::InFlight { done, .. }) => done,
+                _ => None,
+            }
+        };
+        if let Some(tx) = done {
+            let _ = tx.send(Some(made.cloned().map_err(Clone::clone)));
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let Some(scope) = self.scope.take() else {
+            return;
+        };
+        let slot = self.keys.lock().remove(&scope);
+        if let Some(KeySlot::InFlight { done: Some(tx), .. }) = slot {
+            let _ = tx.send(Some(Err(LedgerError::Unavailable(
+                "the call holding this key stopped".into(),
+            ))));
+        }
+    }
 }
 
 struct Entry {
@@ -619,7 +695,7 @@ impl Inner {
     /// Holds (and for an allocate, commits) a new reservation.
     fn make(
         &self,
-        req: &ReserveRequest,
+        req: ReserveRequest,
         commit: Option<&str>,
     ) -> Result<(Reservation, u64), LedgerError> {
         self.up()?;
@@ -639,7 +715,7 @@ impl Inner {
                 "the hold time must be positive".into(),
             ));
         }
-        let wants: Vec<(StockKey, u32, u32)> = req
+        let wants: SmallVec<[(StockKey, u32, u32); 8]> = req
             .lines
             .iter()
             .map(|l| (l.line.key, l.line.qty, l.supply))
@@ -652,18 +728,20 @@ impl Inner {
             self.sweep(self.clock.now_ms());
             self.holds
                 .try_add(&wants)
-                .map_err(|shorts| shortage(&shorts, req))?;
+                .map_err(|shorts| shortage(&shorts, &req))?;
         }
         let now = self.clock.now_ms();
         let id = ReservationId::generate(now);
+        // The request is consumed: its strings and plan move into the
+        // reservation, and only the answer copies them.
         let made = Made {
             id: id.clone(),
-            owner: req.owner.clone(),
-            key: req.key.clone(),
+            owner: req.owner,
+            key: req.key,
             fingerprint: req.fingerprint,
-            lines: req.lines.iter().map(|l| l.line.clone()).collect(),
-            plan: req.plan.clone(),
-            ship_to: req.ship_to.clone(),
+            lines: req.lines.into_iter().map(|l| l.line).collect(),
+            plan: req.plan,
+            ship_to: req.ship_to,
             created_at_ms: now,
             expires_at_ms: if commit.is_some() {
                 now
@@ -714,14 +792,14 @@ impl Inner {
 
     /// Reserve or allocate under the request's idempotency key.
     async fn keyed(
-        self: Arc<Self>,
+        &self,
         req: ReserveRequest,
         commit: Option<String>,
     ) -> Result<Reservation, LedgerError> {
         enum Next {
             Existing(ReservationId),
             Wait(watch::Receiver<Outcome>, bool),
-            Run(watch::Sender<Outcome>),
+            Run,
         }
         let scope = KeyScope {
             owner: req.owner.clone(),
@@ -731,7 +809,7 @@ impl Inner {
         loop {
             let next = {
                 let mut keys = self.keys[ks].lock();
-                match keys.get(&scope) {
+                match keys.get_mut(&scope) {
                     Some(KeySlot::Bound { id, fingerprint }) => {
                         if *fingerprint != req.fingerprint {
                             return Err(LedgerError::KeyReused {
@@ -742,18 +820,18 @@ impl Inner {
                         Next::Existing(id.clone())
                     }
                     Some(KeySlot::InFlight { fingerprint, done }) => {
-                        Next::Wait(done.clone(), *fingerprint == req.fingerprint)
+                        let same = *fingerprint == req.fingerprint;
+                        Next::Wait(outcome_of(done), same)
                     }
                     None => {
-                        let (tx, rx) = watch::channel(None);
                         keys.insert(
                             scope.clone(),
                             KeySlot::InFlight {
                                 fingerprint: req.fingerprint,
-                                done: rx,
+                                done: None,
                             },
                         );
-                        Next::Run(tx)
+                        Next::Run
                     }
                 }
             };
@@ -779,32 +857,21 @@ impl Inner {
                         return Err(e);
                     }
                 }
-                Next::Run(tx) => {
-                    let result = match self.make(&req, commit.as_deref()) {
-                        Ok((r, lsn)) => self.durable(lsn).await.map(|()| r),
-                        Err(e) => Err(e),
+                Next::Run => {
+                    // Made and settled with no await in between, so a caller
+                    // that goes away cannot leave the key in flight. A bound
+                    // key answers later calls through `get`, which waits for
+                    // the reservation to be durable, as this call does next.
+                    let running = Running {
+                        keys: &self.keys[ks],
+                        scope: Some(scope),
                     };
-                    {
-                        let mut keys = self.keys[ks].lock();
-                        match &result {
-                            Ok(r) => {
-                                keys.insert(
-                                    scope,
-                                    KeySlot::Bound {
-                                        id: r.id.clone(),
-                                        fingerprint: req.fingerprint,
-                                    },
-                                );
-                            }
-                            Err(_) => {
-                                keys.remove(&scope);
-                            }
-                        }
-                    }
-                    let _ = tx.send(Some(
-                        result.as_ref().map(|r| r.id.clone()).map_err(Clone::clone),
-                    ));
-                    return result;
+                    let fingerprint = req.fingerprint;
+                    let made = self.make(req, commit.as_deref());
+                    running.settle(fingerprint, made.as_ref().map(|(r, _)| &r.id));
+                    let (answer, lsn) = made?;
+                    self.durable(lsn).await?;
+                    return Ok(answer);
                 }
             }
         }
@@ -823,8 +890,8 @@ impl Inner {
         let ks = shard_index(&scope);
         loop {
             let slot = {
-                let keys = self.keys[ks].lock();
-                match keys.get(&scope) {
+                let mut keys = self.keys[ks].lock();
+                match keys.get_mut(&scope) {
                     None => return Ok(None),
                     Some(KeySlot::Bound {
                         id,
@@ -838,7 +905,7 @@ impl Inner {
                         }
                         Ok(id.clone())
                     }
-                    Some(KeySlot::InFlight { done, .. }) => Err(done.clone()),
+                    Some(KeySlot::InFlight { done, .. }) => Err(outcome_of(done)),
                 }
             };
             let mut wait = match slot {
@@ -1028,10 +1095,8 @@ fn shortage(shorts: &[Short], req: &ReserveRequest) -> LedgerError {
 #[async_trait::async_trait]
 impl Ledger for EmbeddedLedger {
     async fn reserve(&self, req: ReserveRequest) -> Result<Reservation, LedgerError> {
-        let inner = Arc::clone(&self.inner);
-        tokio::spawn(inner.keyed(req, None))
-            .await
-            .map_err(|e| LedgerError::Unavailable(format!("reserve stopped: {e}")))?
+        // No task of its own: the key is settled before the first await.
+        self.inner.keyed(req, None).await
     }
 
     async fn find(
@@ -1066,10 +1131,7 @@ impl Ledger for EmbeddedLedger {
 
     async fn allocate(&self, req: AllocateRequest) -> Result<Reservation, LedgerError> {
         super::check_order_ref(&req.order_ref)?;
-        let inner = Arc::clone(&self.inner);
-        tokio::spawn(inner.keyed(req.reserve, Some(req.order_ref)))
-            .await
-            .map_err(|e| LedgerError::Unavailable(format!("allocate stopped: {e}")))?
+        self.inner.keyed(req.reserve, Some(req.order_ref)).await
     }
 
     async fn expire_due(&self) -> Result<usize, LedgerError> {
