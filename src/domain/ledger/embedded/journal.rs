@@ -4,8 +4,10 @@
 //!
 //! Appending only copies bytes into a buffer under a short lock and returns
 //! the record's sequence number (LSN); the writer thread takes the whole
-//! buffer, writes it, calls `fdatasync` once and publishes the new durable
-//! LSN. While one fsync runs, the next batch gathers, so the fsync rate
+//! buffer, writes it, calls `fdatasync` once, publishes the new durable
+//! LSN and wakes exactly the callers whose records that batch carried (they
+//! wait in LSN order; a caller whose record is in the next batch is not
+//! disturbed). While one fsync runs, the next batch gathers, so the fsync rate
 //! bounds batches per second rather than records per second. The file order
 //! is the LSN order, which is what lets the ledger reason about prefixes: a
 //! record on disk implies every earlier record is.
@@ -15,24 +17,19 @@
 //! number). When a segment grows past its size limit the writer starts the
 //! next one and hands the closed number to the compactor.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex};
-use tokio::sync::watch;
 
 use super::codec::{encode_frame, Record};
 use crate::domain::ledger::LedgerError;
-
-/// The durable position and whether the writer has failed.
-#[derive(Debug, Clone, Default)]
-struct Durable {
-    lsn: u64,
-    failed: Option<Arc<str>>,
-}
 
 #[derive(Debug, Default)]
 struct Pending {
@@ -50,9 +47,71 @@ struct Pending {
 struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
-    durable: watch::Sender<Durable>,
+    /// Every record up to this LSN is on disk.
+    durable_lsn: AtomicU64,
+    /// Why the writer stopped, once it has failed.
+    failed: OnceLock<Arc<str>>,
+    /// Callers waiting for a record to be durable, in LSN order.
+    waiters: Mutex<VecDeque<(u64, Waker)>>,
     /// Batches written and synced so far (records per sync = LSN / this).
-    syncs: std::sync::atomic::AtomicU64,
+    syncs: AtomicU64,
+}
+
+impl Shared {
+    /// Whether record `lsn` is durable, or can no longer become so.
+    fn settled(&self, lsn: u64) -> Option<Result<(), LedgerError>> {
+        if self.durable_lsn.load(Ordering::Acquire) >= lsn {
+            return Some(Ok(()));
+        }
+        self.failed
+            .get()
+            .map(|why| Err(LedgerError::Unavailable(why.to_string())))
+    }
+
+    fn poll_durable(&self, lsn: u64, cx: &mut Context<'_>) -> Poll<Result<(), LedgerError>> {
+        if let Some(done) = self.settled(lsn) {
+            return Poll::Ready(done);
+        }
+        let mut waiters = self.waiters.lock();
+        // Looked at again under the lock: the writer publishes before it
+        // takes the lock to wake, so a batch finished in between is seen
+        // here, or this waker is in the queue when the writer looks.
+        if let Some(done) = self.settled(lsn) {
+            return Poll::Ready(done);
+        }
+        // Callers mostly arrive in LSN order: append, else insert in place.
+        if waiters.back().is_none_or(|(last, _)| *last <= lsn) {
+            waiters.push_back((lsn, cx.waker().clone()));
+        } else {
+            let at = waiters.partition_point(|(l, _)| *l <= lsn);
+            waiters.insert(at, (lsn, cx.waker().clone()));
+        }
+        Poll::Pending
+    }
+
+    /// Wakes every caller whose record is at or below `lsn` (all of them
+    /// for `u64::MAX`). `woken` is scratch space, so that wakers are called
+    /// outside the lock.
+    fn wake_through(&self, lsn: u64, woken: &mut Vec<Waker>) {
+        {
+            let mut waiters = self.waiters.lock();
+            while waiters.front().is_some_and(|(l, _)| *l <= lsn) {
+                if let Some((_, w)) = waiters.pop_front() {
+                    woken.push(w);
+                }
+            }
+        }
+        for w in woken.drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Stops accepting records and wakes every waiter with the reason.
+    fn fail(&self, why: Arc<str>) {
+        self.pending.lock().failed = Some(Arc::clone(&why));
+        let _ = self.failed.set(why);
+        self.wake_through(u64::MAX, &mut Vec::new());
+    }
 }
 
 /// The journal of one ledger directory.
@@ -88,15 +147,16 @@ impl Journal {
         closed: std::sync::mpsc::Sender<u64>,
     ) -> std::io::Result<Journal> {
         let file = create_segment(dir, seq)?;
-        let (durable, _) = watch::channel(Durable::default());
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
                 next_lsn: 1,
                 ..Pending::default()
             }),
             wake: Condvar::new(),
-            durable,
-            syncs: std::sync::atomic::AtomicU64::new(0),
+            durable_lsn: AtomicU64::new(0),
+            failed: OnceLock::new(),
+            waiters: Mutex::new(VecDeque::new()),
+            syncs: AtomicU64::new(0),
         });
         let writer = Writer {
             shared: Arc::clone(&shared),
@@ -147,37 +207,24 @@ impl Journal {
     }
 
     /// Waits until the record `lsn` (and so every earlier one) is on disk.
+    /// Dropping the wait at any point is harmless: a stale waker is dropped
+    /// when its record's batch is done.
     pub async fn wait_durable(&self, lsn: u64) -> Result<(), LedgerError> {
-        let mut rx = self.shared.durable.subscribe();
-        let d = rx
-            .wait_for(|d| d.lsn >= lsn || d.failed.is_some())
-            .await
-            .map_err(|_| LedgerError::Unavailable("the journal writer stopped".into()))?;
-        if d.lsn >= lsn {
-            return Ok(());
-        }
-        Err(LedgerError::Unavailable(
-            d.failed.as_deref().unwrap_or("journal failed").to_owned(),
-        ))
+        std::future::poll_fn(|cx| self.shared.poll_durable(lsn, cx)).await
     }
 
     /// Records made durable and the syncs that took: how well group commit
     /// batches.
     pub fn progress(&self) -> (u64, u64) {
         (
-            self.shared.durable.borrow().lsn,
-            self.shared.syncs.load(std::sync::atomic::Ordering::Relaxed),
+            self.shared.durable_lsn.load(Ordering::Acquire),
+            self.shared.syncs.load(Ordering::Relaxed),
         )
     }
 
     /// Why the journal stopped accepting records, if it did.
     pub fn failure(&self) -> Option<String> {
-        self.shared
-            .durable
-            .borrow()
-            .failed
-            .as_deref()
-            .map(str::to_owned)
+        self.shared.failed.get().map(|why| why.to_string())
     }
 
     /// Writes what is queued, stops the writer and waits for it.
@@ -222,6 +269,7 @@ struct Writer {
 impl Writer {
     fn run(mut self) {
         let mut batch = Vec::new();
+        let mut woken = Vec::new();
         loop {
             let last_lsn = {
                 let mut p = self.shared.pending.lock();
@@ -242,18 +290,18 @@ impl Writer {
                 )
                 .into();
                 tracing::error!(error = %why, "ledger journal failed");
-                self.shared.pending.lock().failed = Some(Arc::clone(&why));
-                self.shared.durable.send_modify(|d| d.failed = Some(why));
+                self.shared.fail(why);
                 return;
             }
+            let synced = started.elapsed();
+            self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+            self.shared.durable_lsn.store(last_lsn, Ordering::Release);
+            // One pass over the queue per batch: only this batch's callers.
+            self.shared.wake_through(last_lsn, &mut woken);
             metrics::histogram!("stockroute_ledger_journal_sync_seconds")
-                .record(started.elapsed().as_secs_f64());
+                .record(synced.as_secs_f64());
             metrics::counter!("stockroute_ledger_journal_bytes_total")
                 .increment(batch.len() as u64);
-            self.shared
-                .syncs
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.shared.durable.send_modify(|d| d.lsn = last_lsn);
             batch.clear();
             if self.written >= self.segment_bytes_max {
                 if let Err(e) = self.rotate() {
@@ -279,5 +327,60 @@ impl Writer {
         // The compactor may be gone at shutdown; the segment is then folded at the next start.
         let _ = self.closed.send(closed);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: i64) -> Record {
+        Record::SupplyRefreshed {
+            supplier_id: format!("S{i}"),
+            as_of_ms: i,
+        }
+    }
+
+    /// Callers waiting in any order, some of them giving up half-way, are
+    /// each woken once their record is on disk, and no earlier.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_waiter_is_woken_by_its_own_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let journal = Arc::new(Journal::start(dir.path(), 1, u64::MAX, tx).unwrap());
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let journal = Arc::clone(&journal);
+                tokio::spawn(async move {
+                    let lsn = journal.append(&record(i)).unwrap();
+                    if i % 7 == 0 {
+                        // Gives up at once: its stale waker must not matter.
+                        let wait = journal.wait_durable(lsn);
+                        let _ = tokio::time::timeout(std::time::Duration::ZERO, wait).await;
+                    }
+                    journal.wait_durable(lsn).await.unwrap();
+                    assert!(journal.progress().0 >= lsn, "woken before its batch");
+                    lsn
+                })
+            })
+            .collect();
+        let mut lsns = Vec::new();
+        for t in tasks {
+            lsns.push(t.await.unwrap());
+        }
+        lsns.sort_unstable();
+        assert_eq!(lsns, (1..=200).collect::<Vec<u64>>());
+        let (records, syncs) = journal.progress();
+        assert_eq!(records, 200);
+        assert!(syncs >= 1);
+        // Already durable: answered without waiting.
+        journal.wait_durable(1).await.unwrap();
+        journal.close();
+        // With the writer gone, every batch's wakers (stale ones too) are out.
+        assert!(journal.shared.waiters.lock().is_empty(), "no waker left");
+        assert!(
+            journal.append(&record(0)).is_err(),
+            "closed journals refuse"
+        );
     }
 }
