@@ -22,6 +22,11 @@
 //! the clock starts. Both keep the generator's own CPU small next to the
 //! ledger's on a 2-core machine; both ledgers get the same generator.
 //!
+//! `LEDGER_BENCH_SEGMENT_MB` sets the journal's segment size (default the
+//! ledger's, 64 MiB): each closed segment is folded into a snapshot by the
+//! compactor thread while the run goes on, so a larger one keeps compaction
+//! out of a run to see the journal alone.
+//!
 //! It prints reserves/s and latency percentiles of each, and the durable
 //! runs' ratios to the others. Closed-loop latency (runs 2 and 3) is mostly
 //! queueing behind the other callers; the open-loop runs are the latency
@@ -336,6 +341,10 @@ fn main() {
         .expect("runtime");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let names = Arc::new(Names::new());
+    let segment_bytes_max = std::env::var("LEDGER_BENCH_SEGMENT_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(EmbeddedOptions::default().segment_bytes_max, |mb| mb << 20);
 
     let fsync = raw_fsync(&dir, secs);
     fsync.print("raw fsync (1 per op)");
@@ -351,6 +360,7 @@ fn main() {
 
     let options = EmbeddedOptions {
         dir: Some(dir.join("journal")),
+        segment_bytes_max,
         ..EmbeddedOptions::default()
     };
     let ledger =
@@ -382,6 +392,7 @@ fn main() {
     memory_paced.print(&format!("in-memory @ {rate}/s"));
     let options = EmbeddedOptions {
         dir: Some(dir.join("journal-paced")),
+        segment_bytes_max,
         ..EmbeddedOptions::default()
     };
     let ledger =
