@@ -254,7 +254,9 @@ struct Inner {
     last_prune_ms: AtomicI64,
     /// Tie-breaker for expiry queue keys.
     expiry_seq: std::sync::atomic::AtomicU64,
-    closed: AtomicBool,
+    /// Set once the ledger stops taking calls (also tells the compactor that
+    /// nobody waits on the disk any more, so it need not pace its writes).
+    closed: Arc<AtomicBool>,
     /// Held open: its lock marks the directory as ours.
     _lock: Option<File>,
 }
@@ -321,8 +323,10 @@ impl EmbeddedLedger {
         let Some(dir) = &options.dir else {
             return Ok(Self::in_memory(clock));
         };
-        let (replayed, journal, compactor, lock) = open_dir(dir, options, &clock)?;
+        let closed = Arc::new(AtomicBool::new(false));
+        let (replayed, journal, compactor, lock) = open_dir(dir, options, &clock, &closed)?;
         let mut inner = Inner::new(clock, options.retention_ms);
+        inner.closed = closed;
         inner.journal = Some(journal);
         inner.compactor = Mutex::new(Some(compactor));
         inner._lock = Some(lock);
@@ -375,6 +379,7 @@ fn open_dir(
     dir: &Path,
     options: &EmbeddedOptions,
     clock: &Arc<dyn Clock>,
+    closed: &Arc<AtomicBool>,
 ) -> Result<Opened, OpenError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -399,11 +404,13 @@ fn open_dir(
     let compactor = {
         let (owned, clock, retention_ms) =
             (dir.to_path_buf(), Arc::clone(clock), options.retention_ms);
+        let closed = Arc::clone(closed);
         std::thread::Builder::new()
             .name("ledger-compact".into())
             .spawn(move || {
+                lower_priority();
                 for upto in rx {
-                    if let Err(e) = recovery::compact(&owned, upto, clock.now_ms(), retention_ms) {
+                    if let Err(e) = recovery::compact(&owned, upto, clock.now_ms(), retention_ms, &closed) {
                         tracing::error!(error = %e, "ledger compaction failed; the journal is kept whole");
                     }
                 }
@@ -424,6 +431,19 @@ fn open_dir(
     Ok((replayed, journal, compactor, lock))
 }
 
+/// Makes the calling thread (on Linux, `setpriority` on the process's own
+/// id applies to the calling thread only) yield the CPU to everything of
+/// normal priority. Compaction folds a whole segment (a second of CPU for
+/// 64 MiB) and only bounds restart time; on a small machine it otherwise
+/// takes a core from the threads answering calls. A refusal (no permission,
+/// another OS) leaves it at normal priority, which is only slower for calls.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(None, 19) {
+        tracing::debug!(error = %e, "ledger compactor keeps its priority");
+    }
+}
+
 impl Inner {
     fn new(clock: Arc<dyn Clock>, retention_ms: i64) -> Inner {
         Inner {
@@ -440,7 +460,7 @@ impl Inner {
             retention_ms,
             last_prune_ms: AtomicI64::new(0),
             expiry_seq: std::sync::atomic::AtomicU64::new(0),
-            closed: AtomicBool::new(false),
+            closed: Arc::new(AtomicBool::new(false)),
             _lock: None,
         }
     }

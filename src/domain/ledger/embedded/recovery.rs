@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::codec::{decode_frame, encode_frame, Frame, Made, Record, Whole};
 use super::journal::{segment_name, snapshot_name, sync_dir};
@@ -288,11 +289,49 @@ pub fn load(dir: &Path) -> Result<Replayed, OpenError> {
     Ok(state)
 }
 
+/// A snapshot is written and synced in pieces of this size ...
+const SNAPSHOT_PIECE_BYTES: usize = 1 << 20;
+/// ... at no more than this rate (half a 64 MiB segment's worth a second).
+const SNAPSHOT_BYTES_PER_SEC: u64 = 32 << 20;
+
+/// Writes `buf` to `f` and makes it durable, a piece at a time and no faster
+/// than `SNAPSHOT_BYTES_PER_SEC` until `hurry` is set. The journal shares the
+/// disk: a snapshot of tens of MiB written and synced at full speed fills the
+/// device's queue, and the journal's fsyncs (which every acknowledgement
+/// waits for) queue behind it for tens to hundreds of milliseconds. Small
+/// synced pieces with pauses keep that queue short; a snapshot only has to
+/// be done well before the next segment closes. Once the ledger has stopped
+/// taking calls nobody waits on the journal, and shutdown should not.
+fn write_paced(f: &mut File, buf: &[u8], hurry: &AtomicBool) -> std::io::Result<()> {
+    let started = std::time::Instant::now();
+    let mut written = 0u64;
+    for piece in buf.chunks(SNAPSHOT_PIECE_BYTES) {
+        f.write_all(piece)?;
+        f.sync_data()?;
+        written += piece.len() as u64;
+        let due =
+            std::time::Duration::from_secs_f64(written as f64 / SNAPSHOT_BYTES_PER_SEC as f64);
+        if let Some(ahead) = due.checked_sub(started.elapsed()) {
+            if !hurry.load(Ordering::Acquire) {
+                std::thread::sleep(ahead);
+            }
+        }
+    }
+    f.sync_all()
+}
+
 /// Folds the newest snapshot and every segment up to `upto` into snapshot
 /// `upto`, dropping what [`prunable`] allows, then deletes the files it
 /// replaces. Safe to crash at any point: the new snapshot only counts once
-/// renamed into place, and files are deleted only after that.
-pub fn compact(dir: &Path, upto: u64, now_ms: i64, retention_ms: i64) -> Result<(), OpenError> {
+/// renamed into place, and files are deleted only after that. The snapshot
+/// is written at a gentle pace (see `write_paced`) until `hurry` is set.
+pub fn compact(
+    dir: &Path,
+    upto: u64,
+    now_ms: i64,
+    retention_ms: i64,
+    hurry: &AtomicBool,
+) -> Result<(), OpenError> {
     let (segments, snapshots) = listing(dir)?;
     let base = snapshots.last().copied().unwrap_or(0);
     if upto <= base {
@@ -331,8 +370,7 @@ pub fn compact(dir: &Path, upto: u64, now_ms: i64, retention_ms: i64) -> Result<
     let done = dir.join(snapshot_name(upto));
     {
         let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&buf).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
+        write_paced(&mut f, &buf, hurry).map_err(io(&tmp))?;
     }
     fs::rename(&tmp, &done).map_err(io(&done))?;
     sync_dir(dir).map_err(io(dir))?;
