@@ -172,8 +172,18 @@ async fn reserve_commit_and_availability() {
     );
 
     // The supplier's next full feed reflects the order: no longer counted.
+    // Its data time is when it arrives, in milliseconds, and only an
+    // allocation committed before that is reflected: let the clock move on.
+    tokio::time::sleep(Duration::from_millis(2)).await;
     stock(&app, sku, 7).await;
-    assert_eq!(available(&app, sku).await, 7);
+    // The ledger retires the allocation just after the feed is applied.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut seen = available(&app, sku).await;
+    while seen != 7 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        seen = available(&app, sku).await;
+    }
+    assert_eq!(seen, 7, "the allocation is retired by the newer full feed");
 }
 
 /// Lifecycle abuse gets distinct, clear answers.
