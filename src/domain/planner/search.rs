@@ -889,7 +889,8 @@ impl<'a> Search<'a> {
         // shipment is closed and rated the node's own latest arrival is
         // exact, and so is the price by it.
         let fastest = self.objective == Objective::Fastest;
-        let complete = depth == self.order.len()
+        let complete = fastest
+            && depth == self.order.len()
             && self
                 .open_list
                 .iter()
