@@ -383,7 +383,7 @@ fn mul_div(rate: i64, amount: u64, per: u64) -> i64 {
 /// One parcel's residential and delivery-area surcharges on a lane, with
 /// fuel, in ten-thousandths rounded down.
 pub(super) fn per_parcel_fuel(pricer: &Pricer<'_>) -> i64 {
-    to_units(pricer.per_parcel_surcharges() * pricer.service.fuel_factor)
+    to_units(pricer.surcharges_fuelled)
 }
 
 /// One lane service as the floor sees it.

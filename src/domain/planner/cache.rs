@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use super::problem::{Problem, Units};
-use super::{choose_rate, LinearFloor, Objective, Rater, ShipmentProfile};
+use super::{LinearFloor, Rater, ShipmentProfile};
 use crate::domain::catalog::ProductId;
 use crate::domain::freight::RatedShipment;
 
@@ -166,15 +166,15 @@ impl Cache {
         let supplier = problem.suppliers[k as usize];
         let processing = problem.processing_days[k as usize];
         let rated = rater.rate(supplier, &key.1).ok().and_then(|r| {
-            let cheapest =
-                choose_rate(&r.rates, Objective::Cheapest, processing, self.within_days)?;
-            let fastest = choose_rate(&r.rates, Objective::Fastest, processing, self.within_days)?;
+            // The staircase's first step is the earliest arrival in time and
+            // its last the cheapest service in time; none: nothing in time.
+            let steps = stair_of(&r.rates, processing, self.within_days);
+            let (&(fastest_days, _), &(_, cheapest)) = (steps.first()?, steps.last()?);
             let stair = self.stairs.len() as u32;
-            self.stairs
-                .push(stair_of(&r.rates, processing, self.within_days));
+            self.stairs.push(steps);
             Some(Rated {
-                cheapest: to_units(cheapest.amount),
-                fastest_days: processing + fastest.transit_days,
+                cheapest,
+                fastest_days,
                 stair,
                 shipment: Arc::new(r),
             })

@@ -117,12 +117,14 @@ pub(super) fn score(
         goods += opt.goods;
     }
     let freight: Units = match objective {
+        // Each shipment's cheapest service by the latest arrival, as
+        // `services` buys it, read from the staircases.
         Objective::Fastest => {
-            let refs: SmallVec<[(u32, &Rated); 4]> = rated.iter().map(|(k, r)| (*k, r)).collect();
-            services(objective, &refs, problem, cache.within_days())?
+            let by = rated.iter().map(|(_, r)| r.fastest_days).max().unwrap_or(0);
+            rated
                 .iter()
-                .map(|r| super::cache::to_units(r.amount))
-                .sum()
+                .map(|(_, r)| cache.cheapest_by(r.stair, by))
+                .sum::<Option<Units>>()?
         }
         _ => rated.iter().map(|(_, r)| r.cheapest).sum(),
     };
