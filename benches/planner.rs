@@ -15,7 +15,9 @@
 //! 2. Criterion: planning time of the CHEAPEST plan per size and offers.
 //!
 //! Run: `cargo bench --bench planner` (`-- --quick` for the figures only;
-//! `PLANNER_FIGURES=10x8,20x4` prints only those cells of the figures).
+//! `PLANNER_FIGURES=10x8,20x4` prints only those cells of the figures;
+//! `PLANNER_DETAIL=1` adds a row per basket, `PLANNER_BASKETS=0,7` plans
+//! only those baskets of each cell).
 
 mod common;
 use common::Rng;
@@ -205,6 +207,10 @@ fn figures(world: &World, stocked: &[(ProductId, usize)]) {
         "lines", "offers", "p50 us", "p99 us", "max us", "proven", "saving", "ratings", "nodes"
     );
     let only = std::env::var("PLANNER_FIGURES").ok();
+    let detail = std::env::var_os("PLANNER_DETAIL").is_some();
+    let picked: Option<Vec<usize>> = std::env::var("PLANNER_BASKETS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|i| i.parse().ok()).collect());
     for &n in &SIZES {
         for &k in &OFFERS {
             if only
@@ -218,8 +224,11 @@ fn figures(world: &World, stocked: &[(ProductId, usize)]) {
             let mut hist = Histogram::<u64>::new(3).expect("histogram");
             let (mut planned, mut proven, mut ratings, mut nodes) = (0usize, 0usize, 0u64, 0u64);
             let (mut planned_total, mut greedy_sum) = (Decimal::ZERO, Decimal::ZERO);
-            for _ in 0..BASKETS {
+            for i in 0..BASKETS {
                 let b = basket(world, stocked, &mut rng, n, k);
+                if picked.as_ref().is_some_and(|p| !p.contains(&i)) {
+                    continue;
+                }
                 let rater = world.rater(&b.ship_to);
                 let started = Instant::now();
                 let mut planner = Planner::new(&b.lines, &options(Objective::Cheapest), &rater)
@@ -235,6 +244,20 @@ fn figures(world: &World, stocked: &[(ProductId, usize)]) {
                     continue;
                 };
                 hist.record(elapsed.as_micros() as u64).ok();
+                if detail {
+                    println!(
+                        "  {n}x{k} #{i:<2} {:>9} us {:>7} nodes {:>5} ratings {} shipments{}",
+                        elapsed.as_micros(),
+                        planner.stats().nodes,
+                        planner.stats().ratings,
+                        p.shipments.len(),
+                        if p.proven_optimal {
+                            ""
+                        } else {
+                            " (not proven)"
+                        }
+                    );
+                }
                 planned += 1;
                 ratings += planner.stats().ratings;
                 nodes += planner.stats().nodes;

@@ -296,7 +296,8 @@ pub struct ShipmentProfile {
     /// Over boxed units, the largest least cost of a box that holds the unit.
     pub box_cost: i64,
     /// Sum over units in their own packaging (they fit no box, so each is a
-    /// parcel alone) of the least charge of that parcel on any service.
+    /// parcel alone) of the least charge of that parcel on any service, in
+    /// whole cents rounded down.
     pub own_charge: i64,
     /// Sum over boxed units of the least space each takes in a parcel: the
     /// outer volume of its smallest holding box, or its own volume at the
@@ -465,8 +466,12 @@ impl FreightFloor<'_> {
             .iter()
             .filter_map(|s| s.pricer.charge(&facts).ok())
             .min()?;
+        // Whole cents, rounded down: a shipment's amount is rounded to cents
+        // once, and adding whole cents commutes with that rounding, so own
+        // charges add up exactly in `amount` and stay under every rating.
+        let units = to_units(least);
         Some(ShipmentProfile {
-            own_charge: to_units(least),
+            own_charge: units - units.rem_euclid(100),
             ..ShipmentProfile::default()
         })
     }
@@ -615,8 +620,9 @@ mod tests {
         #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
         /// The floor of a shipment's profile, and the linear floor summed
-        /// over its units, are never above any service's amount for it, and
-        /// the floor never falls when a unit is added, on the SAMPLE tables.
+        /// over its units, are never above any service's amount for it, the
+        /// floor never falls when a unit is added, and a unit in its own
+        /// packaging adds its own charge to it, on the SAMPLE tables.
         #[test]
         fn floor_is_below_every_rate_and_grows_with_the_shipment(
             lines in prop::collection::vec((item(), 1u32..4), 1..5),
@@ -673,6 +679,15 @@ mod tests {
                 let mut more = profile;
                 more.add(&u, 1);
                 prop_assert!(floor.amount(&more) >= floor.amount(&profile));
+                if u.boxed_weight_g == 0 {
+                    // A unit in its own packaging adds its own charge in
+                    // full (the planner counts such units on top of a floor).
+                    let own = Decimal::new(u.own_charge, 4);
+                    prop_assert!(
+                        floor.amount(&more) == floor.amount(&profile) + own,
+                        "own unit {} added {} -> {}", own, floor.amount(&profile), floor.amount(&more)
+                    );
+                }
             }
         }
     }

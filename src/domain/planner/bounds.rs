@@ -33,7 +33,15 @@ pub(super) struct Scratch {
     /// Per line, its (cost, supplier) sorted; `starts` delimits the lines.
     costs: Vec<(Units, u32)>,
     starts: Vec<usize>,
+    /// The last bound's entries, for [`repaired_bound`]: (line index,
+    /// goods, linear, next entry of the same facility), chained from
+    /// `first` per facility (`NONE`: no more).
+    entries: Vec<(u32, Units, Units, u32)>,
+    first: Vec<u32>,
 }
+
+/// The end of a facility's chain of entries.
+const NONE: u32 = u32::MAX;
 
 /// The dual-ascent bound on goods, freight that adds up per unit, and
 /// opening costs of `lines` over facilities `0..facilities`. `open_cost(k)`
@@ -54,6 +62,8 @@ pub(super) fn facility_bound(
         slack,
         costs,
         starts,
+        entries,
+        first,
         ..
     } = scratch;
     dual.clear();
@@ -61,13 +71,18 @@ pub(super) fn facility_bound(
     slack.resize(facilities, Units::MIN);
     costs.clear();
     starts.clear();
-    for line in lines {
+    entries.clear();
+    first.clear();
+    first.resize(facilities, NONE);
+    for (i, line) in lines.iter().enumerate() {
         let start = costs.len();
         starts.push(start);
         for &(k, goods, linear) in &line.costs {
             if !usable(line.line, k) {
                 continue;
             }
+            entries.push((i as u32, goods, linear, first[k as usize]));
+            first[k as usize] = entries.len() as u32 - 1;
             let c = goods + if adds(k) { linear } else { 0 };
             costs.push((c, k));
             if slack[k as usize] == Units::MIN {
@@ -113,6 +128,68 @@ pub(super) fn facility_bound(
         }
     }
     dual.iter().sum()
+}
+
+/// The facility-location bound of the same lines as the last
+/// [`facility_bound`] run on `scratch`, after facilities `changed` took new
+/// opening costs or counted linear freight differently (`open_cost`, `adds`
+/// and `usable` as there, for the new state; every other facility as
+/// before, bans only added). The duals found then stay feasible once lowered
+/// by each changed facility's excess: what the lines' duals charge it beyond
+/// its new opening cost. Lowering one line's dual by `d` lowers what it
+/// charges any facility by at most `d`, so lowering by the excesses in turn
+/// fixes every changed facility and breaks none; the sum that is left bounds
+/// the new problem from below without another ascent.
+pub(super) fn repaired_bound(
+    lines: &[&UflLine],
+    changed: &[u32],
+    open_cost: impl Fn(u32) -> Units,
+    adds: impl Fn(u32) -> bool,
+    usable: impl Fn(usize, u32) -> bool,
+    scratch: &Scratch,
+) -> Units {
+    let Scratch {
+        dual,
+        entries,
+        first,
+        ..
+    } = scratch;
+    debug_assert_eq!(dual.len(), lines.len());
+    let mut lower: Units = dual.iter().sum();
+    for (j, &f) in changed.iter().enumerate() {
+        if changed[..j].contains(&f) {
+            continue;
+        }
+        // Per line, what its dual charges the facility: the chain holds a
+        // line's entries together, and a line's largest charge is the one
+        // that counts.
+        let (mut charged, mut line_most): (Units, Option<(u32, Units)>) = (0, None);
+        let mut seen = false;
+        let add = if adds(f) { 1 } else { 0 };
+        let mut at = first.get(f as usize).copied().unwrap_or(NONE);
+        while at != NONE {
+            let (i, goods, linear, next) = entries[at as usize];
+            at = next;
+            if !usable(lines[i as usize].line, f) {
+                continue;
+            }
+            seen = true;
+            let charge = (dual[i as usize] - goods - add * linear).max(0);
+            line_most = match line_most {
+                Some((at, most)) if at == i => Some((i, most.max(charge))),
+                Some((_, most)) => {
+                    charged += most;
+                    Some((i, charge))
+                }
+                None => Some((i, charge)),
+            };
+        }
+        charged += line_most.map_or(0, |(_, most)| most);
+        if seen {
+            lower -= (charged - open_cost(f)).max(0);
+        }
+    }
+    lower
 }
 
 /// Lines that must each open a different new shipment: a greedy packing of
@@ -203,6 +280,53 @@ mod tests {
             bound > 5 + 4 + 1,
             "bound {bound} no better than cheapest goods"
         );
+    }
+
+    proptest::proptest! {
+        /// After facilities change their opening costs (down to nothing,
+        /// as when a shipment opens there), the repaired duals still bound
+        /// the changed problem from below.
+        #[test]
+        fn repaired_bound_never_exceeds_the_changed_optimum(
+            goods in proptest::collection::vec(
+                proptest::collection::vec(proptest::option::of(0i64..40), 4),
+                1..5,
+            ),
+            open in proptest::collection::vec(0i64..40, 4),
+            new_open in proptest::collection::vec(0i64..40, 4),
+            changed in proptest::collection::vec(0u32..4, 0..3),
+        ) {
+            let lines: Vec<UflLine> = goods
+                .iter()
+                .enumerate()
+                .map(|(i, row)| UflLine {
+                    line: i,
+                    costs: row
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(k, g)| g.map(|g| (k as u32, g, 0)))
+                        .collect(),
+                })
+                .filter(|l| !l.costs.is_empty())
+                .collect();
+            proptest::prop_assume!(!lines.is_empty());
+            let refs: Vec<&UflLine> = lines.iter().collect();
+            let mut scratch = Scratch::default();
+            facility_bound(&refs, 4, |k| open[k as usize], |_| true, |_, _| true, &mut scratch);
+            let after: Vec<Units> = (0..4)
+                .map(|k| if changed.contains(&k) { new_open[k as usize] } else { open[k as usize] })
+                .collect();
+            let repaired = repaired_bound(
+                &refs,
+                &changed,
+                |k| after[k as usize],
+                |_| true,
+                |_, _| true,
+                &scratch,
+            );
+            let best = brute_force(&lines, &after);
+            proptest::prop_assert!(repaired <= best, "repaired {} > optimum {}", repaired, best);
+        }
     }
 
     #[test]

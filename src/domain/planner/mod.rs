@@ -206,6 +206,10 @@ pub struct Floor {
 ///   service, for any shipment from `s` whose profile is at least `p` field
 ///   by field, and it never falls as `p` grows. `None` means no shipment
 ///   from `s` can be rated at all.
+/// - A unit in its own packaging (a profile with no boxed weight) adds its
+///   `own_charge` to the floor: `floor(s, p + u)` is at least
+///   `floor(s, p) + u.own_charge`, so such units count in full even where
+///   the search bounds a shipment by its floor.
 /// - `linear_floor(s, _)` is at most what `rate` gives for any shipment from
 ///   `s`: [`LinearFloor::opening`] plus each unit's
 ///   [`LinearFloor::marginal`], counting boxed goods the same way for all.

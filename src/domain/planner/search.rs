@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use smallvec::SmallVec;
 
-use super::bounds::{disjoint_lines, facility_bound, Scratch, UflLine};
+use super::bounds::{disjoint_lines, facility_bound, repaired_bound, Scratch, UflLine};
 use super::cache::{Cache, Items, UnitFloor};
 use super::evaluate::{self, Score};
 use super::problem::{Problem, Units};
@@ -682,31 +682,34 @@ impl<'a> Search<'a> {
         let l = self.order[depth];
         let problem = self.problem;
         self.leave(l);
+        // The lines after this one, bounded once at this node; each child
+        // repairs that bound for the shipments its option changes.
+        self.ascend(depth + 1);
         // Each option's bound from floors alone; then the promising ones,
         // best bound first (ties: the option's rank, goods then suppliers),
         // each bounded again with exact ratings before going down.
-        let mut children: SmallVec<[(Score, u32, bool); 8]> = SmallVec::new();
+        let mut children: SmallVec<[(Score, u32, bool, Units); 8]> = SmallVec::new();
         for i in 0..self.usable[l].len() {
             let o = self.usable[l][i];
             if self.cache.option_banned(problem, l, o as usize) {
                 continue;
             }
             let saved = self.apply(l, o);
-            let bound = self.bound(depth + 1);
+            let bound = self.bound(depth + 1, l, o);
             self.undo(l, o, saved);
-            if let Some((b, ratable)) = bound.filter(|(b, _)| self.promising(b)) {
-                children.push((b, o, ratable));
+            if let Some((b, ratable, lower)) = bound.filter(|(b, _, _)| self.promising(b)) {
+                children.push((b, o, ratable, lower));
             }
         }
         children.sort_unstable();
         let leaf = depth + 1 == self.order.len();
-        for (b, o, ratable) in children {
+        for (b, o, ratable, lower) in children {
             if !self.promising(&b) {
                 break;
             }
             let saved = self.apply(l, o);
             let bound = if ratable {
-                self.rate_closed(depth + 1, b, leaf)
+                self.rate_closed(depth + 1, b, leaf, lower)
             } else {
                 Some(b)
             };
@@ -816,10 +819,12 @@ impl<'a> Search<'a> {
     }
 
     /// Lower bound of every completion of the node whose first `depth` lines
-    /// are placed, from floors and the ratings already known; `None` when it
-    /// cannot be completed feasibly. With it, whether rating the shipments
-    /// no remaining line can join may tighten it (`rate_closed`).
-    fn bound(&mut self, depth: usize) -> Option<(Score, bool)> {
+    /// are placed, the last of them line `l` with option `o`, from floors
+    /// and the ratings already known; `None` when it cannot be completed
+    /// feasibly. With it, whether rating the shipments no remaining line can
+    /// join may tighten it (`rate_closed`), and its bound on the lines left
+    /// (`repaired_lower`), which ratings do not change.
+    fn bound(&mut self, depth: usize, l: usize, o: u32) -> Option<(Score, bool, Units)> {
         let max = self.options.max_shipments;
         if max > 0 && self.open + self.cover(depth, true) > max {
             return None;
@@ -842,9 +847,15 @@ impl<'a> Search<'a> {
                     shipments: 0,
                 },
                 false,
+                0,
             ));
         }
-        Some((self.score_bound(depth, missing, shipments), true))
+        let lower = self.repaired_lower(depth, l, o);
+        Some((
+            self.score_bound(depth, missing, shipments, lower),
+            true,
+            lower,
+        ))
     }
 
     /// The node's bound `floors` (from `bound`, at this node) tightened by
@@ -853,7 +864,13 @@ impl<'a> Search<'a> {
     /// rating is new, or at a `leaf`, where the bound must be the plan's
     /// exact score: elsewhere a bound from fewer ratings is still a bound,
     /// and the caller computed it moments ago for this very node.
-    fn rate_closed(&mut self, depth: usize, floors: Score, leaf: bool) -> Option<Score> {
+    fn rate_closed(
+        &mut self,
+        depth: usize,
+        floors: Score,
+        leaf: bool,
+        lower: Units,
+    ) -> Option<Score> {
         let mut rated_any = false;
         for i in 0..self.open_list.len() {
             let k = self.open_list[i];
@@ -873,13 +890,14 @@ impl<'a> Search<'a> {
             }
         }
         if rated_any || leaf {
-            return Some(self.score_bound(depth, floors.missing, floors.shipments));
+            return Some(self.score_bound(depth, floors.missing, floors.shipments, lower));
         }
         Some(floors)
     }
 
-    fn score_bound(&mut self, depth: usize, missing: u32, shipments: u32) -> Score {
-        let sups = self.problem.suppliers.len();
+    /// The node's bound with `lower` for the facility-location part of the
+    /// lines left (`repaired_lower`).
+    fn score_bound(&mut self, depth: usize, missing: u32, shipments: u32, lower: Units) -> Score {
         let mut freight: Units = 0;
         let mut latest = 0u32;
         // FASTEST buys every shipment the cheapest service arriving by the
@@ -908,24 +926,15 @@ impl<'a> Search<'a> {
                     latest = latest.max(days);
                 }
                 None => {
-                    // The floor of what it ships now, or its linear floor
-                    // with the lines still to join it: whichever is higher.
-                    let by_floor = self.floor[k].amount;
-                    let boxed = self.profile[k].boxed_weight_g > 0;
-                    let by_line = self.linear[k]
-                        .map_or(0, |f| f.opening(self.by_space[k], boxed) + self.placed[k]);
-                    self.adds[k] = by_line >= by_floor;
-                    freight += by_floor.max(by_line);
+                    freight += self.open_freight(k);
                     latest = latest.max(self.floor[k].arrival_days);
                 }
             }
         }
         let mut fixed: Units = 0;
-        let mut facility: SmallVec<[&UflLine; 16]> = SmallVec::new();
         for &l in &self.order[depth..] {
-            match &self.line_bounds[l] {
-                LineBound::Facility(u) => facility.push(u),
-                LineBound::Fixed(goods) => fixed += goods,
+            if let LineBound::Fixed(goods) = &self.line_bounds[l] {
+                fixed += goods;
             }
             if fastest {
                 latest = latest.max(self.line_earliest(l));
@@ -948,21 +957,6 @@ impl<'a> Search<'a> {
                     .unwrap_or(amount);
             }
         }
-        // The bound reads the node while it writes its scratch space.
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let this = &*self;
-        let lower = facility_bound(
-            &facility,
-            2 * sups,
-            |f| this.facility_opening(f),
-            |f| {
-                let k = (f / 2) as usize;
-                this.count[k] == 0 || this.adds[k]
-            },
-            |l, f| !this.cache.banned(l, f / 2),
-            &mut scratch,
-        );
-        self.scratch = scratch;
         Score {
             missing,
             primary: match self.objective {
@@ -973,6 +967,90 @@ impl<'a> Search<'a> {
             total: self.goods + freight + fixed + lower,
             shipments,
         }
+    }
+
+    /// The least freight of open shipment `k` (not closed and rated): the
+    /// floor of what it ships now, or its linear floor with the lines still
+    /// to join it, whichever is higher. Records which (`adds`): lines in
+    /// boxes that join it add their linear freight only when the linear
+    /// floor counts. Lines in their own packaging always add theirs, each
+    /// unit's own charge, which the floor adds up exactly (see `Rater`).
+    fn open_freight(&mut self, k: usize) -> Units {
+        let by_floor = self.floor[k].amount;
+        let boxed = self.profile[k].boxed_weight_g > 0;
+        let by_line =
+            self.linear[k].map_or(0, |f| f.opening(self.by_space[k], boxed) + self.placed[k]);
+        self.adds[k] = by_line >= by_floor;
+        by_floor.max(by_line)
+    }
+
+    /// The remaining lines after `depth` that enter the facility-location
+    /// bound, in search order.
+    fn facility_lines(&self, depth: usize) -> SmallVec<[&UflLine; 16]> {
+        self.order[depth..]
+            .iter()
+            .filter_map(|&l| match &self.line_bounds[l] {
+                LineBound::Facility(u) => Some(u),
+                LineBound::Fixed(_) => None,
+            })
+            .collect()
+    }
+
+    /// Runs the facility-location bound of the lines from `depth` on at this
+    /// node, keeping its duals in the scratch space for the children's
+    /// `repaired_lower`.
+    fn ascend(&mut self, depth: usize) {
+        for i in 0..self.open_list.len() {
+            let k = self.open_list[i] as usize;
+            self.open_freight(k);
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        {
+            let this = &*self;
+            facility_bound(
+                &this.facility_lines(depth),
+                2 * this.problem.suppliers.len(),
+                |f| this.facility_opening(f),
+                |f| this.facility_adds(f),
+                |l, f| !this.cache.banned(l, f / 2),
+                &mut scratch,
+            );
+        }
+        self.scratch = scratch;
+    }
+
+    /// The facility-location bound of the lines from `depth` on at a child
+    /// whose last line `l` took option `o`: the duals its parent found
+    /// (`ascend`), lowered where the option's suppliers open shipments or
+    /// change how their freight is counted. Call after `score_bound`'s
+    /// freight loop has set `adds` for the child.
+    fn repaired_lower(&mut self, depth: usize, l: usize, o: u32) -> Units {
+        for i in 0..self.open_list.len() {
+            let k = self.open_list[i] as usize;
+            self.open_freight(k);
+        }
+        let mut changed: SmallVec<[u32; 4]> = SmallVec::new();
+        for p in &self.problem.lines[l].options[o as usize].parts {
+            changed.push(facility(p.sup, true));
+            changed.push(facility(p.sup, false));
+        }
+        let lines = self.facility_lines(depth);
+        repaired_bound(
+            &lines,
+            &changed,
+            |f| self.facility_opening(f),
+            |f| self.facility_adds(f),
+            |l, f| !self.cache.banned(l, f / 2),
+            &self.scratch,
+        )
+    }
+
+    /// Whether a line's linear freight counts when it goes to facility `f`:
+    /// always for units in their own packaging (see `open_freight`), else
+    /// unless the shipment's freight is counted by its floor.
+    fn facility_adds(&self, f: u32) -> bool {
+        let k = (f / 2) as usize;
+        f % 2 == 1 || self.count[k] == 0 || self.adds[k]
     }
 
     /// The opening the facility-location bound charges facility `f` (see
