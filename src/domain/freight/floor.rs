@@ -30,7 +30,6 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use super::rating::{ceil_kg, ceil_lb, ParcelFacts, Pricer};
-use super::round_cents;
 use super::tables::{BoxSpec, DimRule, Service};
 use super::Item;
 
@@ -40,11 +39,13 @@ pub(super) type ServiceFloors = Vec<Option<RowFloor>>;
 /// A lower envelope of one price row (one service, one zone).
 #[derive(Debug, Clone)]
 pub(super) struct RowFloor {
-    /// Floor of the transportation charge of `x` units at `units[x - 1]`.
-    units: Vec<Decimal>,
-    /// The least price per unit anywhere in the row: beyond the row's end the
-    /// floor grows with this slope.
-    slope: Decimal,
+    /// Floor of the transportation charge of `x` units, with fuel, at
+    /// `units_fuel[x - 1]`, in ten-thousandths rounded down (a sum of values
+    /// rounded down is at most the value of the sum, so it stays a floor).
+    units_fuel: Vec<i64>,
+    /// The least price per unit anywhere in the row, with fuel, likewise:
+    /// beyond the row's end the floor grows with this slope.
+    slope_fuel: i64,
     /// The lines under the floor that [`RowFloor::tangent_by_weight`] picks
     /// from, one per edge of the floor's lower convex hull, by the units
     /// where the edge ends; computed once, as the planner asks for them per
@@ -224,8 +225,8 @@ impl RowFloor {
             tangents.push(Tangent::new(Decimal::MAX, a, b, &scale, fuel));
         }
         Some(Self {
-            units,
-            slope,
+            units_fuel: units.iter().map(|&u| to_units(u * fuel)).collect(),
+            slope_fuel: to_units(slope * fuel),
             tangents,
         })
     }
@@ -256,13 +257,16 @@ impl RowFloor {
             .or(self.tangents.last())
     }
 
-    /// Floor of the carriage of goods weighing `units` billing units in all.
-    fn at(&self, units: u32) -> Decimal {
+    /// Floor of the carriage, with fuel, of goods weighing `units` billing
+    /// units in all, in ten-thousandths rounded down.
+    fn at_fuel(&self, units: u32) -> i64 {
         let units = units.max(1);
-        let last = self.units.len();
-        match self.units.get(units as usize - 1) {
+        match self.units_fuel.get(units as usize - 1) {
             Some(p) => *p,
-            None => self.units[last - 1].max(self.slope * Decimal::from(units)),
+            None => {
+                let last = self.units_fuel.last().copied().unwrap_or(0);
+                last.max(self.slope_fuel.saturating_mul(i64::from(units)))
+            }
         }
     }
 }
@@ -406,6 +410,8 @@ pub struct FreightFloor<'a> {
     /// Share of a box's inner volume several units may fill.
     pub(super) fill_pct: u32,
     pub(super) handling_fee: Decimal,
+    /// `handling_fee` in ten-thousandths, rounded down.
+    pub(super) handling_fee_units: i64,
 }
 
 impl std::fmt::Debug for FreightFloor<'_> {
@@ -417,8 +423,19 @@ impl std::fmt::Debug for FreightFloor<'_> {
     }
 }
 
+/// Ten-thousandths rounded to whole cents, half away from zero, as
+/// [`round_cents`] rounds a rating's amount.
+fn round_cents_units(units: i64) -> i64 {
+    let cents = if units >= 0 {
+        (units + 50) / 100
+    } else {
+        (units - 50) / 100
+    };
+    cents * 100
+}
+
 /// Ten-thousandths, rounded down (a floor stays a floor).
-fn to_units(d: Decimal) -> i64 {
+pub(super) fn to_units(d: Decimal) -> i64 {
     (d * Decimal::from(10_000))
         .floor()
         .to_i64()
@@ -478,13 +495,15 @@ impl FreightFloor<'_> {
 
     /// A lower bound on the amount (carrier charge, boxes and handling fee)
     /// of every service for any shipment on this lane whose profile is at
-    /// least `profile` field by field; it never falls as the profile grows.
-    pub fn amount(&self, profile: &ShipmentProfile) -> Decimal {
-        let fixed = Decimal::new(profile.own_charge, 4)
-            + Decimal::new(profile.box_cost, 4)
-            + self.handling_fee;
+    /// least `profile` field by field, in ten-thousandths of the currency
+    /// unit and whole cents; it never falls as the profile grows. Integers
+    /// only: every term was rounded down when the tables or the lane were
+    /// loaded, and a rating rounds its exact sum to cents (half away from
+    /// zero) once, which can only be at or above this sum so rounded.
+    pub fn amount(&self, profile: &ShipmentProfile) -> i64 {
+        let fixed = profile.own_charge + profile.box_cost + self.handling_fee_units;
         if !profile.boxed() {
-            return round_cents(fixed);
+            return round_cents_units(fixed);
         }
         let gross = u32::try_from(profile.boxed_weight_g + u64::from(profile.boxed_tare_g))
             .unwrap_or(u32::MAX);
@@ -498,12 +517,13 @@ impl FreightFloor<'_> {
                 let by_volume = dim
                     .volume_units(u128::from(profile.boxed_volume_mm3))
                     .max(dim.volume_units(u128::from(profile.boxed_space_mm3)));
-                (s.row.at(by_weight.max(by_volume)) + s.pricer.per_parcel_surcharges())
-                    * s.pricer.service.fuel_factor
+                s.row
+                    .at_fuel(by_weight.max(by_volume))
+                    .saturating_add(s.per_parcel_fuel)
             })
             .min()
-            .unwrap_or(Decimal::ZERO);
-        round_cents(carriage + fixed)
+            .unwrap_or(0);
+        round_cents_units(carriage.saturating_add(fixed))
     }
 
     /// The lane's [`LinearFloor`], as tight as it can be for shipments like
@@ -580,22 +600,26 @@ mod tests {
     #[test]
     fn subadditive_rows_floor_at_their_own_price() {
         let f = RowFloor::new(&row(&[10, 12, 14, 16]), Decimal::ZERO, LB, Decimal::ONE).unwrap();
-        assert_eq!(f.at(0), Decimal::from(10));
-        assert_eq!(f.at(3), Decimal::from(14));
+        assert_eq!(f.at_fuel(0), 10_0000);
+        assert_eq!(f.at_fuel(3), 14_0000);
         // Beyond the row: the last price, or the cheapest rate per unit times the units.
-        assert_eq!(f.at(5), Decimal::from(20));
-        assert_eq!(f.at(40), Decimal::from(160));
+        assert_eq!(f.at_fuel(5), 20_0000);
+        assert_eq!(f.at_fuel(40), 160_0000);
+        // With fuel, rounded down to ten-thousandths.
+        let f = RowFloor::new(&row(&[10, 12]), Decimal::ZERO, LB, Decimal::new(10_333, 4)).unwrap();
+        assert_eq!(f.at_fuel(1), 10_3330);
+        assert_eq!(f.at_fuel(2), 12_3996);
     }
 
     #[test]
     fn rows_that_are_not_subadditive_fall_back_to_a_safe_envelope() {
         // 1 unit costs 1, 2 units 10: two 1-unit parcels (2) undercut p(2).
         let f = RowFloor::new(&row(&[1, 10, 11]), Decimal::ZERO, LB, Decimal::ONE).unwrap();
-        assert_eq!(f.at(2), Decimal::from(2));
-        assert_eq!(f.at(3), Decimal::from(3));
+        assert_eq!(f.at_fuel(2), 2_0000);
+        assert_eq!(f.at_fuel(3), 3_0000);
         // The minimum charge lifts every entry.
         let f = RowFloor::new(&row(&[1, 10, 11]), Decimal::from(5), LB, Decimal::ONE).unwrap();
-        assert_eq!(f.at(1), Decimal::from(5));
+        assert_eq!(f.at_fuel(1), 5_0000);
     }
 
     fn us(postal_code: &str, residential: bool) -> Endpoint<'_> {
@@ -668,7 +692,7 @@ mod tests {
             });
             if let Ok(r) = &rated {
                 prop_assert!(shippable, "a unit with no profile was rated");
-                let least = floor.amount(&profile);
+                let least = Decimal::new(floor.amount(&profile), 4);
                 for rate in &r.rates {
                     prop_assert!(least <= rate.amount, "floor {} above {} {}", least, rate.service, rate.amount);
                     prop_assert!(additive <= rate.amount, "linear floor {} above {} {}", additive, rate.service, rate.amount);
@@ -682,10 +706,9 @@ mod tests {
                 if u.boxed_weight_g == 0 {
                     // A unit in its own packaging adds its own charge in
                     // full (the planner counts such units on top of a floor).
-                    let own = Decimal::new(u.own_charge, 4);
                     prop_assert!(
-                        floor.amount(&more) == floor.amount(&profile) + own,
-                        "own unit {} added {} -> {}", own, floor.amount(&profile), floor.amount(&more)
+                        floor.amount(&more) == floor.amount(&profile) + u.own_charge,
+                        "own unit {} added {} -> {}", u.own_charge, floor.amount(&profile), floor.amount(&more)
                     );
                 }
             }

@@ -588,6 +588,7 @@ impl Freight {
             boxes: &self.model.boxes,
             fill_pct: self.model.settings.fill_factor_pct,
             handling_fee,
+            handling_fee_units: floor::to_units(handling_fee),
         })
     }
 

@@ -152,10 +152,9 @@ pub struct Pricer<'a> {
     /// The service's dense price row for the lane's zone, with the minimum
     /// charge and fuel applied (`Fuelled::prices`).
     pub fuelled: &'a [Decimal],
-    pub residential: bool,
-    /// Delivery-area surcharge per parcel on this lane (already chosen by tier).
-    pub delivery_area: Decimal,
-    /// `per_parcel_surcharges() × fuel`, once per lane rather than per parcel.
+    /// The surcharges every parcel on this lane pays, residential delivery
+    /// (when the address is residential) and the delivery area's, times
+    /// fuel: once per lane rather than per parcel.
     pub surcharges_fuelled: Decimal,
 }
 
@@ -183,22 +182,8 @@ impl<'a> Pricer<'a> {
             carrier,
             service,
             fuelled,
-            residential,
-            delivery_area,
             surcharges_fuelled,
         })
-    }
-
-    /// The surcharges every parcel on this lane pays: residential delivery
-    /// (when the address is residential) and the delivery area's.
-    /// Packing prices parcels in its inner loop, so a business address
-    /// costs no addition.
-    pub fn per_parcel_surcharges(&self) -> Decimal {
-        if self.residential {
-            self.service.residential_surcharge + self.delivery_area
-        } else {
-            self.delivery_area
-        }
     }
 
     /// The charge for one parcel before rounding, or why the service refuses it.

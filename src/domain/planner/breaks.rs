@@ -147,7 +147,7 @@ impl Rater for BreakRater {
             .charge(hectograms(weight_g))
             .unwrap_or(i64::MAX / 1_000_000);
         Some(Floor {
-            amount: money(ground),
+            amount: ground,
             transit_days: tariff.ground_days.min(1),
         })
     }

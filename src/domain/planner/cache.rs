@@ -204,7 +204,7 @@ impl Cache {
         }
         let supplier = problem.suppliers[k as usize];
         let f = rater.floor(supplier, profile).map(|f| UnitFloor {
-            amount: to_units(f.amount),
+            amount: f.amount,
             arrival_days: problem.processing_days[k as usize] + f.transit_days,
         });
         self.floors.insert((k, *profile), f);

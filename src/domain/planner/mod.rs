@@ -192,8 +192,9 @@ pub enum PlanError {
 /// The least a shipment can cost and the soonest it can arrive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Floor {
-    /// Never above the amount of any service for the shipment.
-    pub amount: Decimal,
+    /// Never above the amount of any service for the shipment, in
+    /// ten-thousandths of the currency unit.
+    pub amount: i64,
     /// Never above the transit days of any service for the shipment.
     pub transit_days: u32,
 }

@@ -70,7 +70,9 @@ impl Rater for FlatRater {
 
     fn floor(&self, supplier: SupplierId, profile: &ShipmentProfile) -> Option<Floor> {
         Some(Floor {
-            amount: self.fee[supplier as usize] + Decimal::from(profile.boxed_weight_g / 100),
+            amount: cache::to_units(
+                self.fee[supplier as usize] + Decimal::from(profile.boxed_weight_g / 100),
+            ),
             transit_days: 1,
         })
     }
@@ -301,7 +303,7 @@ impl Rater for PickyRater {
     }
     fn floor(&self, _: SupplierId, _: &ShipmentProfile) -> Option<Floor> {
         Some(Floor {
-            amount: Decimal::from(5),
+            amount: 50_000,
             transit_days: 3,
         })
     }
@@ -355,7 +357,7 @@ impl Rater for Blind {
     }
     fn floor(&self, _: SupplierId, _: &ShipmentProfile) -> Option<Floor> {
         Some(Floor {
-            amount: Decimal::ZERO,
+            amount: 0,
             transit_days: 0,
         })
     }
@@ -553,7 +555,7 @@ impl Rater for LumpyRater {
     }
     fn floor(&self, supplier: SupplierId, _: &ShipmentProfile) -> Option<Floor> {
         Some(Floor {
-            amount: dec(self.fixed[supplier as usize]),
+            amount: self.fixed[supplier as usize],
             transit_days: 1,
         })
     }
