@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 
 use super::address::Address;
 use super::catalog::ProductId;
-use super::freight::{FreightFloor, LinearFloor, RatedShipment, ShipmentProfile};
+use super::freight::{FreightFloor, Lane, LinearFloor, RatedShipment, ShipmentProfile};
 use super::index::IndexView;
 use super::money::CostUnits;
 use super::planner::{
@@ -270,7 +270,7 @@ impl World {
         WorldRater {
             world: self,
             ship_to,
-            floors: RefCell::new(FxHashMap::default()),
+            lanes: RefCell::new(FxHashMap::default()),
         }
     }
 }
@@ -349,9 +349,10 @@ fn offers_of(
 pub struct WorldRater<'a> {
     world: &'a World,
     ship_to: &'a Address,
-    /// Each supplier's lane floor, built on first use (`None`: the lane has
-    /// no service).
-    floors: RefCell<FxHashMap<SupplierId, Option<FreightFloor<'a>>>>,
+    /// Each supplier's lane and its floor, found on first use (`None`: the
+    /// lane has no service), so that a basket's many ratings and floors per
+    /// supplier look up zones and services once.
+    lanes: RefCell<FxHashMap<SupplierId, Option<(Lane<'a>, FreightFloor<'a>)>>>,
 }
 
 impl Rater for WorldRater<'_> {
@@ -366,8 +367,15 @@ impl Rater for WorldRater<'_> {
             .get(supplier)
             .ok_or_else(|| format!("unknown supplier {supplier}"))?
             .origin;
-        self.world
-            .rate_shipment(origin, self.ship_to, lines, Some(supplier))
+        let rated = self.with_lane(supplier, |lane, _| {
+            self.world.rate_on_lane(lane, lines, Some(supplier))
+        });
+        // No lane: rating it the long way says why.
+        rated
+            .unwrap_or_else(|| {
+                self.world
+                    .rate_shipment(origin, self.ship_to, lines, Some(supplier))
+            })
             .map_err(|e| e.to_string())
     }
 
@@ -380,11 +388,11 @@ impl Rater for WorldRater<'_> {
 
     fn unit_profile(&self, supplier: SupplierId, product: ProductId) -> Option<ShipmentProfile> {
         let item = self.world.item(product)?;
-        self.with_floor(supplier, |f| f.unit(&item))?
+        self.with_lane(supplier, |_, f| f.unit(&item))?
     }
 
     fn floor(&self, supplier: SupplierId, profile: &ShipmentProfile) -> Option<Floor> {
-        self.with_floor(supplier, |f| Floor {
+        self.with_lane(supplier, |_, f| Floor {
             amount: f.amount(profile),
             transit_days: f.transit_days(),
         })
@@ -395,25 +403,25 @@ impl Rater for WorldRater<'_> {
         supplier: SupplierId,
         reference: &ShipmentProfile,
     ) -> Option<LinearFloor> {
-        self.with_floor(supplier, |f| f.linear(reference))
+        self.with_lane(supplier, |_, f| f.linear(reference))
     }
 }
 
 impl<'a> WorldRater<'a> {
-    /// Runs `f` on the supplier's lane floor, built on first use; `None`
-    /// when the lane has no service.
-    fn with_floor<T>(
+    /// Runs `f` on the supplier's lane and its floor, found on first use;
+    /// `None` when the lane has no service.
+    fn with_lane<T>(
         &self,
         supplier: SupplierId,
-        f: impl FnOnce(&FreightFloor<'a>) -> T,
+        f: impl FnOnce(&Lane<'a>, &FreightFloor<'a>) -> T,
     ) -> Option<T> {
-        let mut floors = self.floors.borrow_mut();
-        let lane = floors.entry(supplier).or_insert_with(|| {
+        let mut lanes = self.lanes.borrow_mut();
+        let entry = lanes.entry(supplier).or_insert_with(|| {
             let origin = &self.world.suppliers.get(supplier)?.origin;
-            self.world
-                .freight_floor(origin, self.ship_to, Some(supplier))
-                .ok()
+            let lane = self.world.lane(origin, self.ship_to).ok()?;
+            let floor = self.world.floor_on_lane(&lane, Some(supplier));
+            Some((lane, floor))
         });
-        lane.as_ref().map(f)
+        entry.as_ref().map(|(lane, floor)| f(lane, floor))
     }
 }

@@ -12,7 +12,7 @@ use super::feeds::{
     apply_parsed, parse_feed, FeedBoard, FeedError, FeedRules, IngestReport, Mapping,
 };
 use super::freight::{
-    Endpoint, Freight, FreightError, FreightFloor, Item, ItemLine, RateRequest, RatedShipment,
+    Endpoint, Freight, FreightError, FreightFloor, Item, ItemLine, Lane, Packing, RatedShipment,
 };
 use super::index::OfferIndex;
 use super::ledger::{LedgerLink, StockKey};
@@ -203,6 +203,24 @@ impl World {
         lines: &[(ProductId, u32)],
         supplier: Option<SupplierId>,
     ) -> Result<RatedShipment, FreightError> {
+        let lane = self.lane(origin, destination)?;
+        self.rate_on_lane(&lane, lines, supplier)
+    }
+
+    /// The carrier services from `origin` to `destination`, found once for
+    /// any number of [`World::rate_on_lane`] and [`World::floor_on_lane`].
+    pub fn lane(&self, origin: &Address, destination: &Address) -> Result<Lane<'_>, FreightError> {
+        self.freight
+            .lane_between(endpoint(origin), endpoint(destination))
+    }
+
+    /// [`World::rate_shipment`] on a lane already found.
+    pub fn rate_on_lane(
+        &self,
+        lane: &Lane<'_>,
+        lines: &[(ProductId, u32)],
+        supplier: Option<SupplierId>,
+    ) -> Result<RatedShipment, FreightError> {
         let mut items: Vec<ItemLine> = Vec::with_capacity(lines.len());
         let mut sorted = lines.to_vec();
         // One canonical order, so packing never depends on how the lines came.
@@ -212,12 +230,12 @@ impl World {
                 items.push(ItemLine { item, quantity });
             }
         }
-        self.freight.rate(&RateRequest {
-            origin: endpoint(origin),
-            destination: endpoint(destination),
-            lines: &items,
-            handling_fee: self.handling_fee(supplier),
-        })
+        self.freight.rate_on(
+            lane,
+            &items,
+            self.handling_fee(supplier),
+            Packing::Optimised,
+        )
     }
 
     /// The least [`World::rate_shipment`] can say for any shipment from
@@ -229,11 +247,17 @@ impl World {
         destination: &Address,
         supplier: Option<SupplierId>,
     ) -> Result<FreightFloor<'_>, FreightError> {
-        self.freight.floor(
-            endpoint(origin),
-            endpoint(destination),
-            self.handling_fee(supplier),
-        )
+        let lane = self.lane(origin, destination)?;
+        Ok(self.floor_on_lane(&lane, supplier))
+    }
+
+    /// [`World::freight_floor`] on a lane already found.
+    pub fn floor_on_lane<'a>(
+        &'a self,
+        lane: &Lane<'a>,
+        supplier: Option<SupplierId>,
+    ) -> FreightFloor<'a> {
+        self.freight.floor_on(lane, self.handling_fee(supplier))
     }
 
     fn handling_fee(&self, supplier: Option<SupplierId>) -> rust_decimal::Decimal {

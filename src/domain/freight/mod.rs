@@ -195,11 +195,41 @@ fn round_cents(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
 }
 
-/// What rating needs after validation and packing.
-struct Plan<'a> {
-    lane: Vec<LaneService<'a>>,
-    reference: Option<Pricer<'a>>,
-    open: Vec<packing::OpenParcel>,
+/// The services between one origin and one destination, found once
+/// ([`Freight::lane_between`]) and then used for any number of shipments on
+/// that lane: a planner rates many shipments per supplier of a basket.
+pub struct Lane<'a> {
+    /// Every service that serves it, in file order; never empty.
+    services: Vec<LaneService<'a>>,
+    /// The service packing minimises, found when first packing on the lane
+    /// (a floor alone never needs it): see [`Lane::reference`].
+    reference: std::cell::OnceCell<Option<Pricer<'a>>>,
+}
+
+impl<'a> Lane<'a> {
+    /// The service packing minimises: the lane's cheapest for a 1 lb parcel
+    /// (first in file order on ties).
+    fn reference(&self) -> Option<Pricer<'a>> {
+        *self.reference.get_or_init(|| {
+            let tiny = ParcelFacts::new(1, [1, 1, 1]);
+            self.services
+                .iter()
+                .filter_map(|l| l.pricer.charge(&tiny).ok().map(|c| (c, l.pricer)))
+                .fold(None::<(Decimal, Pricer<'_>)>, |best, (c, p)| match best {
+                    Some((bc, _)) if bc <= c => best,
+                    _ => Some((c, p)),
+                })
+                .map(|(_, p)| p)
+        })
+    }
+}
+
+impl std::fmt::Debug for Lane<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lane")
+            .field("services", &self.services.len())
+            .finish()
+    }
 }
 
 /// A service that serves the lane, ready to price parcels.
@@ -466,10 +496,42 @@ impl Freight {
         self.rate_with(req, Packing::Optimised)
     }
 
+    /// The services between `origin` and `destination`, with the reference
+    /// service packing minimises; fails when none serves the lane.
+    pub fn lane_between(
+        &self,
+        origin: Endpoint<'_>,
+        destination: Endpoint<'_>,
+    ) -> Result<Lane<'_>, FreightError> {
+        let m = &self.model;
+        let o = self.country_index(origin.country_code, origin.postal_code)?;
+        let d = self.country_index(destination.country_code, destination.postal_code)?;
+        let services = self.lane(origin, destination, o, d);
+        if services.is_empty() {
+            let o = String::from_utf8_lossy(&m.countries[o].key).into_owned();
+            let d = String::from_utf8_lossy(&m.countries[d].key).into_owned();
+            return Err(FreightError::NoService {
+                reason: format!(
+                    "no service from {o} to {d}{}",
+                    if destination.residential {
+                        " (residential)"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
+        Ok(Lane {
+            services,
+            reference: std::cell::OnceCell::new(),
+        })
+    }
+
     /// Every service that serves the lane (route, zone, delivery type), in file order.
     fn lane<'a>(
         &'a self,
-        req: &RateRequest<'_>,
+        origin_at: Endpoint<'_>,
+        destination_at: Endpoint<'_>,
         origin: usize,
         dest: usize,
     ) -> Vec<LaneService<'a>> {
@@ -479,8 +541,8 @@ impl Freight {
         let domestic_zone = if domestic {
             // Both codes passed the domestic checks, which require 3 leading digits.
             match (
-                zones::zip_prefix(req.origin.postal_code),
-                zones::zip_prefix(req.destination.postal_code),
+                zones::zip_prefix(origin_at.postal_code),
+                zones::zip_prefix(destination_at.postal_code),
             ) {
                 (Some(o), Some(d)) => Some(m.domestic.zone(o, d)),
                 _ => None,
@@ -488,7 +550,7 @@ impl Freight {
         } else {
             None
         };
-        let residential = req.destination.residential;
+        let residential = destination_at.residential;
         // Delivery-area tier per carrier, looked up once (no allocation for up to 8 carriers).
         let mut das_tier: [Option<u8>; 8] = [None; 8];
         let mut out = Vec::with_capacity(m.services.len());
@@ -525,9 +587,9 @@ impl Freight {
                 (Some(da), true) => {
                     let tier = match das_tier.get_mut(s.carrier) {
                         Some(slot) => {
-                            *slot.get_or_insert_with(|| da.tier(req.destination.postal_code))
+                            *slot.get_or_insert_with(|| da.tier(destination_at.postal_code))
                         }
-                        None => da.tier(req.destination.postal_code),
+                        None => da.tier(destination_at.postal_code),
                     };
                     da.amount(tier, residential)
                 }
@@ -558,24 +620,16 @@ impl Freight {
         destination: Endpoint<'_>,
         handling_fee: Decimal,
     ) -> Result<FreightFloor<'_>, FreightError> {
-        let req = RateRequest {
-            origin,
-            destination,
-            lines: &[],
-            handling_fee,
-        };
-        let o = self.country_index(origin.country_code, origin.postal_code)?;
-        let d = self.country_index(destination.country_code, destination.postal_code)?;
-        let lane = self.lane(&req, o, d);
-        if lane.is_empty() {
-            return Err(FreightError::NoService {
-                reason: "no service serves this lane".into(),
-            });
-        }
+        let lane = self.lane_between(origin, destination)?;
+        Ok(self.floor_on(&lane, handling_fee))
+    }
+
+    /// [`Freight::floor`] on a lane already found.
+    pub fn floor_on<'a>(&'a self, lane: &Lane<'a>, handling_fee: Decimal) -> FreightFloor<'a> {
         // Sized for the whole lane: a filtered iterator gives no size hint,
         // and a planner builds one of these per supplier of every basket.
-        let mut services = Vec::with_capacity(lane.len());
-        services.extend(lane.iter().filter_map(|l| {
+        let mut services = Vec::with_capacity(lane.services.len());
+        services.extend(lane.services.iter().filter_map(|l| {
             Some(floor::FloorService {
                 row: l.floor?,
                 pricer: l.pricer,
@@ -583,40 +637,33 @@ impl Freight {
                 per_parcel_fuel: floor::per_parcel_fuel(&l.pricer),
             })
         }));
-        Ok(FreightFloor {
+        FreightFloor {
             services,
             boxes: &self.model.boxes,
             fill_pct: self.model.settings.fill_factor_pct,
             handling_fee,
             handling_fee_units: floor::to_units(handling_fee),
-        })
+        }
     }
 
-    /// Validates the request, finds the lane's services and the reference service, and packs.
-    fn plan(&self, req: &RateRequest<'_>, how: Packing) -> Result<Plan<'_>, FreightError> {
+    /// Validates the lines and fee for `lane` and packs, or names the item
+    /// no service can carry even alone.
+    fn pack_on(
+        &self,
+        lane: &Lane<'_>,
+        lines: &[ItemLine],
+        handling_fee: Decimal,
+        how: Packing,
+    ) -> Result<Vec<packing::OpenParcel>, FreightError> {
         let m = &self.model;
-        let origin = self.country_index(req.origin.country_code, req.origin.postal_code)?;
-        let dest = self.country_index(req.destination.country_code, req.destination.postal_code)?;
-        if req.handling_fee.is_sign_negative() && !req.handling_fee.is_zero() {
+        if handling_fee.is_sign_negative() && !handling_fee.is_zero() {
             return Err(FreightError::InvalidRequest {
                 reason: "handling_fee must not be negative".into(),
             });
         }
-        let units = packing::units(req.lines, &m.settings)?;
-        let lane = self.lane(req, origin, dest);
-        let residential = req.destination.residential;
-        if lane.is_empty() {
-            let o = String::from_utf8_lossy(&m.countries[origin].key).into_owned();
-            let d = String::from_utf8_lossy(&m.countries[dest].key).into_owned();
-            return Err(FreightError::NoService {
-                reason: format!(
-                    "no service from {o} to {d}{}",
-                    if residential { " (residential)" } else { "" }
-                ),
-            });
-        }
+        let units = packing::units(lines, &m.settings)?;
         // An item no service can carry even alone cannot ship at all: name it.
-        for (i, line) in req.lines.iter().enumerate() {
+        for (i, line) in lines.iter().enumerate() {
             if line.quantity == 0 {
                 continue;
             }
@@ -624,8 +671,13 @@ impl Freight {
             let mut dims = [it.length_mm, it.width_mm, it.height_mm];
             dims.sort_unstable_by(|a, b| b.cmp(a));
             let facts = ParcelFacts::new(it.weight_g, dims);
-            if lane.iter().all(|l| l.pricer.charge(&facts).is_err()) {
+            if lane
+                .services
+                .iter()
+                .all(|l| l.pricer.charge(&facts).is_err())
+            {
                 let limit = lane
+                    .services
                     .iter()
                     .find_map(|l| rating::limit_broken(l.pricer.carrier, &facts))
                     .unwrap_or_else(|| "billable weight is over every service's rate table".into());
@@ -637,22 +689,7 @@ impl Freight {
                 });
             }
         }
-        // Reference service: the lane's cheapest for a 1 lb parcel (first in file order on ties).
-        let tiny = ParcelFacts::new(1, [1, 1, 1]);
-        let reference = lane
-            .iter()
-            .filter_map(|l| l.pricer.charge(&tiny).ok().map(|c| (c, l.pricer)))
-            .fold(None::<(Decimal, Pricer<'_>)>, |best, (c, p)| match best {
-                Some((bc, _)) if bc <= c => best,
-                _ => Some((c, p)),
-            })
-            .map(|(_, p)| p);
-        let open = self.pack_units(&units, reference, how);
-        Ok(Plan {
-            lane,
-            reference,
-            open,
-        })
+        Ok(self.pack_units(&units, lane.reference(), how))
     }
 
     /// Reference cost (freight plus boxes) of the packing `rate_with` would use.
@@ -662,33 +699,36 @@ impl Freight {
         req: &RateRequest<'_>,
         how: Packing,
     ) -> Result<(Vec<packing::OpenParcel>, Decimal), FreightError> {
-        let plan = self.plan(req, how)?;
-        let freight = self.packer_parts(plan.reference);
+        let lane = self.lane_between(req.origin, req.destination)?;
+        let open = self.pack_on(&lane, req.lines, req.handling_fee, how)?;
+        let freight = self.packer_parts(lane.reference());
         let packer = packing::Packer {
             boxes: &self.model.boxes,
             fill_pct: self.model.settings.fill_factor_pct,
             exact_max_units: self.model.settings.exact_packing_max_units as usize,
             freight: &freight,
         };
-        let cost = packer.cost(&plan.open);
-        Ok((plan.open, cost))
+        let cost = packer.cost(&open);
+        Ok((open, cost))
     }
 
     /// Unrounded carrier charge (with surcharges and fuel) per served service name.
     #[cfg(test)]
     fn carrier_charges_unrounded(&self, req: &RateRequest<'_>) -> Vec<(String, Decimal)> {
-        let Ok(plan) = self.plan(req, Packing::Optimised) else {
+        let Ok(lane) = self.lane_between(req.origin, req.destination) else {
             return Vec::new();
         };
-        let facts: Vec<ParcelFacts> = plan
-            .open
+        let Ok(open) = self.pack_on(&lane, req.lines, req.handling_fee, Packing::Optimised) else {
+            return Vec::new();
+        };
+        let facts: Vec<ParcelFacts> = open
             .iter()
             .map(|p| {
                 let (dims, w) = packing::outer(p, &self.model.boxes);
                 ParcelFacts::new(w, dims)
             })
             .collect();
-        plan.lane
+        lane.services
             .iter()
             .filter_map(|l| {
                 let total = facts
@@ -706,15 +746,24 @@ impl Freight {
         req: &RateRequest<'_>,
         how: Packing,
     ) -> Result<RatedShipment, FreightError> {
+        let lane = self.lane_between(req.origin, req.destination)?;
+        self.rate_on(&lane, req.lines, req.handling_fee, how)
+    }
+
+    /// [`Freight::rate_with`] on a lane already found.
+    pub fn rate_on(
+        &self,
+        lane: &Lane<'_>,
+        lines: &[ItemLine],
+        handling_fee: Decimal,
+        how: Packing,
+    ) -> Result<RatedShipment, FreightError> {
         let m = &self.model;
         let too_large = || FreightError::InvalidRequest {
             reason: "handling_fee is too large".into(),
         };
-        let Plan {
-            lane,
-            reference,
-            open,
-        } = self.plan(req, how)?;
+        let open = self.pack_on(lane, lines, handling_fee, how)?;
+        let reference = lane.reference();
 
         let mut boxes_cost = Decimal::ZERO;
         let mut parcels = Vec::with_capacity(open.len());
@@ -729,13 +778,11 @@ impl Freight {
                 Self::billable_g(reference.as_ref(), w, d)
             }));
         }
-        let fixed = boxes_cost
-            .checked_add(req.handling_fee)
-            .ok_or_else(too_large)?;
+        let fixed = boxes_cost.checked_add(handling_fee).ok_or_else(too_large)?;
 
-        let mut rates = Vec::with_capacity(lane.len());
+        let mut rates = Vec::with_capacity(lane.services.len());
         let mut worst: Option<Refusal> = None;
-        for l in &lane {
+        for l in &lane.services {
             let mut total = fixed;
             let mut refused = None;
             for f in &facts {
@@ -782,7 +829,7 @@ impl Freight {
             parcels,
             rates,
             boxes_cost,
-            handling_fee: req.handling_fee,
+            handling_fee,
         })
     }
 }
