@@ -7,7 +7,8 @@
 //! better than the best plan found: the bound adds the goods so far, for
 //! every open shipment its exact freight once no remaining line can join it
 //! (else its floor at its current weight), and the facility-location bound
-//! of the remaining lines (see `bounds`). A search that runs past a few
+//! of the remaining lines (see `bounds`), whose dual ascent runs once per
+//! node and is repaired for each option. A search that runs past a few
 //! hundred nodes improves its best plan by local moves once (`local_search`),
 //! which only tightens the cut. Everything is deterministic: the
 //! order depends only on the input, and a plan replaces the best only when
@@ -1022,8 +1023,9 @@ impl<'a> Search<'a> {
     /// The facility-location bound of the lines from `depth` on at a child
     /// whose last line `l` took option `o`: the duals its parent found
     /// (`ascend`), lowered where the option's suppliers open shipments or
-    /// change how their freight is counted. Call after `score_bound`'s
-    /// freight loop has set `adds` for the child.
+    /// change how their freight is counted (`adds`, set here for the child).
+    /// Every other supplier is as the parent left it, which is what the
+    /// repair needs.
     fn repaired_lower(&mut self, depth: usize, l: usize, o: u32) -> Units {
         for i in 0..self.open_list.len() {
             let k = self.open_list[i] as usize;
