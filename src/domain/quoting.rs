@@ -271,6 +271,7 @@ impl World {
             world: self,
             ship_to,
             lanes: RefCell::new(FxHashMap::default()),
+            boxed_units: RefCell::new(FxHashMap::default()),
         }
     }
 }
@@ -353,6 +354,9 @@ pub struct WorldRater<'a> {
     /// lane has no service), so that a basket's many ratings and floors per
     /// supplier look up zones and services once.
     lanes: RefCell<FxHashMap<SupplierId, Option<(Lane<'a>, FreightFloor<'a>)>>>,
+    /// Per product, the profile of a unit in a box (`None`: no box holds
+    /// it), once asked: it is the same on every lane.
+    boxed_units: RefCell<FxHashMap<ProductId, Option<ShipmentProfile>>>,
 }
 
 impl Rater for WorldRater<'_> {
@@ -388,7 +392,16 @@ impl Rater for WorldRater<'_> {
 
     fn unit_profile(&self, supplier: SupplierId, product: ProductId) -> Option<ShipmentProfile> {
         let item = self.world.item(product)?;
-        self.with_lane(supplier, |_, f| f.unit(&item))?
+        // A unit some box holds has the same profile on every lane.
+        let known = self.boxed_units.borrow().get(&product).copied();
+        self.with_lane(supplier, |_, f| {
+            let boxed = known.unwrap_or_else(|| {
+                let boxed = f.boxed_unit(&item);
+                self.boxed_units.borrow_mut().insert(product, boxed);
+                boxed
+            });
+            boxed.or_else(|| f.own_unit(&item))
+        })?
     }
 
     fn floor(&self, supplier: SupplierId, profile: &ShipmentProfile) -> Option<Floor> {

@@ -446,6 +446,16 @@ impl FreightFloor<'_> {
     /// The profile of one unit of `item` on this lane, or `None` when no
     /// service can carry it at all.
     pub fn unit(&self, item: &Item) -> Option<ShipmentProfile> {
+        match self.boxed_unit(item) {
+            Some(p) => Some(p),
+            None => self.own_unit(item),
+        }
+    }
+
+    /// The profile of one unit of `item` that some box holds, or `None` when
+    /// none does. It depends on the box catalog alone, never on the lane, so
+    /// callers asking for many lanes may keep it per item.
+    pub fn boxed_unit(&self, item: &Item) -> Option<ShipmentProfile> {
         let mut dims = [item.length_mm, item.width_mm, item.height_mm];
         dims.sort_unstable_by(|a, b| b.cmp(a));
         let holding = self.boxes.iter().filter(|b| {
@@ -474,8 +484,16 @@ impl FreightFloor<'_> {
             let own = dims.iter().map(|&d| u64::from(d)).product::<u64>();
             let shared = own.saturating_mul(100) / u64::from(self.fill_pct.max(1));
             p.boxed_space_mm3 = p.boxed_volume_mm3.min(shared);
-            return boxed;
         }
+        boxed
+    }
+
+    /// The profile of one unit of `item` shipped in its own packaging (as
+    /// the packer ships what no box holds) on this lane, or `None` when no
+    /// service can carry it.
+    pub fn own_unit(&self, item: &Item) -> Option<ShipmentProfile> {
+        let mut dims = [item.length_mm, item.width_mm, item.height_mm];
+        dims.sort_unstable_by(|a, b| b.cmp(a));
         // Its own parcel, exactly as the packer ships it.
         let facts = ParcelFacts::new(item.weight_g, dims);
         let least = self
