@@ -238,20 +238,9 @@ impl World {
         )
     }
 
-    /// The least [`World::rate_shipment`] can say for any shipment from
-    /// `origin` to `destination` by the weight of its goods (the planner's
-    /// lower bound); see [`FreightFloor`].
-    pub fn freight_floor(
-        &self,
-        origin: &Address,
-        destination: &Address,
-        supplier: Option<SupplierId>,
-    ) -> Result<FreightFloor<'_>, FreightError> {
-        let lane = self.lane(origin, destination)?;
-        Ok(self.floor_on_lane(&lane, supplier))
-    }
-
-    /// [`World::freight_floor`] on a lane already found.
+    /// The least [`World::rate_on_lane`] can say for any shipment on `lane`
+    /// from `supplier` by the profile of its goods (the planner's lower
+    /// bound); see [`FreightFloor`].
     pub fn floor_on_lane<'a>(
         &'a self,
         lane: &Lane<'a>,

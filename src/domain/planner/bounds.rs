@@ -176,7 +176,7 @@ pub(super) fn repaired_bound(
             seen = true;
             let charge = (dual[i as usize] - goods - add * linear).max(0);
             line_most = match line_most {
-                Some((at, most)) if at == i => Some((i, most.max(charge))),
+                Some((line, most)) if line == i => Some((i, most.max(charge))),
                 Some((_, most)) => {
                     charged += most;
                     Some((i, charge))
