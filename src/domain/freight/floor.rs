@@ -424,7 +424,7 @@ impl std::fmt::Debug for FreightFloor<'_> {
 }
 
 /// Ten-thousandths rounded to whole cents, half away from zero, as
-/// [`round_cents`] rounds a rating's amount.
+/// [`super::round_cents`] rounds a rating's amount.
 fn round_cents_units(units: i64) -> i64 {
     let cents = if units >= 0 {
         (units + 50) / 100
