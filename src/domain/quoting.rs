@@ -365,21 +365,20 @@ impl Rater for WorldRater<'_> {
         supplier: SupplierId,
         lines: &[(ProductId, u32)],
     ) -> Result<RatedShipment, String> {
+        if let Some(rated) = self.with_lane(supplier, |lane, _| {
+            self.world.rate_on_lane(lane, lines, Some(supplier))
+        }) {
+            return rated.map_err(|e| e.to_string());
+        }
+        // No lane: rating it the long way says why.
         let origin = &self
             .world
             .suppliers
             .get(supplier)
             .ok_or_else(|| format!("unknown supplier {supplier}"))?
             .origin;
-        let rated = self.with_lane(supplier, |lane, _| {
-            self.world.rate_on_lane(lane, lines, Some(supplier))
-        });
-        // No lane: rating it the long way says why.
-        rated
-            .unwrap_or_else(|| {
-                self.world
-                    .rate_shipment(origin, self.ship_to, lines, Some(supplier))
-            })
+        self.world
+            .rate_shipment(origin, self.ship_to, lines, Some(supplier))
             .map_err(|e| e.to_string())
     }
 

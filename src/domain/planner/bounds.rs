@@ -33,10 +33,10 @@ pub(super) struct Scratch {
     /// Per line, its (cost, supplier) sorted; `starts` delimits the lines.
     costs: Vec<(Units, u32)>,
     starts: Vec<usize>,
-    /// The last bound's entries, for [`repaired_bound`]: (line index,
-    /// goods, linear, next entry of the same facility), chained from
-    /// `first` per facility (`NONE`: no more).
-    entries: Vec<(u32, Units, Units, u32)>,
+    /// The last bound's entries, for [`repaired_bound`]: (index into its
+    /// lines, plannable line, goods, linear, next entry of the same
+    /// facility), chained from `first` per facility (`NONE`: no more).
+    entries: Vec<(u32, u32, Units, Units, u32)>,
     first: Vec<u32>,
 }
 
@@ -81,7 +81,7 @@ pub(super) fn facility_bound(
             if !usable(line.line, k) {
                 continue;
             }
-            entries.push((i as u32, goods, linear, first[k as usize]));
+            entries.push((i as u32, line.line as u32, goods, linear, first[k as usize]));
             first[k as usize] = entries.len() as u32 - 1;
             let c = goods + if adds(k) { linear } else { 0 };
             costs.push((c, k));
@@ -130,8 +130,8 @@ pub(super) fn facility_bound(
     dual.iter().sum()
 }
 
-/// The facility-location bound of the same lines as the last
-/// [`facility_bound`] run on `scratch`, after facilities `changed` took new
+/// The facility-location bound of the lines of the last [`facility_bound`]
+/// run on `scratch`, after facilities `changed` took new
 /// opening costs or counted linear freight differently (`open_cost`, `adds`
 /// and `usable` as there, for the new state; every other facility as
 /// before, bans only added). The duals found then stay feasible once lowered
@@ -141,7 +141,6 @@ pub(super) fn facility_bound(
 /// fixes every changed facility and breaks none; the sum that is left bounds
 /// the new problem from below without another ascent.
 pub(super) fn repaired_bound(
-    lines: &[&UflLine],
     changed: &[u32],
     open_cost: impl Fn(u32) -> Units,
     adds: impl Fn(u32) -> bool,
@@ -154,7 +153,6 @@ pub(super) fn repaired_bound(
         first,
         ..
     } = scratch;
-    debug_assert_eq!(dual.len(), lines.len());
     let mut lower: Units = dual.iter().sum();
     for (j, &f) in changed.iter().enumerate() {
         if changed[..j].contains(&f) {
@@ -168,15 +166,15 @@ pub(super) fn repaired_bound(
         let add = if adds(f) { 1 } else { 0 };
         let mut at = first.get(f as usize).copied().unwrap_or(NONE);
         while at != NONE {
-            let (i, goods, linear, next) = entries[at as usize];
+            let (i, line, goods, linear, next) = entries[at as usize];
             at = next;
-            if !usable(lines[i as usize].line, f) {
+            if !usable(line as usize, f) {
                 continue;
             }
             seen = true;
             let charge = (dual[i as usize] - goods - add * linear).max(0);
             line_most = match line_most {
-                Some((line, most)) if line == i => Some((i, most.max(charge))),
+                Some((last, most)) if last == i => Some((i, most.max(charge))),
                 Some((_, most)) => {
                     charged += most;
                     Some((i, charge))
@@ -317,7 +315,6 @@ mod tests {
                 .map(|k| if changed.contains(&k) { new_open[k as usize] } else { open[k as usize] })
                 .collect();
             let repaired = repaired_bound(
-                &refs,
                 &changed,
                 |k| after[k as usize],
                 |_| true,

@@ -851,7 +851,7 @@ impl<'a> Search<'a> {
                 0,
             ));
         }
-        let lower = self.repaired_lower(depth, l, o);
+        let lower = self.repaired_lower(l, o);
         Some((
             self.score_bound(depth, missing, shipments, lower),
             true,
@@ -1020,13 +1020,13 @@ impl<'a> Search<'a> {
         self.scratch = scratch;
     }
 
-    /// The facility-location bound of the lines from `depth` on at a child
-    /// whose last line `l` took option `o`: the duals its parent found
+    /// The facility-location bound of the lines left at a child whose last
+    /// line `l` took option `o`: the duals its parent found
     /// (`ascend`), lowered where the option's suppliers open shipments or
     /// change how their freight is counted (`adds`, set here for the child).
     /// Every other supplier is as the parent left it, which is what the
     /// repair needs.
-    fn repaired_lower(&mut self, depth: usize, l: usize, o: u32) -> Units {
+    fn repaired_lower(&mut self, l: usize, o: u32) -> Units {
         for i in 0..self.open_list.len() {
             let k = self.open_list[i] as usize;
             self.open_freight(k);
@@ -1036,9 +1036,7 @@ impl<'a> Search<'a> {
             changed.push(facility(p.sup, true));
             changed.push(facility(p.sup, false));
         }
-        let lines = self.facility_lines(depth);
         repaired_bound(
-            &lines,
             &changed,
             |f| self.facility_opening(f),
             |f| self.facility_adds(f),
