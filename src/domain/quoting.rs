@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use rustc_hash::FxHashMap;
 
 use super::address::Address;
 use super::catalog::ProductId;
-use super::freight::{FreightFloor, Lane, LinearFloor, RatedShipment, ShipmentProfile};
+use super::freight::{FreightFloor, Lane, LaneKey, LinearFloor, RatedShipment, ShipmentProfile};
 use super::index::IndexView;
 use super::money::CostUnits;
 use super::planner::{
@@ -271,6 +272,7 @@ impl World {
             world: self,
             ship_to,
             lanes: RefCell::new(FxHashMap::default()),
+            by_key: RefCell::new(FxHashMap::default()),
             boxed_units: RefCell::new(FxHashMap::default()),
         }
     }
@@ -346,6 +348,10 @@ fn offers_of(
         .collect()
 }
 
+/// A supplier's lane (shared with every supplier of the same lane key) and
+/// its freight floor with the supplier's handling fee.
+type SupplierLane<'a> = (Rc<Lane<'a>>, FreightFloor<'a>);
+
 /// Freight for the planner: the world's rating to one destination.
 pub struct WorldRater<'a> {
     world: &'a World,
@@ -353,7 +359,10 @@ pub struct WorldRater<'a> {
     /// Each supplier's lane and its floor, found on first use (`None`: the
     /// lane has no service), so that a basket's many ratings and floors per
     /// supplier look up zones and services once.
-    lanes: RefCell<FxHashMap<SupplierId, Option<(Lane<'a>, FreightFloor<'a>)>>>,
+    lanes: RefCell<FxHashMap<SupplierId, Option<SupplierLane<'a>>>>,
+    /// The lanes by key: suppliers whose origins share a key share the lane
+    /// (`None`: no service), so it is built once per key, not per supplier.
+    by_key: RefCell<FxHashMap<LaneKey, Option<Rc<Lane<'a>>>>>,
     /// Per product, the profile of a unit in a box (`None`: no box holds
     /// it), once asked: it is the same on every lane.
     boxed_units: RefCell<FxHashMap<ProductId, Option<ShipmentProfile>>>,
@@ -430,7 +439,14 @@ impl<'a> WorldRater<'a> {
         let mut lanes = self.lanes.borrow_mut();
         let entry = lanes.entry(supplier).or_insert_with(|| {
             let origin = &self.world.suppliers.get(supplier)?.origin;
-            let lane = self.world.lane(origin, self.ship_to).ok()?;
+            let key = self.world.lane_key(origin, self.ship_to).ok()?;
+            let lane = Rc::clone(
+                self.by_key
+                    .borrow_mut()
+                    .entry(key)
+                    .or_insert_with(|| self.world.lane_at(key, self.ship_to).ok().map(Rc::new))
+                    .as_ref()?,
+            );
             let floor = self.world.floor_on_lane(&lane, Some(supplier));
             Some((lane, floor))
         });

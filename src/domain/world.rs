@@ -12,7 +12,8 @@ use super::feeds::{
     apply_parsed, parse_feed, FeedBoard, FeedError, FeedRules, IngestReport, Mapping,
 };
 use super::freight::{
-    Endpoint, Freight, FreightError, FreightFloor, Item, ItemLine, Lane, Packing, RatedShipment,
+    Endpoint, Freight, FreightError, FreightFloor, Item, ItemLine, Lane, LaneKey, Packing,
+    RatedShipment,
 };
 use super::index::OfferIndex;
 use super::ledger::{LedgerLink, StockKey};
@@ -212,6 +213,22 @@ impl World {
     pub fn lane(&self, origin: &Address, destination: &Address) -> Result<Lane<'_>, FreightError> {
         self.freight
             .lane_between(endpoint(origin), endpoint(destination))
+    }
+
+    /// What tells the lane from `origin` to `destination` apart from other
+    /// lanes to `destination` (see [`LaneKey`]).
+    pub fn lane_key(
+        &self,
+        origin: &Address,
+        destination: &Address,
+    ) -> Result<LaneKey, FreightError> {
+        self.freight
+            .lane_key(endpoint(origin), endpoint(destination))
+    }
+
+    /// The lane of `key`, found for `destination`.
+    pub fn lane_at(&self, key: LaneKey, destination: &Address) -> Result<Lane<'_>, FreightError> {
+        self.freight.lane_at(key, endpoint(destination))
     }
 
     /// [`World::rate_shipment`] on a lane already found.

@@ -405,7 +405,7 @@ pub(super) struct FloorService<'a> {
 /// The least amount and the fewest transit days of any shipment on one lane,
 /// from the profile of its units. Built by [`super::Freight::floor`].
 pub struct FreightFloor<'a> {
-    pub(super) services: Vec<FloorService<'a>>,
+    pub(super) services: std::sync::Arc<[FloorService<'a>]>,
     pub(super) boxes: &'a [BoxSpec],
     /// Share of a box's inner volume several units may fill.
     pub(super) fill_pct: u32,
@@ -567,7 +567,7 @@ impl FreightFloor<'_> {
         let least = |acc: &mut Option<(i64, i64)>, o: i64, per: i64| {
             *acc = Some(acc.map_or((o, per), |(a, b)| (a.min(o), b.min(per))));
         };
-        for s in &self.services {
+        for s in self.services.iter() {
             let (a, per) = s.row.tangent_by_weight(reference.boxed_weight_g);
             least(&mut weight, a + s.per_parcel_fuel, per);
             let (a, per) = s.row.tangent_by_space(reference.boxed_space_mm3);

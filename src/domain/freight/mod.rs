@@ -143,6 +143,19 @@ pub enum Packing {
     OnePerBox,
 }
 
+impl Packing {
+    fn run<C: packing::Cost>(
+        self,
+        packer: &packing::Packer<'_, C, impl Fn(u32, [u32; 3]) -> C>,
+        units: &[packing::Unit],
+    ) -> Vec<packing::OpenParcel> {
+        match self {
+            Packing::Optimised => packer.pack(units),
+            Packing::OnePerBox => packer.one_per_box(units),
+        }
+    }
+}
+
 /// Objective for [`choose`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RateChoice {
@@ -190,6 +203,8 @@ pub fn choose(rates: &[ServiceRate], choice: RateChoice) -> Option<&ServiceRate>
 /// Reference charge of a parcel the reference service refuses: large enough that the
 /// packer avoids such parcels whenever it can.
 const REFUSED_PARCEL_COST: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+/// [`REFUSED_PARCEL_COST`] in hundred-millionths.
+const REFUSED_PARCEL_COST_E8: rating::E8 = 1_000_000 * 100_000_000;
 
 fn round_cents(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
@@ -204,9 +219,40 @@ pub struct Lane<'a> {
     /// The service packing minimises, found when first packing on the lane
     /// (a floor alone never needs it): see [`Lane::reference`].
     reference: std::cell::OnceCell<Option<Pricer<'a>>>,
+    /// The services that have a floor, found when first asked: shared by
+    /// every [`FreightFloor`] on the lane, whatever its handling fee.
+    floors: std::cell::OnceCell<Arc<[floor::FloorService<'a>]>>,
+}
+
+/// What tells apart the lanes to one destination: the origin's country and,
+/// within the domestic country, the zone between origin and destination.
+/// Origins with the same key have the same lane to that destination, so a
+/// quote finds the lane once per key rather than once per supplier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LaneKey {
+    origin: usize,
+    destination: usize,
+    domestic_zone: Option<u16>,
 }
 
 impl<'a> Lane<'a> {
+    /// The services that have a floor, with what a floor needs of each.
+    fn floor_services(&self) -> Arc<[floor::FloorService<'a>]> {
+        Arc::clone(self.floors.get_or_init(|| {
+            self.services
+                .iter()
+                .filter_map(|l| {
+                    Some(floor::FloorService {
+                        row: l.floor?,
+                        pricer: l.pricer,
+                        transit_days: l.transit_days,
+                        per_parcel_fuel: floor::per_parcel_fuel(&l.pricer),
+                    })
+                })
+                .collect()
+        }))
+    }
+
     /// The service packing minimises: the lane's cheapest for a 1 lb parcel
     /// (first in file order on ties).
     fn reference(&self) -> Option<Pricer<'a>> {
@@ -423,15 +469,11 @@ impl Freight {
             .find(pick)
             .or_else(|| m.services.first())?;
         let zone = s.prices.iter().position(Option::is_some)?;
-        Pricer::new(
-            m.carriers.get(s.carrier)?,
-            s,
-            s.fuelled.prices.get(zone)?.as_ref()?,
-            false,
-            Decimal::ZERO,
-        )
+        Pricer::new(m.carriers.get(s.carrier)?, s, zone, false, Decimal::ZERO)
     }
 
+    /// The reference freight of one parcel as `Decimal` (see
+    /// [`REFUSED_PARCEL_COST`]); no reference prices nothing.
     fn packer_parts<'a>(
         &'a self,
         reference: Option<Pricer<'a>>,
@@ -454,22 +496,52 @@ impl Freight {
         }
     }
 
+    /// Packs `units` for the least reference freight plus box cost, adding
+    /// and comparing money in integers when the lane's amounts and the box
+    /// costs are whole hundred-millionths (the same packing, far cheaper).
     fn pack_units(
         &self,
         units: &[packing::Unit],
         reference: Option<Pricer<'_>>,
         how: Packing,
     ) -> Vec<packing::OpenParcel> {
-        let freight = self.packer_parts(reference);
-        let packer = packing::Packer {
-            boxes: &self.model.boxes,
-            fill_pct: self.model.settings.fill_factor_pct,
-            exact_max_units: self.model.settings.exact_packing_max_units as usize,
-            freight: &freight,
+        let m = &self.model;
+        let e8 = match (&m.box_costs_e8, reference) {
+            (Some(costs), Some(p)) => p.e8.map(|_| costs),
+            (Some(costs), None) => Some(costs),
+            (None, _) => None,
         };
-        match how {
-            Packing::Optimised => packer.pack(units),
-            Packing::OnePerBox => packer.one_per_box(units),
+        let (fill_pct, exact_max_units) = (
+            m.settings.fill_factor_pct,
+            m.settings.exact_packing_max_units as usize,
+        );
+        match e8 {
+            Some(box_costs) => how.run(
+                &packing::Packer {
+                    boxes: &m.boxes,
+                    box_costs,
+                    fill_pct,
+                    exact_max_units,
+                    freight: |weight_g, dims| match reference {
+                        Some(p) => match p.charge_e8(&ParcelFacts::new(weight_g, dims)) {
+                            Some(Ok(c)) => c,
+                            _ => REFUSED_PARCEL_COST_E8,
+                        },
+                        None => 0,
+                    },
+                },
+                units,
+            ),
+            None => how.run(
+                &packing::Packer {
+                    boxes: &m.boxes,
+                    box_costs: &m.box_costs,
+                    fill_pct,
+                    exact_max_units,
+                    freight: self.packer_parts(reference),
+                },
+                units,
+            ),
         }
     }
 
@@ -496,6 +568,37 @@ impl Freight {
         self.rate_with(req, Packing::Optimised)
     }
 
+    /// The key of the lane between `origin` and `destination` (see
+    /// [`LaneKey`]); fails on an unknown country or a bad postal code.
+    pub fn lane_key(
+        &self,
+        origin: Endpoint<'_>,
+        destination: Endpoint<'_>,
+    ) -> Result<LaneKey, FreightError> {
+        let m = &self.model;
+        let o = self.country_index(origin.country_code, origin.postal_code)?;
+        let d = self.country_index(destination.country_code, destination.postal_code)?;
+        let (origin_key, dest_key) = (m.countries[o].key, m.countries[d].key);
+        let domestic = origin_key == dest_key && origin_key == m.settings.domestic_country;
+        let domestic_zone = if domestic {
+            // Both codes passed the domestic checks, which require 3 leading digits.
+            match (
+                zones::zip_prefix(origin.postal_code),
+                zones::zip_prefix(destination.postal_code),
+            ) {
+                (Some(o), Some(d)) => Some(m.domestic.zone(o, d)),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        Ok(LaneKey {
+            origin: o,
+            destination: d,
+            domestic_zone,
+        })
+    }
+
     /// The services between `origin` and `destination`, with the reference
     /// service packing minimises; fails when none serves the lane.
     pub fn lane_between(
@@ -503,13 +606,22 @@ impl Freight {
         origin: Endpoint<'_>,
         destination: Endpoint<'_>,
     ) -> Result<Lane<'_>, FreightError> {
+        let key = self.lane_key(origin, destination)?;
+        self.lane_at(key, destination)
+    }
+
+    /// The lane of `key` to `destination`, which must be the destination
+    /// the key was found for; fails when no service serves it.
+    pub fn lane_at(
+        &self,
+        key: LaneKey,
+        destination: Endpoint<'_>,
+    ) -> Result<Lane<'_>, FreightError> {
         let m = &self.model;
-        let o = self.country_index(origin.country_code, origin.postal_code)?;
-        let d = self.country_index(destination.country_code, destination.postal_code)?;
-        let services = self.lane(origin, destination, o, d);
+        let services = self.lane(key, destination);
         if services.is_empty() {
-            let o = String::from_utf8_lossy(&m.countries[o].key).into_owned();
-            let d = String::from_utf8_lossy(&m.countries[d].key).into_owned();
+            let o = String::from_utf8_lossy(&m.countries[key.origin].key).into_owned();
+            let d = String::from_utf8_lossy(&m.countries[key.destination].key).into_owned();
             return Err(FreightError::NoService {
                 reason: format!(
                     "no service from {o} to {d}{}",
@@ -524,32 +636,17 @@ impl Freight {
         Ok(Lane {
             services,
             reference: std::cell::OnceCell::new(),
+            floors: std::cell::OnceCell::new(),
         })
     }
 
     /// Every service that serves the lane (route, zone, delivery type), in file order.
-    fn lane<'a>(
-        &'a self,
-        origin_at: Endpoint<'_>,
-        destination_at: Endpoint<'_>,
-        origin: usize,
-        dest: usize,
-    ) -> Vec<LaneService<'a>> {
+    fn lane(&self, key: LaneKey, destination_at: Endpoint<'_>) -> Vec<LaneService<'_>> {
         let m = &self.model;
-        let (origin_key, dest_key) = (m.countries[origin].key, m.countries[dest].key);
+        let dest = key.destination;
+        let (origin_key, dest_key) = (m.countries[key.origin].key, m.countries[dest].key);
         let domestic = origin_key == dest_key && origin_key == m.settings.domestic_country;
-        let domestic_zone = if domestic {
-            // Both codes passed the domestic checks, which require 3 leading digits.
-            match (
-                zones::zip_prefix(origin_at.postal_code),
-                zones::zip_prefix(destination_at.postal_code),
-            ) {
-                (Some(o), Some(d)) => Some(m.domestic.zone(o, d)),
-                _ => None,
-            }
-        } else {
-            None
-        };
+        let domestic_zone = key.domestic_zone;
         let residential = destination_at.residential;
         // Delivery-area tier per carrier, looked up once (no allocation for up to 8 carriers).
         let mut das_tier: [Option<u8>; 8] = [None; 8];
@@ -570,9 +667,7 @@ impl Freight {
             let Some(zone) = zone.map(usize::from) else {
                 continue;
             };
-            let (Some(Some(fuelled)), Some(Some(transit_days))) =
-                (s.fuelled.prices.get(zone), s.transit_days.get(zone))
-            else {
+            let Some(Some(transit_days)) = s.transit_days.get(zone) else {
                 continue;
             };
             let delivers = match s.delivery {
@@ -595,7 +690,7 @@ impl Freight {
                 }
                 _ => Decimal::ZERO,
             };
-            let Some(pricer) = Pricer::new(carrier, s, fuelled, residential, delivery_area) else {
+            let Some(pricer) = Pricer::new(carrier, s, zone, residential, delivery_area) else {
                 continue;
             };
             out.push(LaneService {
@@ -626,19 +721,8 @@ impl Freight {
 
     /// [`Freight::floor`] on a lane already found.
     pub fn floor_on<'a>(&'a self, lane: &Lane<'a>, handling_fee: Decimal) -> FreightFloor<'a> {
-        // Sized for the whole lane: a filtered iterator gives no size hint,
-        // and a planner builds one of these per supplier of every basket.
-        let mut services = Vec::with_capacity(lane.services.len());
-        services.extend(lane.services.iter().filter_map(|l| {
-            Some(floor::FloorService {
-                row: l.floor?,
-                pricer: l.pricer,
-                transit_days: l.transit_days,
-                per_parcel_fuel: floor::per_parcel_fuel(&l.pricer),
-            })
-        }));
         FreightFloor {
-            services,
+            services: lane.floor_services(),
             boxes: &self.model.boxes,
             fill_pct: self.model.settings.fill_factor_pct,
             handling_fee,
@@ -701,12 +785,12 @@ impl Freight {
     ) -> Result<(Vec<packing::OpenParcel>, Decimal), FreightError> {
         let lane = self.lane_between(req.origin, req.destination)?;
         let open = self.pack_on(&lane, req.lines, req.handling_fee, how)?;
-        let freight = self.packer_parts(lane.reference());
         let packer = packing::Packer {
             boxes: &self.model.boxes,
+            box_costs: &self.model.box_costs,
             fill_pct: self.model.settings.fill_factor_pct,
             exact_max_units: self.model.settings.exact_packing_max_units as usize,
-            freight: &freight,
+            freight: self.packer_parts(lane.reference()),
         };
         let cost = packer.cost(&open);
         Ok((open, cost))

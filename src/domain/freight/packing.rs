@@ -16,7 +16,9 @@
 //! one-unit-per-box packing is always a candidate, so the result never costs more.
 //! Everything iterates in a fixed order: the same input gives the same packing.
 
-use rust_decimal::Decimal;
+use std::fmt::Debug;
+use std::iter::Sum;
+use std::ops::{Add, Sub};
 
 use super::tables::{BoxSpec, Settings};
 use super::{FreightError, Item, ItemLine, Parcel, OWN_PACKAGING};
@@ -183,35 +185,47 @@ pub(super) fn units(lines: &[ItemLine], settings: &Settings) -> Result<Vec<Unit>
     Ok(out)
 }
 
+/// Exact money as the packer adds and compares it: `Decimal`, or integer
+/// hundred-millionths ([`super::rating::E8`]) when every amount is whole
+/// there. Both give the same sums and order, hence the same packing.
+pub(super) trait Cost:
+    Copy + Debug + Default + Ord + Add<Output = Self> + Sub<Output = Self> + Sum
+{
+}
+
+impl<T: Copy + Debug + Default + Ord + Add<Output = T> + Sub<Output = T> + Sum> Cost for T {}
+
 /// Packs units to minimise reference freight plus box cost.
-pub(super) struct Packer<'a> {
+pub(super) struct Packer<'a, C, F> {
     pub boxes: &'a [BoxSpec],
+    /// What each box costs, by index into `boxes`.
+    pub box_costs: &'a [C],
     pub fill_pct: u32,
     pub exact_max_units: usize,
     /// Reference freight of one parcel: (gross weight g, outer dims sorted) -> amount.
-    pub freight: &'a dyn Fn(u32, [u32; 3]) -> Decimal,
+    pub freight: F,
 }
 
 /// A parcel under construction: unit indices (into the unit slice) and its choice.
 #[derive(Clone, Debug)]
-struct Bin {
+struct Bin<C> {
     units: Vec<usize>,
     sum: Summary,
     box_idx: Option<usize>,
-    cost: Decimal,
+    cost: C,
 }
 
-impl Packer<'_> {
+impl<C: Cost, F: Fn(u32, [u32; 3]) -> C> Packer<'_, C, F> {
     /// Cheapest way to ship a set of units as one parcel: (box or own packaging, cost).
     /// `None` when several units fit no box together.
-    fn best_box(&self, s: &Summary) -> Option<(Option<usize>, Decimal)> {
-        let mut best: Option<(Option<usize>, Decimal)> = None;
-        for (bi, b) in self.boxes.iter().enumerate() {
+    fn best_box(&self, s: &Summary) -> Option<(Option<usize>, C)> {
+        let mut best: Option<(Option<usize>, C)> = None;
+        for ((bi, b), &cost) in self.boxes.iter().enumerate().zip(self.box_costs) {
             if !holds(b, s, self.fill_pct) {
                 continue;
             }
             let gross = u32::try_from(s.weight + u64::from(b.tare_weight_g)).unwrap_or(u32::MAX);
-            let c = (self.freight)(gross, b.outer_mm) + b.cost;
+            let c = (self.freight)(gross, b.outer_mm) + cost;
             if best.is_none_or(|(_, bc)| c < bc) {
                 best = Some((Some(bi), c));
             }
@@ -223,7 +237,7 @@ impl Packer<'_> {
         best
     }
 
-    fn bin(&self, units: &[Unit], idx: Vec<usize>) -> Option<Bin> {
+    fn bin(&self, units: &[Unit], idx: Vec<usize>) -> Option<Bin<C>> {
         let sum = Summary::of(units, idx.iter().copied());
         let (box_idx, cost) = self.best_box(&sum)?;
         Some(Bin {
@@ -236,7 +250,7 @@ impl Packer<'_> {
 
     /// One unit per parcel, each in its cheapest holding box (the baseline).
     pub fn one_per_box(&self, units: &[Unit]) -> Vec<OpenParcel> {
-        let bins: Vec<Bin> = (0..units.len())
+        let bins: Vec<Bin<C>> = (0..units.len())
             .filter_map(|i| self.bin(units, vec![i]))
             .collect();
         finish(units, bins)
@@ -244,7 +258,7 @@ impl Packer<'_> {
 
     /// Reference cost of a packing (freight plus box cost).
     #[cfg(test)]
-    pub fn cost(&self, parcels: &[OpenParcel]) -> Decimal {
+    pub fn cost(&self, parcels: &[OpenParcel]) -> C {
         parcels
             .iter()
             .map(|p| {
@@ -254,11 +268,14 @@ impl Packer<'_> {
                     weight: p.contents_weight_g,
                     count: p.units.len(),
                 };
-                match p.box_idx.and_then(|b| self.boxes.get(b)) {
-                    Some(b) => {
+                match p
+                    .box_idx
+                    .and_then(|b| Some((self.boxes.get(b)?, self.box_costs[b])))
+                {
+                    Some((b, cost)) => {
                         let gross = u32::try_from(s.weight + u64::from(b.tare_weight_g))
                             .unwrap_or(u32::MAX);
-                        (self.freight)(gross, b.outer_mm) + b.cost
+                        (self.freight)(gross, b.outer_mm) + cost
                     }
                     None => (self.freight)(u32::try_from(s.weight).unwrap_or(u32::MAX), s.max_dims),
                 }
@@ -277,12 +294,12 @@ impl Packer<'_> {
     }
 
     /// Exact minimum over all partitions of the units: DP over subsets.
-    fn exact(&self, units: &[Unit]) -> Vec<Bin> {
+    fn exact(&self, units: &[Unit]) -> Vec<Bin<C>> {
         let n = units.len();
         let full = (1usize << n) - 1;
         // Cheapest single parcel per subset (None: the units do not fit one box).
         let mut sums = vec![Summary::default(); full + 1];
-        let mut block: Vec<Option<(Option<usize>, Decimal)>> = vec![None; full + 1];
+        let mut block: Vec<Option<(Option<usize>, C)>> = vec![None; full + 1];
         let runs = identical_runs(units);
         for mask in 1..=full {
             let low = mask.trailing_zeros() as usize;
@@ -302,13 +319,13 @@ impl Packer<'_> {
                 block[mask] = self.best_box(&sums[mask]);
             }
         }
-        let mut best: Vec<Option<(Decimal, usize)>> = vec![None; full + 1];
-        best[0] = Some((Decimal::ZERO, 0));
+        let mut best: Vec<Option<(C, usize)>> = vec![None; full + 1];
+        best[0] = Some((C::default(), 0));
         for mask in 1..=full {
             let low = mask & mask.wrapping_neg();
             let rest = mask ^ low;
             let mut sub = rest;
-            let mut chosen: Option<(Decimal, usize)> = None;
+            let mut chosen: Option<(C, usize)> = None;
             loop {
                 let blk = sub | low;
                 if let (Some((_, c)), Some((r, _))) = (block[blk], best[mask ^ blk]) {
@@ -342,8 +359,8 @@ impl Packer<'_> {
     }
 
     /// First-fit-decreasing constructions plus improvement moves.
-    fn heuristic(&self, units: &[Unit]) -> Vec<Bin> {
-        let mut candidates: Vec<Vec<Bin>> = Vec::new();
+    fn heuristic(&self, units: &[Unit]) -> Vec<Bin<C>> {
+        let mut candidates: Vec<Vec<Bin<C>>> = Vec::new();
         // Units are in decreasing volume. Variant per catalog box: open that box
         // whenever a new parcel is needed and the unit fits it, else the smallest that fits.
         for preferred in 0..=self.boxes.len() {
@@ -354,7 +371,7 @@ impl Packer<'_> {
                 .filter_map(|i| self.bin(units, vec![i]))
                 .collect(),
         );
-        let total = |bins: &[Bin]| bins.iter().map(|b| b.cost).sum::<Decimal>();
+        let total = |bins: &[Bin<C>]| bins.iter().map(|b| b.cost).sum::<C>();
         let mut best_i = 0;
         let mut best_c = total(&candidates[0]);
         for (i, c) in candidates.iter().enumerate().skip(1) {
@@ -374,9 +391,9 @@ impl Packer<'_> {
     /// First fit decreasing; new parcels use box `preferred` when the unit fits
     /// it alone (`preferred == boxes.len()`: always the smallest box that fits).
     /// Every finished parcel is then re-boxed to its cheapest holding box.
-    fn first_fit(&self, units: &[Unit], preferred: usize) -> Vec<Bin> {
+    fn first_fit(&self, units: &[Unit], preferred: usize) -> Vec<Bin<C>> {
         let mut open: Vec<(usize, Summary, Vec<usize>)> = Vec::new();
-        let mut own: Vec<Bin> = Vec::new();
+        let mut own: Vec<Bin<C>> = Vec::new();
         'units: for (ui, u) in units.iter().enumerate() {
             for (bi, sum, idx) in open.iter_mut() {
                 let s = sum.add(u);
@@ -399,14 +416,17 @@ impl Packer<'_> {
                 None => own.extend(self.bin(units, vec![ui])),
             }
         }
-        let mut bins: Vec<Bin> = open
+        let mut bins: Vec<Bin<C>> = open
             .into_iter()
             .map(|(bi, sum, idx)| {
                 let (box_idx, cost) = self.best_box(&sum).unwrap_or_else(|| {
                     let b = &self.boxes[bi];
                     let gross =
                         u32::try_from(sum.weight + u64::from(b.tare_weight_g)).unwrap_or(u32::MAX);
-                    (Some(bi), (self.freight)(gross, b.outer_mm) + b.cost)
+                    (
+                        Some(bi),
+                        (self.freight)(gross, b.outer_mm) + self.box_costs[bi],
+                    )
                 });
                 Bin {
                     units: idx,
@@ -421,7 +441,7 @@ impl Packer<'_> {
     }
 
     /// Relocates single units and dissolves whole parcels while the total cost drops.
-    fn improve(&self, units: &[Unit], bins: &mut Vec<Bin>) {
+    fn improve(&self, units: &[Unit], bins: &mut Vec<Bin<C>>) {
         for _ in 0..LOCAL_SEARCH_PASSES {
             let mut improved = false;
             // Dissolve: move every unit of a parcel into the others (cheapest insertion each).
@@ -450,7 +470,7 @@ impl Packer<'_> {
                     let rest: Vec<usize> =
                         bins[a].units.iter().copied().filter(|&x| x != ui).collect();
                     let rest_cost = if rest.is_empty() {
-                        Some((None, Decimal::ZERO, Summary::default()))
+                        Some((None, C::default(), Summary::default()))
                     } else {
                         let s = Summary::of(units, rest.iter().copied());
                         self.best_box(&s).map(|(bx, c)| (bx, c, s))
@@ -459,7 +479,7 @@ impl Packer<'_> {
                         k += 1;
                         continue;
                     };
-                    let mut best: Option<(usize, Option<usize>, Decimal, Decimal)> = None;
+                    let mut best: Option<(usize, Option<usize>, C, C)> = None;
                     for (b, bin) in bins.iter().enumerate() {
                         if b == a || bin.units.is_empty() {
                             continue;
@@ -467,7 +487,7 @@ impl Packer<'_> {
                         let s = bin.sum.add(&units[ui]);
                         if let Some((bx, c)) = self.best_box(&s) {
                             let delta = c + rest_c - bin.cost - bins[a].cost;
-                            if delta < Decimal::ZERO && best.is_none_or(|(_, _, _, d)| delta < d) {
+                            if delta < C::default() && best.is_none_or(|(_, _, _, d)| delta < d) {
                                 best = Some((b, bx, c, delta));
                             }
                         }
@@ -497,15 +517,15 @@ impl Packer<'_> {
         }
     }
 
-    fn try_dissolve(&self, units: &[Unit], bins: &[Bin], a: usize) -> Option<Vec<Bin>> {
+    fn try_dissolve(&self, units: &[Unit], bins: &[Bin<C>], a: usize) -> Option<Vec<Bin<C>>> {
         if bins.len() < 2 {
             return None;
         }
-        let mut trial: Vec<Bin> = bins.to_vec();
+        let mut trial: Vec<Bin<C>> = bins.to_vec();
         let moving = std::mem::take(&mut trial[a].units);
-        trial[a].cost = Decimal::ZERO;
+        trial[a].cost = C::default();
         for ui in moving {
-            let mut best: Option<(usize, Option<usize>, Decimal, Decimal)> = None;
+            let mut best: Option<(usize, Option<usize>, C, C)> = None;
             for (b, bin) in trial.iter().enumerate() {
                 if b == a || bin.units.is_empty() {
                     continue;
@@ -526,8 +546,8 @@ impl Packer<'_> {
             t.box_idx = bx;
             t.cost = c;
         }
-        let before: Decimal = bins.iter().map(|b| b.cost).sum();
-        let after: Decimal = trial.iter().map(|b| b.cost).sum();
+        let before: C = bins.iter().map(|b| b.cost).sum();
+        let after: C = trial.iter().map(|b| b.cost).sum();
         if after < before {
             trial.remove(a);
             Some(trial)
@@ -538,7 +558,7 @@ impl Packer<'_> {
 }
 
 /// Turns bins into parcels: boxed parcels first, in construction order, then own packaging.
-fn finish(units: &[Unit], bins: Vec<Bin>) -> Vec<OpenParcel> {
+fn finish<C>(units: &[Unit], bins: Vec<Bin<C>>) -> Vec<OpenParcel> {
     let mut out: Vec<OpenParcel> = Vec::with_capacity(bins.len());
     let mut own = Vec::new();
     for b in bins {

@@ -8,6 +8,21 @@ use super::tables::{Carrier, DimRule, Service, G_PER_LB_X1E5, MM_X10_PER_IN};
 /// Cubic millimetres per cubic inch, times 1000 (16 387.064 mm³ exactly).
 const MM3_PER_IN3_X1000: u128 = 16_387_064;
 
+/// Money in hundred-millionths of the currency unit. Fuelled table amounts
+/// (cents times a fuel factor of a few decimals) and box costs are whole
+/// numbers of these, so packing, which adds and compares charges in its inner
+/// loop, can do so in integers with exactly the results `Decimal` gives.
+pub type E8 = i128;
+
+/// `d` in hundred-millionths, when that is exact.
+pub fn to_e8(d: Decimal) -> Option<E8> {
+    // Trailing zeros may carry the scale past 8; normalising (slower) drops them.
+    let d = if d.scale() <= 8 { d } else { d.normalize() };
+    let scale = d.scale();
+    // A mantissa below 2^96 times at most 10^8 fits an i128.
+    (scale <= 8).then(|| d.mantissa() * 10i128.pow(8 - scale))
+}
+
 /// Whole pounds needed to cover `weight_g` (rounded up, as carriers bill).
 pub fn ceil_lb(weight_g: u32) -> u32 {
     let lb = (u64::from(weight_g) * 100_000).div_ceil(G_PER_LB_X1E5);
@@ -28,16 +43,29 @@ pub fn ceil_kg(weight_g: u32) -> u32 {
 /// Uses exact millimetres rather than first rounding each side to an inch.
 pub fn dim_lb(dims_mm: [u32; 3], divisor_in3_per_lb: u32) -> u32 {
     let volume_mm3: u128 = dims_mm.iter().map(|&d| u128::from(d)).product();
-    let lb =
-        (volume_mm3 * 1000).div_ceil(MM3_PER_IN3_X1000 * u128::from(divisor_in3_per_lb.max(1)));
+    let lb = div_ceil_u128(
+        volume_mm3 * 1000,
+        MM3_PER_IN3_X1000 * u128::from(divisor_in3_per_lb.max(1)),
+    );
     u32::try_from(lb).unwrap_or(u32::MAX)
 }
 
 /// Dimensional weight in whole kilograms: L×W×H in cm³ / divisor, rounded up.
 pub fn dim_kg(dims_mm: [u32; 3], divisor_cm3_per_kg: u32) -> u32 {
     let volume_mm3: u128 = dims_mm.iter().map(|&d| u128::from(d)).product();
-    let kg = volume_mm3.div_ceil(1000 * u128::from(divisor_cm3_per_kg.max(1)));
+    let kg = div_ceil_u128(volume_mm3, 1000 * u128::from(divisor_cm3_per_kg.max(1)));
     u32::try_from(kg).unwrap_or(u32::MAX)
+}
+
+/// `a / b` rounded up, in 64 bits when both fit: parcels' volumes always
+/// do, and a 128-bit division is several times slower (packing prices
+/// thousands of candidate parcels per shipment).
+#[inline]
+fn div_ceil_u128(a: u128, b: u128) -> u128 {
+    match (u64::try_from(a), u64::try_from(b)) {
+        (Ok(a), Ok(b)) => u128::from(a.div_ceil(b)),
+        _ => a.div_ceil(b),
+    }
 }
 
 /// Billable weight in whole pounds: the greater of actual and dimensional weight.
@@ -59,9 +87,9 @@ impl DimRule {
     pub fn volume_units(self, volume_mm3: u128) -> u32 {
         let divisor = u128::from(self.divisor.max(1));
         let units = if self.metric {
-            volume_mm3.div_ceil(1000 * divisor)
+            div_ceil_u128(volume_mm3, 1000 * divisor)
         } else {
-            (volume_mm3 * 1000).div_ceil(MM3_PER_IN3_X1000 * divisor)
+            div_ceil_u128(volume_mm3 * 1000, MM3_PER_IN3_X1000 * divisor)
         };
         u32::try_from(units).unwrap_or(u32::MAX)
     }
@@ -156,20 +184,35 @@ pub struct Pricer<'a> {
     /// (when the address is residential) and the delivery area's, times
     /// fuel: once per lane rather than per parcel.
     pub surcharges_fuelled: Decimal,
+    /// The row and surcharges in hundred-millionths, when exact there (see
+    /// [`Pricer::charge_e8`]).
+    pub e8: Option<PricerE8<'a>>,
+}
+
+/// A [`Pricer`]'s lane-specific amounts in hundred-millionths ([`E8`]).
+#[derive(Clone, Copy)]
+pub struct PricerE8<'a> {
+    /// As [`Pricer::fuelled`].
+    pub fuelled: &'a [E8],
+    /// As [`Pricer::surcharges_fuelled`].
+    pub surcharges: E8,
+    /// The service's fuelled (oversize, additional handling) charges.
+    pub extra: (E8, E8),
 }
 
 impl<'a> Pricer<'a> {
-    /// The pricer of `service` at the zone whose fuelled price row is
-    /// `fuelled`, for a destination that is `residential` or not, with the
-    /// lane's `delivery_area` surcharge. `None` when the fuelled surcharges
-    /// overflow (they cannot with amounts the tables accept).
+    /// The pricer of `service` at `zone`, for a destination that is
+    /// `residential` or not, with the lane's `delivery_area` surcharge.
+    /// `None` when the service does not price the zone, or when the fuelled
+    /// surcharges overflow (they cannot with amounts the tables accept).
     pub fn new(
         carrier: &'a Carrier,
         service: &'a Service,
-        fuelled: &'a [Decimal],
+        zone: usize,
         residential: bool,
         delivery_area: Decimal,
     ) -> Option<Self> {
+        let fuelled = service.fuelled.prices.get(zone)?.as_deref()?;
         let mut surcharges_fuelled = if delivery_area.is_zero() {
             Decimal::ZERO
         } else {
@@ -178,16 +221,48 @@ impl<'a> Pricer<'a> {
         if residential {
             surcharges_fuelled = surcharges_fuelled.checked_add(service.fuelled.residential)?;
         }
+        let e8 = service.fuelled.e8.as_ref().and_then(|e| {
+            Some(PricerE8 {
+                fuelled: e.prices.get(zone)?.as_deref()?,
+                surcharges: to_e8(surcharges_fuelled)?,
+                extra: (e.oversize, e.additional_handling),
+            })
+        });
         Some(Self {
             carrier,
             service,
             fuelled,
             surcharges_fuelled,
+            e8,
         })
     }
 
     /// The charge for one parcel before rounding, or why the service refuses it.
     pub fn charge(&self, f: &ParcelFacts) -> Result<Decimal, Refusal> {
+        let s = &self.service.fuelled;
+        let extra = (s.oversize, s.additional_handling);
+        self.charge_with(f, self.fuelled, self.surcharges_fuelled, extra)
+    }
+
+    /// [`Pricer::charge`] in hundred-millionths, with the same result;
+    /// `None` when the lane's amounts are not whole there.
+    #[inline]
+    pub fn charge_e8(&self, f: &ParcelFacts) -> Option<Result<E8, Refusal>> {
+        let e = self.e8?;
+        Some(self.charge_with(f, e.fuelled, e.surcharges, e.extra))
+    }
+
+    /// The charge from the lane's fuelled `row`, `surcharges` and the
+    /// service's (oversize, additional handling), in whichever form of money
+    /// they come.
+    #[inline]
+    fn charge_with<C: Copy + Default + PartialEq + std::ops::AddAssign>(
+        &self,
+        f: &ParcelFacts,
+        row: &[C],
+        surcharges: C,
+        (oversize_charge, additional_handling): (C, C),
+    ) -> Result<C, Refusal> {
         let (carrier, service) = (self.carrier, self.service);
         if f.weight_g_x1e5 > carrier.max_weight_g_x1e5
             || f.longest_mm_x10 > carrier.max_length_mm_x10
@@ -203,19 +278,19 @@ impl<'a> Pricer<'a> {
         let idx = usize::try_from(billable).unwrap_or(usize::MAX).max(1) - 1;
         // (max(price, minimum) + surcharges) × fuel, with every term fuelled
         // in advance (exactly, see `Fuelled`).
-        let mut charge = *self.fuelled.get(idx).ok_or(Refusal::ServiceWeight)?;
-        if !self.surcharges_fuelled.is_zero() {
-            charge += self.surcharges_fuelled;
+        let mut charge = *row.get(idx).ok_or(Refusal::ServiceWeight)?;
+        if surcharges != C::default() {
+            charge += surcharges;
         }
         // Oversize supersedes additional handling, as with both carriers.
         if oversize {
-            charge += service.fuelled.oversize;
+            charge += oversize_charge;
         } else if f.longest_mm_x10 > carrier.ah_longest_mm_x10
             || f.second_mm_x10 > carrier.ah_second_mm_x10
             || f.length_plus_girth_mm_x10 > carrier.ah_lg_mm_x10
             || f.weight_g_x1e5 > carrier.ah_weight_g_x1e5
         {
-            charge += service.fuelled.additional_handling;
+            charge += additional_handling;
         }
         Ok(charge)
     }

@@ -10,6 +10,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
 
 use super::error::FreightError;
+use super::rating::{to_e8, E8};
 use super::zones;
 
 /// Grams per pound times 100 000 (1 lb = 453.592 37 g exactly), for integer comparisons.
@@ -448,6 +449,37 @@ pub struct Fuelled {
     pub additional_handling: Decimal,
     /// The carrier's oversize charge × fuel.
     pub oversize: Decimal,
+    /// The same charges in hundred-millionths, when every one is whole there
+    /// (packing then adds and compares integers; `None`: it uses `Decimal`).
+    pub e8: Option<FuelledE8>,
+}
+
+/// [`Fuelled`] in hundred-millionths of the currency unit (see [`to_e8`]);
+/// the residential surcharge enters through each lane's
+/// [`super::rating::PricerE8::surcharges`].
+#[derive(Debug, Clone, Default)]
+pub struct FuelledE8 {
+    /// Per zone id, as [`Fuelled::prices`].
+    pub prices: Vec<Option<Vec<E8>>>,
+    /// As [`Fuelled::additional_handling`].
+    pub additional_handling: E8,
+    /// As [`Fuelled::oversize`].
+    pub oversize: E8,
+}
+
+impl FuelledE8 {
+    fn of(f: &Fuelled) -> Option<Self> {
+        let row = |r: &[Decimal]| r.iter().map(|&d| to_e8(d)).collect::<Option<Vec<_>>>();
+        Some(Self {
+            prices: f
+                .prices
+                .iter()
+                .map(|r| r.as_deref().map(row).map_or(Some(None), |r| r.map(Some)))
+                .collect::<Option<Vec<_>>>()?,
+            additional_handling: to_e8(f.additional_handling)?,
+            oversize: to_e8(f.oversize)?,
+        })
+    }
 }
 
 impl Fuelled {
@@ -473,12 +505,15 @@ impl Fuelled {
                     .map(Some),
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(Self {
+        let mut fuelled = Self {
             prices,
             residential: exact(service.residential_surcharge)?,
             additional_handling: exact(carrier.additional_handling)?,
             oversize: exact(carrier.oversize)?,
-        })
+            e8: None,
+        };
+        fuelled.e8 = FuelledE8::of(&fuelled);
+        Some(fuelled)
     }
 }
 
@@ -490,6 +525,11 @@ pub struct Model {
     pub countries: Vec<Country>,
     /// Sorted by (inner volume, cost, id): the packer takes the first that fits.
     pub boxes: Vec<BoxSpec>,
+    /// Each box's cost, by index into `boxes`, as packing prices it.
+    pub box_costs: Vec<Decimal>,
+    /// The same in hundred-millionths, when every one is whole there (see
+    /// [`Fuelled::e8`]).
+    pub box_costs_e8: Option<Vec<E8>>,
     /// Domestic zone charts.
     pub domestic: DomesticZones,
     /// Carriers in file-name order.
@@ -664,10 +704,14 @@ pub fn compile(files: &[(String, Vec<u8>)]) -> Result<Model, FreightError> {
             format!("more than {MAX_ZONES} distinct zones"),
         ));
     }
+    let box_costs: Vec<Decimal> = boxes.iter().map(|b| b.cost).collect();
+    let box_costs_e8 = box_costs.iter().map(|&c| to_e8(c)).collect();
     Ok(Model {
         settings,
         countries,
         boxes,
+        box_costs,
+        box_costs_e8,
         domestic,
         carriers,
         services,

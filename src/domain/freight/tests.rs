@@ -1201,10 +1201,9 @@ fn fuelled_charges_equal_the_published_formula() {
         let carrier = &m.carriers[s.carrier];
         for (zone, row) in s.prices.iter().enumerate() {
             let Some(row) = row else { continue };
-            let fuelled = s.fuelled.prices[zone].as_deref().expect("fuelled row");
             for (residential, area) in [(false, "0"), (true, "0"), (true, "3.95"), (false, "2.1")] {
                 let area = dec(area);
-                let p = rating::Pricer::new(carrier, s, fuelled, residential, area).unwrap();
+                let p = rating::Pricer::new(carrier, s, zone, residential, area).unwrap();
                 for facts in &parcels {
                     let Ok(got) = p.charge(facts) else { continue };
                     let oversize = facts.length_plus_girth_mm_x10 > carrier.oversize_lg_mm_x10;
@@ -1237,4 +1236,120 @@ fn fuelled_charges_equal_the_published_formula() {
         }
     }
     assert!(compared > 500, "only {compared} charges compared");
+}
+
+#[test]
+fn amounts_convert_to_hundred_millionths_only_when_exact() {
+    assert_eq!(rating::to_e8(dec("12.34")), Some(1_234_000_000));
+    assert_eq!(rating::to_e8(dec("0.00000001")), Some(1));
+    // Trailing zeros past the eighth decimal are still exact.
+    assert_eq!(rating::to_e8(dec("1.5000000000")), Some(150_000_000));
+    assert_eq!(rating::to_e8(dec("0.000000001")), None);
+    assert_eq!(rating::to_e8(Decimal::ZERO), Some(0));
+}
+
+/// The packing `pack_on` chooses, and the one pricing in `Decimal` chooses
+/// for the same units on the same lane, as (box, units, weight) per parcel.
+#[allow(clippy::type_complexity)]
+fn packings_both_ways(
+    f: &Freight,
+    r: &RateRequest<'_>,
+) -> Option<(
+    Vec<(Option<usize>, Vec<usize>, u64)>,
+    Vec<(Option<usize>, Vec<usize>, u64)>,
+)> {
+    let lane = f.lane_between(r.origin, r.destination).ok()?;
+    let packed = f
+        .pack_on(&lane, r.lines, r.handling_fee, Packing::Optimised)
+        .ok()?;
+    let units = packing::units(r.lines, &f.model.settings).ok()?;
+    let by_decimal = packing::Packer {
+        boxes: &f.model.boxes,
+        box_costs: &f.model.box_costs,
+        fill_pct: f.model.settings.fill_factor_pct,
+        exact_max_units: f.model.settings.exact_packing_max_units as usize,
+        freight: f.packer_parts(lane.reference()),
+    }
+    .pack(&units);
+    let key = |p: &[packing::OpenParcel]| {
+        p.iter()
+            .map(|p| (p.box_idx, p.units.clone(), p.contents_weight_g))
+            .collect::<Vec<_>>()
+    };
+    Some((key(&packed), key(&by_decimal)))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+    /// Integer pricing picks exactly the packing `Decimal` pricing picks,
+    /// for the exact search and the heuristic, on domestic lanes with and
+    /// without residential and delivery-area surcharges and abroad.
+    #[test]
+    fn integer_pricing_packs_as_decimal_does(
+        lines in prop::collection::vec(line_strategy(), 1..5),
+        extra in prop_oneof![Just(0u32), 0u32..20],
+        to in 0usize..5,
+    ) {
+        let mut lines = lines;
+        lines[0].quantity += extra;
+        let f = Freight::sample();
+        let destination = [
+            us("94105", false),
+            us("04630", false),
+            us("04631", true),
+            Endpoint { country_code: "GB", postal_code: "SW1A 1AA", residential: false },
+            Endpoint { country_code: "JP", postal_code: "100-0001", residential: true },
+        ][to];
+        let r = req(us("10001", false), destination, &lines);
+        let lane = f.lane_between(r.origin, r.destination).unwrap();
+        // The sample tables are whole hundred-millionths everywhere.
+        prop_assert!(lane.reference().is_some_and(|p| p.e8.is_some()));
+        prop_assert!(f.model.box_costs_e8.is_some());
+        if let Some((integer, decimal)) = packings_both_ways(&f, &r) {
+            prop_assert_eq!(integer, decimal);
+        }
+    }
+}
+
+#[test]
+fn amounts_finer_than_hundred_millionths_pack_in_decimal() {
+    // A hundred-millionth of a percent more fuel everywhere makes every
+    // fuelled charge finer than integer pricing carries: packing falls back
+    // to Decimal and, since no charge moves by half a cent, rates as before.
+    let files: Vec<(String, Vec<u8>)> = Freight::sample_files()
+        .into_iter()
+        .map(|(p, c)| {
+            let text = std::str::from_utf8(&c).unwrap();
+            let finer = if p.starts_with("carriers/") {
+                text.lines()
+                    .map(|l| match l.strip_prefix("fuel_surcharge_pct = \"") {
+                        Some(v) => format!("fuel_surcharge_pct = \"{}000001\"", &v[..v.len() - 1]),
+                        None => l.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            } else {
+                text.to_string()
+            };
+            (p, finer.into_bytes())
+        })
+        .collect();
+    let f = Freight::from_files(&files).unwrap();
+    assert!(f.model.services.iter().all(|s| s.fuelled.e8.is_none()));
+    let sample = Freight::sample();
+    for (zip, residential, quantity) in [
+        ("04011", false, 3),
+        ("04631", true, 12),
+        ("94105", false, 1),
+    ] {
+        let lines = [ItemLine {
+            item: SMALL,
+            quantity,
+        }];
+        let r = req(us("10001", false), us(zip, residential), &lines);
+        let lane = f.lane_between(r.origin, r.destination).unwrap();
+        assert!(lane.reference().is_some_and(|p| p.e8.is_none()));
+        assert_eq!(f.rate(&r).unwrap(), sample.rate(&r).unwrap());
+        assert_eq!(packings_both_ways(&f, &r), packings_both_ways(&sample, &r));
+    }
 }
