@@ -146,7 +146,7 @@ pub enum Packing {
 impl Packing {
     fn run<C: packing::Cost>(
         self,
-        packer: &packing::Packer<'_, C, impl Fn(u32, [u32; 3]) -> C>,
+        packer: &packing::Packer<'_, C, impl Fn(u32, Option<usize>, [u32; 3]) -> C>,
         units: &[packing::Unit],
     ) -> Vec<packing::OpenParcel> {
         match self {
@@ -477,8 +477,8 @@ impl Freight {
     fn packer_parts<'a>(
         &'a self,
         reference: Option<Pricer<'a>>,
-    ) -> impl Fn(u32, [u32; 3]) -> Decimal + 'a {
-        move |weight_g, dims| match &reference {
+    ) -> impl Fn(u32, Option<usize>, [u32; 3]) -> Decimal + 'a {
+        move |weight_g, _, dims| match &reference {
             Some(p) => p
                 .charge(&ParcelFacts::new(weight_g, dims))
                 .unwrap_or(REFUSED_PARCEL_COST),
@@ -516,22 +516,35 @@ impl Freight {
             m.settings.exact_packing_max_units as usize,
         );
         match e8 {
-            Some(box_costs) => how.run(
-                &packing::Packer {
-                    boxes: &m.boxes,
-                    box_costs,
-                    fill_pct,
-                    exact_max_units,
-                    freight: |weight_g, dims| match reference {
-                        Some(p) => match p.charge_e8(&ParcelFacts::new(weight_g, dims)) {
-                            Some(Ok(c)) => c,
-                            _ => REFUSED_PARCEL_COST_E8,
-                        },
-                        None => 0,
+            Some(box_costs) => {
+                // Each box's shape on the reference service, found once:
+                // only the weight changes from one candidate parcel to the next.
+                let shapes: Vec<rating::ParcelShape> = reference.map_or_else(Vec::new, |p| {
+                    let shape = |b: &tables::BoxSpec| p.shape(&ParcelFacts::new(0, b.outer_mm));
+                    m.boxes.iter().map(shape).collect()
+                });
+                let freight = |weight_g, box_idx: Option<usize>, dims| {
+                    let Some(p) = reference else { return 0 };
+                    let charge = match box_idx.and_then(|bi| shapes.get(bi)) {
+                        Some(shape) => p.shaped_charge_e8(weight_g, shape),
+                        None => p.charge_e8(&ParcelFacts::new(weight_g, dims)),
+                    };
+                    match charge {
+                        Some(Ok(c)) => c,
+                        _ => REFUSED_PARCEL_COST_E8,
+                    }
+                };
+                how.run(
+                    &packing::Packer {
+                        boxes: &m.boxes,
+                        box_costs,
+                        fill_pct,
+                        exact_max_units,
+                        freight,
                     },
-                },
-                units,
-            ),
+                    units,
+                )
+            }
             None => how.run(
                 &packing::Packer {
                     boxes: &m.boxes,

@@ -202,7 +202,8 @@ pub(super) struct Packer<'a, C, F> {
     pub box_costs: &'a [C],
     pub fill_pct: u32,
     pub exact_max_units: usize,
-    /// Reference freight of one parcel: (gross weight g, outer dims sorted) -> amount.
+    /// Reference freight of one parcel: (gross weight g, index of its box
+    /// or `None` for own packaging, outer dims sorted) -> amount.
     pub freight: F,
 }
 
@@ -215,7 +216,7 @@ struct Bin<C> {
     cost: C,
 }
 
-impl<C: Cost, F: Fn(u32, [u32; 3]) -> C> Packer<'_, C, F> {
+impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
     /// Cheapest way to ship a set of units as one parcel: (box or own packaging, cost).
     /// `None` when several units fit no box together.
     fn best_box(&self, s: &Summary) -> Option<(Option<usize>, C)> {
@@ -225,14 +226,14 @@ impl<C: Cost, F: Fn(u32, [u32; 3]) -> C> Packer<'_, C, F> {
                 continue;
             }
             let gross = u32::try_from(s.weight + u64::from(b.tare_weight_g)).unwrap_or(u32::MAX);
-            let c = (self.freight)(gross, b.outer_mm) + cost;
+            let c = (self.freight)(gross, Some(bi), b.outer_mm) + cost;
             if best.is_none_or(|(_, bc)| c < bc) {
                 best = Some((Some(bi), c));
             }
         }
         if best.is_none() && s.count == 1 {
             let gross = u32::try_from(s.weight).unwrap_or(u32::MAX);
-            best = Some((None, (self.freight)(gross, s.max_dims)));
+            best = Some((None, (self.freight)(gross, None, s.max_dims)));
         }
         best
     }
@@ -268,16 +269,16 @@ impl<C: Cost, F: Fn(u32, [u32; 3]) -> C> Packer<'_, C, F> {
                     weight: p.contents_weight_g,
                     count: p.units.len(),
                 };
-                match p
-                    .box_idx
-                    .and_then(|b| Some((self.boxes.get(b)?, self.box_costs[b])))
-                {
-                    Some((b, cost)) => {
+                match p.box_idx.and_then(|bi| Some((bi, self.boxes.get(bi)?))) {
+                    Some((bi, b)) => {
                         let gross = u32::try_from(s.weight + u64::from(b.tare_weight_g))
                             .unwrap_or(u32::MAX);
-                        (self.freight)(gross, b.outer_mm) + cost
+                        (self.freight)(gross, Some(bi), b.outer_mm) + self.box_costs[bi]
                     }
-                    None => (self.freight)(u32::try_from(s.weight).unwrap_or(u32::MAX), s.max_dims),
+                    None => {
+                        let gross = u32::try_from(s.weight).unwrap_or(u32::MAX);
+                        (self.freight)(gross, None, s.max_dims)
+                    }
                 }
             })
             .sum()
@@ -425,7 +426,7 @@ impl<C: Cost, F: Fn(u32, [u32; 3]) -> C> Packer<'_, C, F> {
                         u32::try_from(sum.weight + u64::from(b.tare_weight_g)).unwrap_or(u32::MAX);
                     (
                         Some(bi),
-                        (self.freight)(gross, b.outer_mm) + self.box_costs[bi],
+                        (self.freight)(gross, Some(bi), b.outer_mm) + self.box_costs[bi],
                     )
                 });
                 Bin {

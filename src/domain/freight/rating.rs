@@ -76,10 +76,24 @@ pub fn billable_lb(weight_g: u32, dims_mm: [u32; 3], divisor_in3_per_lb: u32) ->
 impl DimRule {
     /// Billable weight in the rule's whole units (lb, or kg when metric).
     pub fn billable(self, weight_g: u32, dims_mm: [u32; 3]) -> u32 {
+        self.weight_units(weight_g).max(self.dim_units(dims_mm))
+    }
+
+    /// Actual weight in the rule's whole units, rounded up.
+    pub fn weight_units(self, weight_g: u32) -> u32 {
         if self.metric {
-            ceil_kg(weight_g).max(dim_kg(dims_mm, self.divisor))
+            ceil_kg(weight_g)
         } else {
-            billable_lb(weight_g, dims_mm, self.divisor)
+            ceil_lb(weight_g)
+        }
+    }
+
+    /// Dimensional weight in the rule's whole units, rounded up.
+    pub fn dim_units(self, dims_mm: [u32; 3]) -> u32 {
+        if self.metric {
+            dim_kg(dims_mm, self.divisor)
+        } else {
+            dim_lb(dims_mm, self.divisor)
         }
     }
 
@@ -241,40 +255,73 @@ impl<'a> Pricer<'a> {
     pub fn charge(&self, f: &ParcelFacts) -> Result<Decimal, Refusal> {
         let s = &self.service.fuelled;
         let extra = (s.oversize, s.additional_handling);
-        self.charge_with(f, self.fuelled, self.surcharges_fuelled, extra)
+        let shape = self.shape(f);
+        self.charge_with(
+            f.weight_g,
+            &shape,
+            self.fuelled,
+            self.surcharges_fuelled,
+            extra,
+        )
     }
 
     /// [`Pricer::charge`] in hundred-millionths, with the same result;
     /// `None` when the lane's amounts are not whole there.
     #[inline]
     pub fn charge_e8(&self, f: &ParcelFacts) -> Option<Result<E8, Refusal>> {
-        let e = self.e8?;
-        Some(self.charge_with(f, e.fuelled, e.surcharges, e.extra))
+        self.shaped_charge_e8(f.weight_g, &self.shape(f))
     }
 
-    /// The charge from the lane's fuelled `row`, `surcharges` and the
-    /// service's (oversize, additional handling), in whichever form of money
-    /// they come.
+    /// [`Pricer::charge_e8`] of a parcel of `weight_g` whose dimensions
+    /// have `shape` on this service: packing prices each box at many
+    /// weights, so it finds each box's shape once.
+    #[inline]
+    pub fn shaped_charge_e8(
+        &self,
+        weight_g: u32,
+        shape: &ParcelShape,
+    ) -> Option<Result<E8, Refusal>> {
+        let e = self.e8?;
+        Some(self.charge_with(weight_g, shape, e.fuelled, e.surcharges, e.extra))
+    }
+
+    /// What the dimensions of the parcel `f` alone decide on this service.
+    pub fn shape(&self, f: &ParcelFacts) -> ParcelShape {
+        let (carrier, service) = (self.carrier, self.service);
+        let oversize = f.length_plus_girth_mm_x10 > carrier.oversize_lg_mm_x10;
+        let mut dim_units = service.dim.dim_units(f.dims_mm);
+        if oversize {
+            dim_units = dim_units.max(service.dim.units_from_lb(carrier.oversize_min_lb));
+        }
+        ParcelShape {
+            over_limit: f.longest_mm_x10 > carrier.max_length_mm_x10
+                || f.length_plus_girth_mm_x10 > carrier.max_lg_mm_x10,
+            oversize,
+            handling_by_size: f.longest_mm_x10 > carrier.ah_longest_mm_x10
+                || f.second_mm_x10 > carrier.ah_second_mm_x10
+                || f.length_plus_girth_mm_x10 > carrier.ah_lg_mm_x10,
+            dim_units,
+        }
+    }
+
+    /// The charge for a parcel of `weight_g` and `shape` from the lane's
+    /// fuelled `row`, `surcharges` and the service's (oversize, additional
+    /// handling), in whichever form of money they come.
     #[inline]
     fn charge_with<C: Copy + Default + PartialEq + std::ops::AddAssign>(
         &self,
-        f: &ParcelFacts,
+        weight_g: u32,
+        shape: &ParcelShape,
         row: &[C],
         surcharges: C,
         (oversize_charge, additional_handling): (C, C),
     ) -> Result<C, Refusal> {
         let (carrier, service) = (self.carrier, self.service);
-        if f.weight_g_x1e5 > carrier.max_weight_g_x1e5
-            || f.longest_mm_x10 > carrier.max_length_mm_x10
-            || f.length_plus_girth_mm_x10 > carrier.max_lg_mm_x10
-        {
+        let weight_g_x1e5 = u64::from(weight_g) * 100_000;
+        if weight_g_x1e5 > carrier.max_weight_g_x1e5 || shape.over_limit {
             return Err(Refusal::CarrierLimit);
         }
-        let oversize = f.length_plus_girth_mm_x10 > carrier.oversize_lg_mm_x10;
-        let mut billable = service.dim.billable(f.weight_g, f.dims_mm);
-        if oversize {
-            billable = billable.max(service.dim.units_from_lb(carrier.oversize_min_lb));
-        }
+        let billable = service.dim.weight_units(weight_g).max(shape.dim_units);
         let idx = usize::try_from(billable).unwrap_or(usize::MAX).max(1) - 1;
         // (max(price, minimum) + surcharges) × fuel, with every term fuelled
         // in advance (exactly, see `Fuelled`).
@@ -283,15 +330,26 @@ impl<'a> Pricer<'a> {
             charge += surcharges;
         }
         // Oversize supersedes additional handling, as with both carriers.
-        if oversize {
+        if shape.oversize {
             charge += oversize_charge;
-        } else if f.longest_mm_x10 > carrier.ah_longest_mm_x10
-            || f.second_mm_x10 > carrier.ah_second_mm_x10
-            || f.length_plus_girth_mm_x10 > carrier.ah_lg_mm_x10
-            || f.weight_g_x1e5 > carrier.ah_weight_g_x1e5
-        {
+        } else if shape.handling_by_size || weight_g_x1e5 > carrier.ah_weight_g_x1e5 {
             charge += additional_handling;
         }
         Ok(charge)
     }
+}
+
+/// What a parcel's dimensions alone decide on one service (see
+/// [`Pricer::shape`]); its weight decides the rest.
+#[derive(Clone, Copy, Debug)]
+pub struct ParcelShape {
+    /// Over the carrier's length or length + girth limit.
+    over_limit: bool,
+    /// Over the carrier's oversize length + girth.
+    oversize: bool,
+    /// Long, wide or large enough for additional handling.
+    handling_by_size: bool,
+    /// Billable units from the dimensions: dimensional weight, raised to
+    /// the oversize minimum when oversize.
+    dim_units: u32,
 }
