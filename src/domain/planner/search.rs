@@ -394,20 +394,28 @@ impl<'a> Search<'a> {
         let excess: Vec<Units> = (0..problem.lines.len())
             .map(|l| self.bulk_excess(l))
             .collect();
-        let regret = |l: usize| -> Units {
-            let mut g: Vec<Units> = self.usable[l]
-                .iter()
-                .map(|&o| problem.lines[l].options[o as usize].goods)
-                .collect();
-            g.sort_unstable();
-            match (g.first(), g.get(1)) {
-                (Some(a), Some(b)) => b - a,
-                _ => 0,
-            }
-        };
+        // The gap between a line's best and second-best goods.
+        let regret: Vec<Units> = (0..problem.lines.len())
+            .map(|l| {
+                let (mut a, mut b) = (Units::MAX, Units::MAX);
+                for &o in &self.usable[l] {
+                    let g = problem.lines[l].options[o as usize].goods;
+                    if g < a {
+                        (a, b) = (g, a);
+                    } else if g < b {
+                        b = g;
+                    }
+                }
+                if b == Units::MAX {
+                    0
+                } else {
+                    b - a
+                }
+            })
+            .collect();
         // Lines whose own freight floor is far above the linear one (bulky
         // or heavy goods) weaken the bound until placed: place them early.
-        order.sort_by_key(|&l| (self.usable[l].len().min(2), -(regret(l) + excess[l]), l));
+        order.sort_by_key(|&l| (self.usable[l].len().min(2), -(regret[l] + excess[l]), l));
         self.missing_after = vec![0; order.len() + 1];
         for d in (0..order.len()).rev() {
             let m = self.min_missing[order[d]];
