@@ -517,16 +517,22 @@ impl Freight {
         );
         match e8 {
             Some(box_costs) => {
-                // Each box's shape on the reference service, found once:
-                // only the weight changes from one candidate parcel to the next.
-                let shapes: Vec<rating::ParcelShape> = reference.map_or_else(Vec::new, |p| {
-                    let shape = |b: &tables::BoxSpec| p.shape(&ParcelFacts::new(0, b.outer_mm));
-                    m.boxes.iter().map(shape).collect()
-                });
+                // Each box's shape on the reference service, found when the
+                // box is first priced: only the weight changes from one
+                // candidate parcel in it to the next.
+                let shapes: smallvec::SmallVec<[std::cell::Cell<Option<rating::ParcelShape>>; 16]> =
+                    m.boxes.iter().map(|_| std::cell::Cell::new(None)).collect();
                 let freight = |weight_g, box_idx: Option<usize>, dims| {
                     let Some(p) = reference else { return 0 };
                     let charge = match box_idx.and_then(|bi| shapes.get(bi)) {
-                        Some(shape) => p.shaped_charge_e8(weight_g, shape),
+                        Some(cell) => {
+                            let shape = cell.get().unwrap_or_else(|| {
+                                let shape = p.shape(&ParcelFacts::new(0, dims));
+                                cell.set(Some(shape));
+                                shape
+                            });
+                            p.shaped_charge_e8(weight_g, &shape)
+                        }
                         None => p.charge_e8(&ParcelFacts::new(weight_g, dims)),
                     };
                     match charge {
