@@ -9,12 +9,6 @@ use stockroute::config::Config;
 use stockroute::demo::DemoParams;
 use stockroute::{app, cli, load, telemetry};
 
-/// mimalloc: quoting allocates many small, short-lived buffers (packings,
-/// ratings, plans), which it serves several times cheaper than the system
-/// allocator (see docs/performance.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// How long the runtime may take to stop once the service has shut down.
 const RUNTIME_STOP_MAX: Duration = Duration::from_secs(1);
 

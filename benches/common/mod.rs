@@ -132,6 +132,3 @@ pub fn quote_inputs(
     out
 }
 
-/// The service's allocator, so that benches measure what it runs.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -210,8 +210,6 @@ pub struct PricerE8<'a> {
     pub fuelled: &'a [E8],
     /// As [`Pricer::surcharges_fuelled`].
     pub surcharges: E8,
-    /// The service's fuelled (oversize, additional handling) charges.
-    pub extra: (E8, E8),
 }
 
 impl<'a> Pricer<'a> {
@@ -239,7 +237,6 @@ impl<'a> Pricer<'a> {
             Some(PricerE8 {
                 fuelled: e.prices.get(zone)?.as_deref()?,
                 surcharges: to_e8(surcharges_fuelled)?,
-                extra: (e.oversize, e.additional_handling),
             })
         });
         Some(Self {
@@ -281,8 +278,10 @@ impl<'a> Pricer<'a> {
         weight_g: u32,
         shape: &ParcelShape,
     ) -> Option<Result<E8, Refusal>> {
-        let e = self.e8?;
-        Some(self.charge_with(weight_g, shape, e.fuelled, e.surcharges, e.extra))
+        // The service's amounts are whole hundred-millionths whenever the lane's are.
+        let (e, s) = (self.e8?, self.service.fuelled.e8.as_ref()?);
+        let extra = (s.oversize, s.additional_handling);
+        Some(self.charge_with(weight_g, shape, e.fuelled, e.surcharges, extra))
     }
 
     /// What the dimensions of the parcel `f` alone decide on this service.
