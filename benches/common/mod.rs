@@ -131,4 +131,3 @@ pub fn quote_inputs(
     }
     out
 }
-

@@ -795,6 +795,22 @@ impl Freight {
         Ok(self.pack_units(&units, lane.reference(), how))
     }
 
+    /// The packer pricing in `Decimal` only, whatever the amounts (what
+    /// integer pricing is checked against).
+    #[cfg(test)]
+    fn decimal_packer<'a>(
+        &'a self,
+        reference: Option<Pricer<'a>>,
+    ) -> packing::Packer<'a, Decimal, impl Fn(u32, Option<usize>, [u32; 3]) -> Decimal + 'a> {
+        packing::Packer {
+            boxes: &self.model.boxes,
+            box_costs: &self.model.box_costs,
+            fill_pct: self.model.settings.fill_factor_pct,
+            exact_max_units: self.model.settings.exact_packing_max_units as usize,
+            freight: self.packer_parts(reference),
+        }
+    }
+
     /// Reference cost (freight plus boxes) of the packing `rate_with` would use.
     #[cfg(test)]
     fn reference_cost(
@@ -804,14 +820,7 @@ impl Freight {
     ) -> Result<(Vec<packing::OpenParcel>, Decimal), FreightError> {
         let lane = self.lane_between(req.origin, req.destination)?;
         let open = self.pack_on(&lane, req.lines, req.handling_fee, how)?;
-        let packer = packing::Packer {
-            boxes: &self.model.boxes,
-            box_costs: &self.model.box_costs,
-            fill_pct: self.model.settings.fill_factor_pct,
-            exact_max_units: self.model.settings.exact_packing_max_units as usize,
-            freight: self.packer_parts(lane.reference()),
-        };
-        let cost = packer.cost(&open);
+        let cost = self.decimal_packer(lane.reference()).cost(&open);
         Ok((open, cost))
     }
 

@@ -1263,14 +1263,7 @@ fn packings_both_ways(
         .pack_on(&lane, r.lines, r.handling_fee, Packing::Optimised)
         .ok()?;
     let units = packing::units(r.lines, &f.model.settings).ok()?;
-    let by_decimal = packing::Packer {
-        boxes: &f.model.boxes,
-        box_costs: &f.model.box_costs,
-        fill_pct: f.model.settings.fill_factor_pct,
-        exact_max_units: f.model.settings.exact_packing_max_units as usize,
-        freight: f.packer_parts(lane.reference()),
-    }
-    .pack(&units);
+    let by_decimal = f.decimal_packer(lane.reference()).pack(&units);
     let key = |p: &[packing::OpenParcel]| {
         p.iter()
             .map(|p| (p.box_idx, p.units.clone(), p.contents_weight_g))
