@@ -1346,3 +1346,47 @@ fn amounts_finer_than_hundred_millionths_pack_in_decimal() {
         assert_eq!(packings_both_ways(&f, &r), packings_both_ways(&sample, &r));
     }
 }
+
+#[test]
+fn origins_with_one_lane_key_rate_alike() {
+    let f = Freight::sample();
+    let lines = [
+        ItemLine {
+            item: SMALL,
+            quantity: 3,
+        },
+        ItemLine {
+            item: item(9_000, 600, 400, 300),
+            quantity: 1,
+        },
+    ];
+    for destination in [
+        us("04631", true),
+        us("94105", false),
+        Endpoint {
+            country_code: "GB",
+            postal_code: "SW1A 1AA",
+            residential: false,
+        },
+    ] {
+        let near = f.lane_key(us("10001", false), destination).unwrap();
+        let same = f.lane_key(us("10018", false), destination).unwrap();
+        let far = f.lane_key(us("98101", false), destination).unwrap();
+        assert_eq!(
+            near, same,
+            "two Manhattan origins share the lane to {destination:?}"
+        );
+        for origin in ["10001", "10018"] {
+            let r = req(us(origin, false), destination, &lines);
+            let shared = f.lane_at(near, destination).unwrap();
+            assert_eq!(
+                f.rate_on(&shared, &lines, Decimal::ZERO, Packing::Optimised)
+                    .unwrap(),
+                f.rate(&r).unwrap()
+            );
+        }
+        // Domestic destinations are zoned by origin; abroad, the origin's
+        // country is all that counts.
+        assert_eq!(far == near, destination.country_code == "GB");
+    }
+}
