@@ -505,19 +505,24 @@ fn negotiated_discount_lowers_prices() {
     );
 }
 
-#[test]
-fn rates_are_sorted_and_deterministic() {
-    let f = Freight::sample();
-    let lines = [
+/// Three small units and `quantity` of `other`: a shipment of two lines.
+fn small_and(other: Item, quantity: u32) -> [ItemLine; 2] {
+    [
         ItemLine {
             item: SMALL,
             quantity: 3,
         },
         ItemLine {
-            item: item(4_000, 400, 300, 200),
-            quantity: 2,
+            item: other,
+            quantity,
         },
-    ];
+    ]
+}
+
+#[test]
+fn rates_are_sorted_and_deterministic() {
+    let f = Freight::sample();
+    let lines = small_and(item(4_000, 400, 300, 200), 2);
     let r = req(us("30301", false), us("60601", true), &lines);
     let a = f.rate(&r).unwrap();
     assert!(a.rates.windows(2).all(|w| {
@@ -1350,16 +1355,7 @@ fn amounts_finer_than_hundred_millionths_pack_in_decimal() {
 #[test]
 fn origins_with_one_lane_key_rate_alike() {
     let f = Freight::sample();
-    let lines = [
-        ItemLine {
-            item: SMALL,
-            quantity: 3,
-        },
-        ItemLine {
-            item: item(9_000, 600, 400, 300),
-            quantity: 1,
-        },
-    ];
+    let lines = small_and(item(9_000, 600, 400, 300), 1);
     for destination in [
         us("04631", true),
         us("94105", false),
