@@ -551,16 +551,7 @@ impl Freight {
                     units,
                 )
             }
-            None => how.run(
-                &packing::Packer {
-                    boxes: &m.boxes,
-                    box_costs: &m.box_costs,
-                    fill_pct,
-                    exact_max_units,
-                    freight: self.packer_parts(reference),
-                },
-                units,
-            ),
+            None => how.run(&self.decimal_packer(reference), units),
         }
     }
 
@@ -795,9 +786,8 @@ impl Freight {
         Ok(self.pack_units(&units, lane.reference(), how))
     }
 
-    /// The packer pricing in `Decimal` only, whatever the amounts (what
-    /// integer pricing is checked against).
-    #[cfg(test)]
+    /// The packer pricing in `Decimal`, whatever the amounts: where integer
+    /// pricing is not exact (and what tests check it against).
     fn decimal_packer<'a>(
         &'a self,
         reference: Option<Pricer<'a>>,
