@@ -1,19 +1,23 @@
 //! The embedded ledger's reserve throughput and latency, durable and in
 //! memory, against the raw fsync rate of the same disk, all in one run.
 //!
-//! `cargo bench --bench ledger` (release). Three measurements, each for
+//! `cargo bench --bench ledger` (release). Five measurements, each for
 //! `LEDGER_BENCH_SECS` seconds (default 5), in a directory on the disk under
 //! test (`LEDGER_BENCH_DIR`, default `target/ledger-bench`):
 //! 1. raw fsync: one writer appending 100 bytes and calling `fdatasync`, in a
 //!    loop: what one durable write per reserve would allow;
-//! 2. in-memory ledger: `LEDGER_BENCH_CLIENTS` (default 256) concurrent
-//!    callers reserving one or three lines out of 20,000 keys;
-//! 3. durable ledger: the same against the journal (group commit).
-//!
-//! 4. and 5. latency at a fixed offered rate (`LEDGER_BENCH_RATE`, default
+//! 2. and 3. latency at a fixed offered rate (`LEDGER_BENCH_RATE`, default
 //!    50,000 reserves/s, open loop: each call's latency counts from when it
 //!    was due, so a stall is not hidden), in memory and durable: the added
-//!    p99 is what durability costs a caller.
+//!    p99 is what durability costs a caller;
+//! 4. in-memory ledger: `LEDGER_BENCH_CLIENTS` (default 256; 0 skips 4 and
+//!    5) concurrent callers reserving one or three lines out of 20,000 keys,
+//!    as fast as it answers;
+//! 5. durable ledger: the same against the journal (group commit).
+//!
+//! The latency runs come first: the closed-loop storms leave a journal of
+//! hundreds of MiB behind, and folding and deleting it after the storm
+//! keeps the disk busy for seconds, which a run after it would measure.
 //!
 //! The open-loop generator is one thread that wakes every
 //! `PACE_PERIOD` (100 µs) and issues every call due since its last wake-up
@@ -349,6 +353,40 @@ fn main() {
     let fsync = raw_fsync(&dir, secs);
     fsync.print("raw fsync (1 per op)");
 
+    let rate = env_u64("LEDGER_BENCH_RATE", 50_000);
+    let memory_paced = paced(
+        &rt,
+        &EmbeddedLedger::in_memory(Arc::clone(&clock)),
+        &names,
+        rate,
+        secs,
+        3,
+    );
+    memory_paced.print(&format!("in-memory @ {rate}/s"));
+    let options = EmbeddedOptions {
+        dir: Some(dir.join("journal-paced")),
+        segment_bytes_max,
+        ..EmbeddedOptions::default()
+    };
+    let ledger =
+        EmbeddedLedger::open(&options, Arc::clone(&clock), &Resolver).expect("open ledger");
+    let durable_paced = paced(&rt, &ledger, &names, rate, secs, 4);
+    durable_paced.print(&format!("durable @ {rate}/s"));
+    let (records, syncs) = ledger.journal_progress();
+    rt.block_on(ledger.flush()).expect("flush");
+    let q = |o: &Outcome, p: f64| o.latency_us.value_at_quantile(p) as i64;
+    println!(
+        "open loop @ {rate}/s: {records} records in {syncs} syncs ({:.1} per sync); \
+         added p50 {} us, added p99 {} us",
+        records as f64 / syncs.max(1) as f64,
+        q(&durable_paced, 0.5) - q(&memory_paced, 0.5),
+        q(&durable_paced, 0.99) - q(&memory_paced, 0.99),
+    );
+
+    if clients == 0 {
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let memory = rt.block_on(storm(
         EmbeddedLedger::in_memory(Arc::clone(&clock)),
         Arc::clone(&names),
@@ -380,34 +418,5 @@ fn main() {
         durable.rate() / memory.rate(),
     );
 
-    let rate = env_u64("LEDGER_BENCH_RATE", 50_000);
-    let memory_paced = paced(
-        &rt,
-        &EmbeddedLedger::in_memory(Arc::clone(&clock)),
-        &names,
-        rate,
-        secs,
-        3,
-    );
-    memory_paced.print(&format!("in-memory @ {rate}/s"));
-    let options = EmbeddedOptions {
-        dir: Some(dir.join("journal-paced")),
-        segment_bytes_max,
-        ..EmbeddedOptions::default()
-    };
-    let ledger =
-        EmbeddedLedger::open(&options, Arc::clone(&clock), &Resolver).expect("open ledger");
-    let durable_paced = paced(&rt, &ledger, &names, rate, secs, 4);
-    durable_paced.print(&format!("durable @ {rate}/s"));
-    let (records, syncs) = ledger.journal_progress();
-    rt.block_on(ledger.flush()).expect("flush");
-    let q = |o: &Outcome, p: f64| o.latency_us.value_at_quantile(p) as i64;
-    println!(
-        "open loop @ {rate}/s: {records} records in {syncs} syncs ({:.1} per sync); \
-         added p50 {} us, added p99 {} us",
-        records as f64 / syncs.max(1) as f64,
-        q(&durable_paced, 0.5) - q(&memory_paced, 0.5),
-        q(&durable_paced, 0.99) - q(&memory_paced, 0.99),
-    );
     let _ = std::fs::remove_dir_all(&dir);
 }
