@@ -241,7 +241,9 @@ pub fn decode_frame(buf: &[u8]) -> Frame {
     }
     let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
     let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
-    if len > PAYLOAD_BYTES_MAX || buf.len() < FRAME_HEADER_BYTES + len {
+    // No record is empty: a zero length is space reserved for the journal
+    // and never written.
+    if len == 0 || len > PAYLOAD_BYTES_MAX || buf.len() < FRAME_HEADER_BYTES + len {
         return Frame::Torn;
     }
     let payload = &buf[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len];
@@ -664,5 +666,8 @@ mod tests {
             b[i] ^= 0x40;
             assert_eq!(decode_frame(&b), Frame::Torn, "flip at {i}");
         }
+        // Reserved, never-written space: zeros, whose checksum would match
+        // an empty payload.
+        assert_eq!(decode_frame(&[0u8; 64]), Frame::Torn);
     }
 }

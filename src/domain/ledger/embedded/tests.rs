@@ -459,6 +459,82 @@ async fn restart_recovers_and_compaction_bounds_the_journal() {
     }
 }
 
+/// The open segment has its space reserved; a crash leaves that space (and
+/// maybe part of a batch in it) behind, and a restart recovers everything
+/// acknowledged and cuts the rest off. Unwritten space anywhere but the end
+/// of the newest segment is damage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_journal_space_is_cut_off_after_a_crash() {
+    const SEGMENT: u64 = 256 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let newest = || -> std::path::PathBuf {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .max()
+            .unwrap()
+    };
+    let len = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+    let pad = |p: &std::path::Path, garbage_at: Option<u64>| {
+        let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+        let written = f.metadata().unwrap().len();
+        f.set_len(SEGMENT).unwrap();
+        if let Some(at) = garbage_at {
+            std::os::unix::fs::FileExt::write_all_at(&f, &[9u8; 100], written + at).unwrap();
+        }
+    };
+
+    let l = durable_with(dir.path(), &clock, SEGMENT);
+    let mut kept = Vec::new();
+    for i in 0..20u32 {
+        let r = l
+            .reserve(request(&format!("k{i}"), vec![line(1, i, 1, 100)]))
+            .await
+            .unwrap();
+        kept.push(l.get(&r.id, None).await.unwrap());
+    }
+    #[cfg(target_os = "linux")]
+    assert_eq!(len(&newest()), SEGMENT, "the open segment is preallocated");
+    l.flush().await.unwrap();
+    drop(l);
+    let segment = newest();
+    let written = len(&segment);
+    assert!(
+        written > 0 && written < SEGMENT,
+        "a clean stop trims: {written}"
+    );
+
+    // What a crash leaves: the reserved space, then the same with part of
+    // an unacknowledged batch a few pages into it.
+    for garbage_at in [None, Some(8192)] {
+        pad(&segment, garbage_at);
+        let replayed = recovery::load(dir.path()).unwrap();
+        assert_eq!(replayed.reservations.len(), kept.len());
+        assert_eq!(len(&segment), written, "cut back to its records");
+    }
+    pad(&segment, None);
+    let l = durable_with(dir.path(), &clock, SEGMENT);
+    for r in &kept {
+        assert_eq!(&l.get(&r.id, None).await.unwrap(), r);
+    }
+    l.flush().await.unwrap();
+    drop(l);
+
+    // Zeros where records should be, in a segment that is not the newest,
+    // are not a tail to cut: start-up refuses.
+    let segment = newest();
+    let written = len(&segment);
+    pad(&segment, None);
+    let next = segment.with_file_name(journal::segment_name(u64::MAX / 2));
+    std::fs::File::create(next).unwrap();
+    match recovery::load(dir.path()) {
+        Err(OpenError::Corrupt { offset, .. }) => assert_eq!(offset, written),
+        other => panic!("zeros inside an older segment are damage: {other:?}"),
+    }
+}
+
 /// A second process cannot open a directory in use.
 #[test]
 fn a_directory_in_use_is_refused() {
