@@ -444,19 +444,93 @@ async fn restart_recovers_and_compaction_bounds_the_journal() {
     assert_eq!(again, before);
     l.flush().await.unwrap();
     drop(l);
-    // Start-up queued the replayed segments for compaction; flush waited for it.
-    let files: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    // Start-up queued the replayed segments for compaction; flush waited for
+    // it. What a restart reads is bounded by the live state: no more
+    // journal after the snapshot than the snapshot itself, plus the segment
+    // that was open.
+    let sizes = |ext: &str| -> Vec<u64> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == ext))
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .collect()
+    };
+    let (snapshots, segments) = (sizes("snap"), sizes("log"));
+    assert_eq!(snapshots.len(), 1, "one snapshot: {snapshots:?}");
     assert!(
-        files.len() <= 4,
-        "compacted to a snapshot and a segment or two: {files:?}"
+        segments.iter().sum::<u64>() <= snapshots[0] + 2 * 4 * 1024,
+        "journal after the snapshot {segments:?} exceeds the snapshot {snapshots:?} and a segment"
     );
     let l = durable_with(dir.path(), &clock, 4 * 1024);
     for r in &kept {
         assert_eq!(&l.get(&r.id, None).await.unwrap(), r);
     }
+}
+
+/// Closed segments are folded only once they hold as many bytes as the
+/// snapshot: folding rewrites every kept reservation, so folding at every
+/// segment would write the whole state again per segment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_waits_for_as_much_journal_as_snapshot() {
+    const SEGMENT: u64 = 4 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let files = |ext: &str| -> Vec<(std::path::PathBuf, u64)> {
+        let mut v: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == ext))
+            .map(|p| {
+                let len = std::fs::metadata(&p).unwrap().len();
+                (p, len)
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut n = 0u32;
+    let mut run = |count: u32| {
+        let start = n;
+        n += count;
+        let (dir, clock) = (dir.path().to_path_buf(), Arc::clone(&clock));
+        async move {
+            let l = durable_with(&dir, &clock, SEGMENT);
+            for i in start..start + count {
+                l.reserve(request(&format!("k{i}"), vec![line(1, i, 1, 10_000)]))
+                    .await
+                    .unwrap();
+            }
+            l.flush().await.unwrap();
+        }
+    };
+
+    // Many held reservations: a snapshot much larger than a segment.
+    run(300).await;
+    let first = files("snap");
+    assert_eq!(first.len(), 1, "{first:?}");
+    let snapshot = first[0].1;
+    assert!(snapshot > 4 * SEGMENT, "{snapshot}");
+
+    // Less journal than that: several segments close, none is folded.
+    run(40).await;
+    let journal: u64 = files("log").iter().map(|f| f.1).sum();
+    assert!(
+        journal > 2 * SEGMENT && journal < snapshot,
+        "{journal} vs {snapshot}"
+    );
+    assert_eq!(
+        files("snap"),
+        first,
+        "folded before the journal reached the snapshot"
+    );
+
+    // More than that: folded, and what a restart reads stays bounded.
+    run(400).await;
+    let now = files("snap");
+    assert!(now.len() == 1 && now != first, "not folded: {now:?}");
+    let journal: u64 = files("log").iter().map(|f| f.1).sum();
+    assert!(journal <= now[0].1 + 2 * SEGMENT, "{journal} after {now:?}");
 }
 
 /// The open segment has its space reserved; a crash leaves that space (and
