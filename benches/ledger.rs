@@ -363,17 +363,20 @@ fn main() {
         3,
     );
     memory_paced.print(&format!("in-memory @ {rate}/s"));
-    let options = EmbeddedOptions {
-        dir: Some(dir.join("journal-paced")),
-        segment_bytes_max,
-        ..EmbeddedOptions::default()
+    let open_durable = |name: &str| {
+        let options = EmbeddedOptions {
+            dir: Some(dir.join(name)),
+            segment_bytes_max,
+            ..EmbeddedOptions::default()
+        };
+        EmbeddedLedger::open(&options, Arc::clone(&clock), &Resolver).expect("open ledger")
     };
-    let ledger =
-        EmbeddedLedger::open(&options, Arc::clone(&clock), &Resolver).expect("open ledger");
+    let ledger = open_durable("journal-paced");
     let durable_paced = paced(&rt, &ledger, &names, rate, secs, 4);
     durable_paced.print(&format!("durable @ {rate}/s"));
     let (records, syncs) = ledger.journal_progress();
     rt.block_on(ledger.flush()).expect("flush");
+    drop(ledger);
     let q = |o: &Outcome, p: f64| o.latency_us.value_at_quantile(p) as i64;
     println!(
         "open loop @ {rate}/s: {records} records in {syncs} syncs ({:.1} per sync); \
@@ -396,13 +399,7 @@ fn main() {
     ));
     memory.print("in-memory ledger");
 
-    let options = EmbeddedOptions {
-        dir: Some(dir.join("journal")),
-        segment_bytes_max,
-        ..EmbeddedOptions::default()
-    };
-    let ledger =
-        EmbeddedLedger::open(&options, Arc::clone(&clock), &Resolver).expect("open ledger");
+    let ledger = open_durable("journal");
     let durable = rt.block_on(storm(ledger.clone(), Arc::clone(&names), clients, secs, 2));
     durable.print("durable ledger");
     let (records, syncs) = ledger.journal_progress();
