@@ -251,12 +251,12 @@ impl Drop for Journal {
 ///
 /// Appending to a file changes its size, so every `fdatasync` of an
 /// appended journal also commits the filesystem's metadata journal, and on
-/// ext4 that commit waits for other files' data written in the meantime
+/// ext4 that commit can wait for other files' data written in the meantime
 /// (the compactor's snapshot). Writing into space reserved up front leaves
-/// nothing but the data to sync: on the disk this was measured on, one
-/// sync took about 0.7 of the time, and about a third at p99 while a
-/// snapshot was being written. The reserved space reads as zeros until written; recovery knows
-/// that a frame never starts with a zero length.
+/// little but the data to sync: on the disk this was measured on, one sync
+/// took about 0.7 of the time, and about a third at p99 while a snapshot
+/// was being written. The reserved space reads as zeros until written;
+/// recovery knows that a frame never starts with a zero length.
 fn create_segment(dir: &Path, seq: u64, bytes: u64) -> std::io::Result<File> {
     let file = OpenOptions::new()
         .create(true)

@@ -342,12 +342,12 @@ fn write_paced(f: &mut File, buf: &[u8], hurry: &AtomicBool) -> std::io::Result<
 /// is written at a gentle pace (see `write_paced`) until `hurry` is set.
 ///
 /// Folds only once those segments hold at least as many bytes as the
-/// snapshot. Each fold rewrites every live
-/// reservation, so folding at every closed segment would write the live
-/// state once per segment: with many reservations held, far more than the
-/// journal itself. Waiting for as much journal as snapshot writes at most
-/// about as much snapshot as journal, and a restart still reads at most
-/// about twice the snapshot plus the open segment.
+/// snapshot. Each fold rewrites every kept reservation, so folding at every
+/// closed segment would write the whole state once per segment: with many
+/// reservations kept, far more than the journal itself. Waiting for as much
+/// journal as snapshot writes at most about as much snapshot as journal,
+/// and a restart still reads at most about twice the snapshot plus the
+/// open segment.
 pub fn compact(
     dir: &Path,
     upto: u64,

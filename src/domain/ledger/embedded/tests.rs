@@ -460,7 +460,7 @@ async fn restart_recovers_and_compaction_bounds_the_journal() {
     assert_eq!(snapshots.len(), 1, "one snapshot: {snapshots:?}");
     assert!(
         segments.iter().sum::<u64>() <= snapshots[0] + 2 * 4 * 1024,
-        "journal after the snapshot {segments:?} exceeds the snapshot {snapshots:?} and a segment"
+        "journal after the snapshot {segments:?} exceeds the snapshot {snapshots:?} and two segments"
     );
     let l = durable_with(dir.path(), &clock, 4 * 1024);
     for r in &kept {
