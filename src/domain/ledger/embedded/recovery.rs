@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::codec::{decode_frame, encode_frame, Frame, Made, Record, Whole, FRAME_HEADER_BYTES};
+use super::codec::{decode_frame, encode_frame, Frame, Made, Record, Whole};
 use super::journal::{segment_name, snapshot_name, sync_dir};
 use crate::domain::ledger::{purchase_orders, Delivery, State};
 
@@ -232,16 +232,6 @@ fn read_file(
     let mut at = 0usize;
     let mut records = 0u64;
     while at < bytes.len() {
-        if tolerate_torn_tail && bytes[at..].iter().take(FRAME_HEADER_BYTES).all(|&b| b == 0) {
-            // Where the writer stopped, in a segment's reserved space: cut
-            // the rest off quietly if it was never written, or as a torn
-            // write (below) if a crash left part of a batch in it.
-            if bytes[at..].iter().all(|&b| b == 0) {
-                tracing::debug!(file = %path.display(), offset = at, "ledger journal ends in reserved space");
-                cut_at(path, at)?;
-                break;
-            }
-        }
         match decode_frame(&bytes[at..]) {
             Frame::Record(rec, n) => {
                 apply(state, *rec);
@@ -249,10 +239,16 @@ fn read_file(
                 records += 1;
             }
             Frame::Torn if tolerate_torn_tail => {
-                tracing::warn!(
-                    file = %path.display(), offset = at, dropped_bytes = bytes.len() - at,
-                    "ledger journal ends in a torn write; cutting it off"
-                );
+                // Zeros to the end are the segment's reserved space, never
+                // written: where the writer stopped, not a torn write.
+                if bytes[at..].iter().all(|&b| b == 0) {
+                    tracing::debug!(file = %path.display(), offset = at, "ledger journal ends in reserved space");
+                } else {
+                    tracing::warn!(
+                        file = %path.display(), offset = at, dropped_bytes = bytes.len() - at,
+                        "ledger journal ends in a torn write; cutting it off"
+                    );
+                }
                 cut_at(path, at)?;
                 break;
             }
