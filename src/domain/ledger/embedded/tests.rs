@@ -88,6 +88,22 @@ fn durable_with(dir: &Path, clock: &Arc<ManualClock>, segment_bytes_max: u64) ->
     EmbeddedLedger::open(&options, Arc::clone(clock) as Arc<dyn Clock>, &Grid).unwrap()
 }
 
+/// The files in a ledger directory ending in `.{ext}`, in name order (so
+/// segments and snapshots oldest first), with their sizes.
+fn files(dir: &Path, ext: &str) -> Vec<(std::path::PathBuf, u64)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .map(|p| {
+            let len = std::fs::metadata(&p).unwrap().len();
+            (p, len)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -420,12 +436,7 @@ async fn restart_recovers_and_compaction_bounds_the_journal() {
     l.flush().await.unwrap();
     drop(l);
     // A crash mid-write leaves half a frame at the end of the newest segment.
-    let newest = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .max()
-        .unwrap();
+    let newest = files(dir.path(), "log").pop().unwrap().0;
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&newest)
@@ -448,14 +459,8 @@ async fn restart_recovers_and_compaction_bounds_the_journal() {
     // it. What a restart reads is bounded by the live state: no more
     // journal after the snapshot than the snapshot itself, plus the segment
     // that was open.
-    let sizes = |ext: &str| -> Vec<u64> {
-        std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == ext))
-            .map(|p| std::fs::metadata(p).unwrap().len())
-            .collect()
-    };
+    let sizes =
+        |ext: &str| -> Vec<u64> { files(dir.path(), ext).into_iter().map(|f| f.1).collect() };
     let (snapshots, segments) = (sizes("snap"), sizes("log"));
     assert_eq!(snapshots.len(), 1, "one snapshot: {snapshots:?}");
     assert!(
@@ -476,19 +481,7 @@ async fn compaction_waits_for_as_much_journal_as_snapshot() {
     const SEGMENT: u64 = 4 * 1024;
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let files = |ext: &str| -> Vec<(std::path::PathBuf, u64)> {
-        let mut v: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == ext))
-            .map(|p| {
-                let len = std::fs::metadata(&p).unwrap().len();
-                (p, len)
-            })
-            .collect();
-        v.sort();
-        v
-    };
+    let files = |ext: &str| files(dir.path(), ext);
     let mut n = 0u32;
     let mut run = |count: u32| {
         let start = n;
@@ -542,14 +535,7 @@ async fn reserved_journal_space_is_cut_off_after_a_crash() {
     const SEGMENT: u64 = 256 * 1024;
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let newest = || -> std::path::PathBuf {
-        std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "log"))
-            .max()
-            .unwrap()
-    };
+    let newest = || files(dir.path(), "log").pop().unwrap().0;
     let len = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
     let pad = |p: &std::path::Path, garbage_at: Option<u64>| {
         let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
