@@ -253,6 +253,9 @@ pub struct Planner<'a> {
     /// Best assignments found so far, under any objective: each seeds the
     /// next search with a feasible plan.
     seeds: Vec<Vec<u32>>,
+    /// What the searches so far prepared, one of each kind (see
+    /// `search::Prepared`): a later search of the same kind starts from it.
+    prepared: [Option<search::Prepared>; 2],
 }
 
 impl<'a> Planner<'a> {
@@ -273,6 +276,7 @@ impl<'a> Planner<'a> {
             rater,
             cache,
             seeds: Vec::new(),
+            prepared: [None, None],
         })
     }
 
@@ -292,6 +296,7 @@ impl<'a> Planner<'a> {
             &mut self.cache,
             &self.seeds,
             deadline,
+            &mut self.prepared,
         );
         match found {
             Some(found) => {

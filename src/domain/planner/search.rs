@@ -74,14 +74,14 @@ enum LineBound {
     Fixed(Units),
 }
 
-struct Search<'a> {
-    problem: &'a Problem,
-    options: &'a PlanOptions,
-    objective: Objective,
-    rater: &'a dyn Rater,
-    cache: &'a mut Cache,
-    deadline: Instant,
-
+/// What a search works out before its first node: the options it tries,
+/// the bound data and the line order. It depends on the objective only
+/// through whether private options collapse (every objective but FASTEST),
+/// so a planner keeps one of each kind for its later searches. What later
+/// searches learn (pairings that cannot ship) only bans options, which the
+/// search skips; bound data that still counts them stays a lower bound.
+#[derive(Debug, Clone)]
+pub(super) struct Prepared {
     /// Plannable lines in search order.
     order: Vec<usize>,
     /// Per plannable line: the options the search tries, best first.
@@ -119,6 +119,49 @@ struct Search<'a> {
     /// the linear freight floor the part's units add, so that placing an
     /// option costs no lookups or divisions.
     part_units: Vec<Vec<PartUnits>>,
+    /// Per supplier: how many plannable lines have usable options from it
+    /// (the search's count of lines still to place starts here).
+    remaining: Vec<u32>,
+}
+
+impl Prepared {
+    fn empty(lines: usize, sups: usize) -> Self {
+        Self {
+            order: Vec::new(),
+            usable: Vec::with_capacity(lines),
+            line_bounds: Vec::with_capacity(lines),
+            bound_sups: Vec::with_capacity(lines),
+            line_sups: Vec::with_capacity(lines),
+            can_leave_out: Vec::with_capacity(lines),
+            min_missing: Vec::with_capacity(lines),
+            missing_after: Vec::new(),
+            opening_boxed: vec![0; sups],
+            opening_own: vec![0; sups],
+            has_own: vec![false; sups],
+            earliest: vec![0; sups],
+            linear: vec![None; sups],
+            by_space: vec![false; sups],
+            part_units: Vec::with_capacity(lines),
+            remaining: vec![0; sups],
+        }
+    }
+
+    /// Whether searches under `objective` may use it.
+    fn collapses(objective: Objective) -> bool {
+        objective != Objective::Fastest
+    }
+}
+
+struct Search<'a> {
+    problem: &'a Problem,
+    options: &'a PlanOptions,
+    objective: Objective,
+    rater: &'a dyn Rater,
+    cache: &'a mut Cache,
+    deadline: Instant,
+
+    /// Usable options, bound data and line order (see [`Prepared`]).
+    prep: Prepared,
 
     // The node.
     choice: Vec<u32>,
@@ -154,6 +197,9 @@ struct Search<'a> {
 
 /// Searches for the best assignment under `objective`; `None` when no
 /// feasible plan exists (or none was found within the node limit).
+/// `prepared` holds what an earlier search of the same basket prepared for
+/// each kind (see [`Prepared`]): used when there, and left there for the next.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     problem: &Problem,
     options: &PlanOptions,
@@ -162,8 +208,18 @@ pub(super) fn run(
     cache: &mut Cache,
     seeds: &[Vec<u32>],
     deadline: Instant,
+    prepared: &mut [Option<Prepared>; 2],
 ) -> Option<Found> {
-    let mut s = Search::new(problem, options, objective, rater, cache, deadline);
+    let kind = &mut prepared[usize::from(Prepared::collapses(objective))];
+    let mut s = Search::new(
+        problem,
+        options,
+        objective,
+        rater,
+        cache,
+        deadline,
+        kind.take(),
+    );
     for seed in seeds {
         s.offer(seed.clone());
     }
@@ -187,6 +243,7 @@ pub(super) fn run(
         s.offer(Vec::new());
     }
     let complete = !s.stopped;
+    *kind = Some(s.prep);
     s.best.map(|(_, assignment)| Found {
         assignment,
         complete,
@@ -201,9 +258,11 @@ impl<'a> Search<'a> {
         rater: &'a dyn Rater,
         cache: &'a mut Cache,
         deadline: Instant,
+        prepared: Option<Prepared>,
     ) -> Self {
         let n = problem.lines.len();
         let sups = problem.suppliers.len();
+        let fresh = prepared.is_none();
         let mut s = Self {
             problem,
             options,
@@ -211,21 +270,7 @@ impl<'a> Search<'a> {
             rater,
             cache,
             deadline,
-            order: Vec::new(),
-            usable: Vec::with_capacity(n),
-            line_bounds: Vec::with_capacity(n),
-            bound_sups: Vec::with_capacity(n),
-            line_sups: Vec::with_capacity(n),
-            can_leave_out: Vec::with_capacity(n),
-            min_missing: Vec::with_capacity(n),
-            missing_after: Vec::new(),
-            opening_boxed: vec![0; sups],
-            opening_own: vec![0; sups],
-            has_own: vec![false; sups],
-            earliest: vec![0; sups],
-            linear: vec![None; sups],
-            by_space: vec![false; sups],
-            part_units: Vec::with_capacity(n),
+            prep: prepared.unwrap_or_else(|| Prepared::empty(n, sups)),
             choice: vec![0; n],
             count: vec![0; sups],
             open_list: Vec::with_capacity(sups),
@@ -250,7 +295,10 @@ impl<'a> Search<'a> {
             stopped: false,
             scratch: Scratch::default(),
         };
-        s.prepare();
+        if fresh {
+            s.prepare();
+        }
+        s.remaining.clone_from(&s.prep.remaining);
         s
     }
 
@@ -258,8 +306,10 @@ impl<'a> Search<'a> {
     fn prepare(&mut self) {
         let problem = self.problem;
         for k in 0..problem.suppliers.len() {
-            self.linear[k] = self.cache.linear(problem, self.rater, k as u32);
-            let Some(f) = self.linear[k] else { continue };
+            self.prep.linear[k] = self.cache.linear(problem, self.rater, k as u32);
+            let Some(f) = self.prep.linear[k] else {
+                continue;
+            };
             // Count boxed goods the way that bounds everything the supplier
             // could ship higher.
             let (mut weight, mut space) = (f.by_weight.opening, f.by_space.opening);
@@ -273,7 +323,7 @@ impl<'a> Search<'a> {
                     space += f.marginal(&u, true) * Units::from(qty);
                 }
             }
-            self.by_space[k] = space > weight;
+            self.prep.by_space[k] = space > weight;
         }
         // Per supplier: whether some line's unit ships in its own packaging.
         let mut own_only = vec![false; problem.suppliers.len()];
@@ -281,7 +331,7 @@ impl<'a> Search<'a> {
             let mut usable: Vec<u32> = (0..line.options.len() as u32)
                 .filter(|&o| !self.cache.option_banned(problem, l, o as usize))
                 .collect();
-            if self.objective != Objective::Fastest {
+            if Prepared::collapses(self.objective) {
                 usable = self.collapse_private(l, usable);
             }
             let min_missing = usable
@@ -296,7 +346,7 @@ impl<'a> Search<'a> {
             sups.sort_unstable();
             sups.dedup();
             for &k in &sups {
-                self.remaining[k as usize] += 1;
+                self.prep.remaining[k as usize] += 1;
             }
             for &k in &sups {
                 if let Some(u) = self.cache.unit_profile(problem, self.rater, l, k) {
@@ -366,27 +416,27 @@ impl<'a> Search<'a> {
                     .unwrap_or(0);
                 LineBound::Fixed(goods)
             };
-            self.bound_sups.push(bound_sups);
-            self.can_leave_out.push(
+            self.prep.bound_sups.push(bound_sups);
+            self.prep.can_leave_out.push(
                 usable
                     .iter()
                     .any(|&o| line.options[o as usize].parts.is_empty()),
             );
-            self.line_sups.push(sups);
-            self.part_units.push(part_units);
-            self.usable.push(usable);
-            self.min_missing.push(min_missing);
-            self.line_bounds.push(bound);
+            self.prep.line_sups.push(sups);
+            self.prep.part_units.push(part_units);
+            self.prep.usable.push(usable);
+            self.prep.min_missing.push(min_missing);
+            self.prep.line_bounds.push(bound);
         }
         let empty = ShipmentProfile::default();
         for (k, &own) in own_only.iter().enumerate() {
-            if let Some(f) = self.linear[k] {
-                self.opening_boxed[k] = f.opening(self.by_space[k], true);
-                self.opening_own[k] = f.opening(self.by_space[k], false);
+            if let Some(f) = self.prep.linear[k] {
+                self.prep.opening_boxed[k] = f.opening(self.prep.by_space[k], true);
+                self.prep.opening_own[k] = f.opening(self.prep.by_space[k], false);
             }
-            self.has_own[k] = own;
+            self.prep.has_own[k] = own;
             let f = self.cache.floor(problem, self.rater, k as u32, &empty);
-            self.earliest[k] = f.map_or(0, |f| f.arrival_days);
+            self.prep.earliest[k] = f.map_or(0, |f| f.arrival_days);
         }
         // Fewest options first (forced lines open their shipments early),
         // then the largest gap between the best and second-best goods.
@@ -398,7 +448,7 @@ impl<'a> Search<'a> {
         let regret: Vec<Units> = (0..problem.lines.len())
             .map(|l| {
                 let (mut a, mut b) = (Units::MAX, Units::MAX);
-                for &o in &self.usable[l] {
+                for &o in &self.prep.usable[l] {
                     let g = problem.lines[l].options[o as usize].goods;
                     if g < a {
                         (a, b) = (g, a);
@@ -415,13 +465,19 @@ impl<'a> Search<'a> {
             .collect();
         // Lines whose own freight floor is far above the linear one (bulky
         // or heavy goods) weaken the bound until placed: place them early.
-        order.sort_by_key(|&l| (self.usable[l].len().min(2), -(regret[l] + excess[l]), l));
-        self.missing_after = vec![0; order.len() + 1];
+        order.sort_by_key(|&l| {
+            (
+                self.prep.usable[l].len().min(2),
+                -(regret[l] + excess[l]),
+                l,
+            )
+        });
+        self.prep.missing_after = vec![0; order.len() + 1];
         for d in (0..order.len()).rev() {
-            let m = self.min_missing[order[d]];
-            self.missing_after[d] = self.missing_after[d + 1].saturating_add(m);
+            let m = self.prep.min_missing[order[d]];
+            self.prep.missing_after[d] = self.prep.missing_after[d + 1].saturating_add(m);
         }
-        self.order = order;
+        self.prep.order = order;
     }
 
     /// How far the freight floor of the line shipped alone lies above its
@@ -430,8 +486,8 @@ impl<'a> Search<'a> {
         let problem = self.problem;
         let line = &problem.lines[l];
         let mut least: Option<Units> = None;
-        for i in 0..self.usable[l].len() {
-            let o = self.usable[l][i] as usize;
+        for i in 0..self.prep.usable[l].len() {
+            let o = self.prep.usable[l][i] as usize;
             let mut excess = 0;
             for p in &line.options[o].parts {
                 let Some(u) = self.cache.unit_profile(problem, self.rater, l, p.sup) else {
@@ -461,18 +517,20 @@ impl<'a> Search<'a> {
     /// for the own-packaging one, the rest of `opening_boxed` for the other.
     fn new_opening(&self, k: u32, boxed: bool) -> Units {
         let k = k as usize;
-        match (boxed, self.has_own[k]) {
-            (false, _) => self.opening_own[k],
-            (true, false) => self.opening_boxed[k],
-            (true, true) => self.opening_boxed[k] - self.opening_own[k],
+        match (boxed, self.prep.has_own[k]) {
+            (false, _) => self.prep.opening_own[k],
+            (true, false) => self.prep.opening_boxed[k],
+            (true, true) => self.prep.opening_boxed[k] - self.prep.opening_own[k],
         }
     }
 
     /// The linear freight floor `units` of line `l` add to a shipment from `k`.
     fn part_linear(&mut self, l: usize, k: u32, units: u32) -> Units {
         let unit = self.cache.unit_profile(self.problem, self.rater, l, k);
-        match (self.linear[k as usize], unit) {
-            (Some(f), Some(u)) => f.marginal(&u, self.by_space[k as usize]) * Units::from(units),
+        match (self.prep.linear[k as usize], unit) {
+            (Some(f), Some(u)) => {
+                f.marginal(&u, self.prep.by_space[k as usize]) * Units::from(units)
+            }
             _ => 0,
         }
     }
@@ -580,8 +638,8 @@ impl<'a> Search<'a> {
         let mut evals = 0usize;
         'improving: loop {
             for l in 0..problem.lines.len() {
-                for i in 0..self.usable[l].len() {
-                    let o = self.usable[l][i];
+                for i in 0..self.prep.usable[l].len() {
+                    let o = self.prep.usable[l][i];
                     if o == current[l] || self.cache.option_banned(problem, l, o as usize) {
                         continue;
                     }
@@ -642,7 +700,7 @@ impl<'a> Search<'a> {
             if opt.parts.len() != 1 {
                 return None;
             }
-            next[l] = self.usable[l].iter().copied().find(|&c| {
+            next[l] = self.prep.usable[l].iter().copied().find(|&c| {
                 let alt = &line.options[c as usize];
                 alt.missing == opt.missing
                     && alt.parts.len() == 1
@@ -688,7 +746,7 @@ impl<'a> Search<'a> {
             self.local_searched = true;
             self.local_search();
         }
-        let l = self.order[depth];
+        let l = self.prep.order[depth];
         let problem = self.problem;
         self.leave(l);
         // The lines after this one, bounded once at this node; each child
@@ -698,8 +756,8 @@ impl<'a> Search<'a> {
         // best bound first (ties: the option's rank, goods then suppliers),
         // each bounded again with exact ratings before going down.
         let mut children: SmallVec<[(Score, u32, bool, Units); 8]> = SmallVec::new();
-        for i in 0..self.usable[l].len() {
-            let o = self.usable[l][i];
+        for i in 0..self.prep.usable[l].len() {
+            let o = self.prep.usable[l][i];
             if self.cache.option_banned(problem, l, o as usize) {
                 continue;
             }
@@ -711,7 +769,7 @@ impl<'a> Search<'a> {
             }
         }
         children.sort_unstable();
-        let leaf = depth + 1 == self.order.len();
+        let leaf = depth + 1 == self.prep.order.len();
         for (b, o, ratable, lower) in children {
             if !self.promising(&b) {
                 break;
@@ -747,13 +805,13 @@ impl<'a> Search<'a> {
 
     /// Line `l` is being placed: it no longer counts as able to join shipments.
     fn leave(&mut self, l: usize) {
-        for &k in &self.line_sups[l] {
+        for &k in &self.prep.line_sups[l] {
             self.remaining[k as usize] -= 1;
         }
     }
 
     fn enter(&mut self, l: usize) {
-        for &k in &self.line_sups[l] {
+        for &k in &self.prep.line_sups[l] {
             self.remaining[k as usize] += 1;
         }
     }
@@ -773,7 +831,7 @@ impl<'a> Search<'a> {
                 self.open_list.push(p.sup);
             }
             self.count[k] += 1;
-            let (unit, linear) = self.part_units[l][o as usize][i];
+            let (unit, linear) = self.prep.part_units[l][o as usize][i];
             if let Some(u) = unit {
                 self.profile[k].add(&u, p.units);
                 self.placed[k] += linear;
@@ -801,7 +859,7 @@ impl<'a> Search<'a> {
                 self.open -= 1;
                 self.open_list.pop();
             }
-            let (unit, linear) = self.part_units[l][o as usize][i];
+            let (unit, linear) = self.prep.part_units[l][o as usize][i];
             if unit.is_some() {
                 self.placed[k] -= linear;
             }
@@ -815,7 +873,7 @@ impl<'a> Search<'a> {
     fn items_of(&self, k: u32, depth: usize) -> (Items, Vec<usize>) {
         let problem = self.problem;
         let mut parts = evaluate::Parts::new();
-        for &l in &self.order[..depth] {
+        for &l in &self.prep.order[..depth] {
             let opt = &problem.lines[l].options[self.choice[l] as usize];
             for p in &opt.parts {
                 if p.sup == k {
@@ -840,7 +898,7 @@ impl<'a> Search<'a> {
         }
         let cover = self.cover(depth, false);
         let shipments = self.open + cover;
-        let missing = self.missing.saturating_add(self.missing_after[depth]);
+        let missing = self.missing.saturating_add(self.prep.missing_after[depth]);
         if missing == u32::MAX {
             return None;
         }
@@ -917,7 +975,7 @@ impl<'a> Search<'a> {
         // exact, and so is the price by it.
         let fastest = self.objective == Objective::Fastest;
         let complete = fastest
-            && depth == self.order.len()
+            && depth == self.prep.order.len()
             && self
                 .open_list
                 .iter()
@@ -941,8 +999,8 @@ impl<'a> Search<'a> {
             }
         }
         let mut fixed: Units = 0;
-        for &l in &self.order[depth..] {
-            if let LineBound::Fixed(goods) = &self.line_bounds[l] {
+        for &l in &self.prep.order[depth..] {
+            if let LineBound::Fixed(goods) = &self.prep.line_bounds[l] {
                 fixed += goods;
             }
             if fastest {
@@ -987,8 +1045,9 @@ impl<'a> Search<'a> {
     fn open_freight(&mut self, k: usize) -> Units {
         let by_floor = self.floor[k].amount;
         let boxed = self.profile[k].boxed_weight_g > 0;
-        let by_line =
-            self.linear[k].map_or(0, |f| f.opening(self.by_space[k], boxed) + self.placed[k]);
+        let by_line = self.prep.linear[k].map_or(0, |f| {
+            f.opening(self.prep.by_space[k], boxed) + self.placed[k]
+        });
         self.adds[k] = by_line >= by_floor;
         by_floor.max(by_line)
     }
@@ -996,9 +1055,9 @@ impl<'a> Search<'a> {
     /// The remaining lines after `depth` that enter the facility-location
     /// bound, in search order.
     fn facility_lines(&self, depth: usize) -> SmallVec<[&UflLine; 16]> {
-        self.order[depth..]
+        self.prep.order[depth..]
             .iter()
-            .filter_map(|&l| match &self.line_bounds[l] {
+            .filter_map(|&l| match &self.prep.line_bounds[l] {
                 LineBound::Facility(u) => Some(u),
                 LineBound::Fixed(_) => None,
             })
@@ -1074,7 +1133,7 @@ impl<'a> Search<'a> {
         if self.count[ku] == 0 {
             self.new_opening(k, boxed)
         } else if boxed && self.adds[ku] && self.profile[ku].boxed_weight_g == 0 {
-            self.opening_boxed[ku] - self.opening_own[ku]
+            self.prep.opening_boxed[ku] - self.prep.opening_own[ku]
         } else {
             0
         }
@@ -1083,19 +1142,19 @@ impl<'a> Search<'a> {
     /// The earliest a remaining line can arrive, whichever option it takes.
     fn line_earliest(&self, l: usize) -> u32 {
         let line = &self.problem.lines[l];
-        self.usable[l]
+        self.prep.usable[l]
             .iter()
             .map(|&o| &line.options[o as usize])
-            .filter(|opt| opt.missing == self.min_missing[l])
+            .filter(|opt| opt.missing == self.prep.min_missing[l])
             .map(|opt| {
                 opt.parts
                     .iter()
                     .map(|p| {
                         let k = p.sup as usize;
                         if self.count[k] > 0 {
-                            self.floor[k].arrival_days.max(self.earliest[k])
+                            self.floor[k].arrival_days.max(self.prep.earliest[k])
                         } else {
-                            self.earliest[k]
+                            self.prep.earliest[k]
                         }
                     })
                     .max()
@@ -1110,14 +1169,14 @@ impl<'a> Search<'a> {
     /// with every usable supplier; else lines at their fewest missing units.
     fn cover(&mut self, depth: usize, hard: bool) -> u32 {
         let count = &self.count;
-        let sets = self.order[depth..].iter().map(|&l| {
+        let sets = self.prep.order[depth..].iter().map(|&l| {
             let sups = if hard {
-                if self.can_leave_out[l] {
+                if self.prep.can_leave_out[l] {
                     return None;
                 }
-                self.line_sups[l].as_slice()
+                self.prep.line_sups[l].as_slice()
             } else {
-                self.bound_sups[l].as_slice()
+                self.prep.bound_sups[l].as_slice()
             };
             if sups.is_empty() || sups.iter().any(|k| count[*k as usize] > 0) {
                 None
