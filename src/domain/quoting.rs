@@ -419,6 +419,15 @@ impl Rater for WorldRater<'_> {
         })
     }
 
+    fn floor_within(
+        &self,
+        supplier: SupplierId,
+        profile: &ShipmentProfile,
+        transit_max: u32,
+    ) -> Option<i64> {
+        self.with_lane(supplier, |_, f| f.amount_within(profile, transit_max))?
+    }
+
     fn linear_floor(
         &self,
         supplier: SupplierId,

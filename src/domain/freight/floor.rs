@@ -519,16 +519,29 @@ impl FreightFloor<'_> {
     /// loaded, and a rating rounds its exact sum to cents (half away from
     /// zero) once, which can only be at or above this sum so rounded.
     pub fn amount(&self, profile: &ShipmentProfile) -> i64 {
+        self.amount_within(profile, u32::MAX).unwrap_or_else(|| {
+            round_cents_units(profile.own_charge + profile.box_cost + self.handling_fee_units)
+        })
+    }
+
+    /// [`FreightFloor::amount`] over the services of at most `transit_max`
+    /// transit days only; `None` when there are none. What the shipment
+    /// costs on any of those services is at least this.
+    pub fn amount_within(&self, profile: &ShipmentProfile, transit_max: u32) -> Option<i64> {
+        let mut within = self
+            .services
+            .iter()
+            .filter(|s| s.transit_days <= transit_max)
+            .peekable();
+        within.peek()?;
         let fixed = profile.own_charge + profile.box_cost + self.handling_fee_units;
         if !profile.boxed() {
-            return round_cents_units(fixed);
+            return Some(round_cents_units(fixed));
         }
         let gross = u32::try_from(profile.boxed_weight_g + u64::from(profile.boxed_tare_g))
             .unwrap_or(u32::MAX);
         let (lb, kg) = (ceil_lb(gross), ceil_kg(gross));
-        let carriage = self
-            .services
-            .iter()
+        let carriage = within
             .map(|s| {
                 let dim = s.pricer.service.dim;
                 let by_weight = if dim.metric { kg } else { lb };
@@ -541,7 +554,7 @@ impl FreightFloor<'_> {
             })
             .min()
             .unwrap_or(0);
-        round_cents_units(carriage.saturating_add(fixed))
+        Some(round_cents_units(carriage.saturating_add(fixed)))
     }
 
     /// The lane's [`LinearFloor`], as tight as it can be for shipments like
@@ -713,6 +726,11 @@ mod tests {
                 let least = Decimal::new(floor.amount(&profile), 4);
                 for rate in &r.rates {
                     prop_assert!(least <= rate.amount, "floor {} above {} {}", least, rate.service, rate.amount);
+                    let within = floor.amount_within(&profile, rate.transit_days).map(|a| Decimal::new(a, 4));
+                    prop_assert!(
+                        within.is_some_and(|w| w <= rate.amount),
+                        "floor within {} days {:?} above {} {}", rate.transit_days, within, rate.service, rate.amount
+                    );
                     prop_assert!(additive <= rate.amount, "linear floor {} above {} {}", additive, rate.service, rate.amount);
                     prop_assert!(additive_space <= rate.amount, "linear floor by space {} above {} {}", additive_space, rate.service, rate.amount);
                 }
@@ -721,6 +739,16 @@ mod tests {
                 let mut more = profile;
                 more.add(&u, 1);
                 prop_assert!(floor.amount(&more) >= floor.amount(&profile));
+                for days in 0..8 {
+                    prop_assert!(
+                        floor.amount_within(&more, days) >= floor.amount_within(&profile, days),
+                        "floor within {} days fell when a unit was added", days
+                    );
+                    // Fewer services, never a lower floor.
+                    prop_assert!(
+                        floor.amount_within(&profile, days).is_none_or(|a| a >= floor.amount(&profile))
+                    );
+                }
                 if u.boxed_weight_g == 0 {
                     // A unit in its own packaging adds its own charge in
                     // full (the planner counts such units on top of a floor).

@@ -55,6 +55,9 @@ pub(super) struct Cache {
     /// Staircases of the rated shipments, by [`Rated::stair`].
     stairs: Vec<Stair>,
     floors: FxHashMap<(u32, ShipmentProfile), Option<UnitFloor>>,
+    /// Floors over the services arriving by a day, per (supplier, profile,
+    /// arrival days).
+    floors_by: FxHashMap<(u32, ShipmentProfile, u32), Option<Units>>,
     /// `profiles[line * suppliers + sup]`: one unit's profile, once asked.
     profiles: Vec<Option<Option<ShipmentProfile>>>,
     /// Per supplier: its linear floor, once asked.
@@ -131,6 +134,7 @@ impl Cache {
             rated: FxHashMap::default(),
             stairs: Vec::new(),
             floors: FxHashMap::default(),
+            floors_by: FxHashMap::default(),
             banned: vec![false; problem.lines.len() * problem.suppliers.len()],
             profiles: vec![None; problem.lines.len() * problem.suppliers.len()],
             linear: vec![None; problem.suppliers.len()],
@@ -208,6 +212,29 @@ impl Cache {
             arrival_days: problem.processing_days[k as usize] + f.transit_days,
         });
         self.floors.insert((k, *profile), f);
+        f
+    }
+
+    /// The floor of any shipment from `k` whose profile is at least
+    /// `profile` on the services arriving within `days` (processing and
+    /// transit); `None` when none does.
+    pub fn floor_by(
+        &mut self,
+        problem: &Problem,
+        rater: &dyn Rater,
+        k: u32,
+        profile: &ShipmentProfile,
+        days: u32,
+    ) -> Option<Units> {
+        if let Some(hit) = self.floors_by.get(&(k, *profile, days)) {
+            return *hit;
+        }
+        let f = days
+            .checked_sub(problem.processing_days[k as usize])
+            .and_then(|transit| {
+                rater.floor_within(problem.suppliers[k as usize], profile, transit)
+            });
+        self.floors_by.insert((k, *profile, days), f);
         f
     }
 

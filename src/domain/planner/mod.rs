@@ -233,6 +233,21 @@ pub trait Rater {
     /// A lower bound on every shipment from `supplier` whose profile is at
     /// least `profile`; see the trait's contract.
     fn floor(&self, supplier: SupplierId, profile: &ShipmentProfile) -> Option<Floor>;
+    /// [`Rater::floor`]'s amount over the services of at most `transit_max`
+    /// transit days only, under the same contract; `None` when none of them
+    /// can carry such a shipment. FASTEST prices every shipment by the plan's
+    /// arrival, so its bounds use this. The default, the floor over every
+    /// service, is a looser bound of the same.
+    fn floor_within(
+        &self,
+        supplier: SupplierId,
+        profile: &ShipmentProfile,
+        transit_max: u32,
+    ) -> Option<i64> {
+        self.floor(supplier, profile)
+            .filter(|f| f.transit_days <= transit_max)
+            .map(|f| f.amount)
+    }
     /// A lower bound on every shipment from `supplier` that adds up over its
     /// units (at most what `rate` gives on any service for it), made as
     /// tight as it can be for shipments like `reference`.

@@ -980,6 +980,13 @@ impl<'a> Search<'a> {
                 .open_list
                 .iter()
                 .all(|&k| self.exact[k as usize].is_some());
+        // A completion better than the best plan without leaving out more
+        // arrives no later than it.
+        let best_by = self
+            .best
+            .as_ref()
+            .filter(|(b, _)| fastest && b.missing == missing)
+            .map(|(b, _)| b.primary);
         let mut closed: SmallVec<[(Units, u32); 8]> = SmallVec::new();
         for i in 0..self.open_list.len() {
             let k = self.open_list[i] as usize;
@@ -993,7 +1000,21 @@ impl<'a> Search<'a> {
                     latest = latest.max(days);
                 }
                 None => {
-                    freight += self.open_freight(k);
+                    let mut open = self.open_freight(k);
+                    // Under FASTEST such a completion ships this on a service
+                    // arriving by the best plan's day, so the floor over those
+                    // services bounds it; but only where no remaining line's
+                    // linear freight is counted on top of this (`adds`).
+                    if let Some(by) = best_by.filter(|_| self.remaining[k] == 0 || !self.adds[k]) {
+                        let profile = self.profile[k];
+                        if let Some(f) =
+                            self.cache
+                                .floor_by(self.problem, self.rater, k as u32, &profile, by)
+                        {
+                            open = open.max(f);
+                        }
+                    }
+                    freight += open;
                     latest = latest.max(self.floor[k].arrival_days);
                 }
             }

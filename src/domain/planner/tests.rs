@@ -703,6 +703,15 @@ impl Rater for TableRater {
             transit_days: f.transit_days(),
         })
     }
+    fn floor_within(
+        &self,
+        supplier: SupplierId,
+        profile: &ShipmentProfile,
+        transit_max: u32,
+    ) -> Option<i64> {
+        self.lane_floor(supplier)?
+            .amount_within(profile, transit_max)
+    }
     fn linear_floor(
         &self,
         supplier: SupplierId,
@@ -900,5 +909,14 @@ proptest! {
     ) {
         let c = case(seed, n, split, partial, objective);
         agrees(&c, &TableRater::new(seed))?;
+    }
+
+    #[test]
+    fn every_objective_in_turn_matches_brute_force_on_the_sample_carrier_tables(
+        seed in any::<u64>(), n in 1usize..=6, split in any::<bool>(),
+        partial in any::<bool>(), first in 0usize..3,
+    ) {
+        let c = case(seed, n, split, partial, 0);
+        agrees_in_turn(&c, &TableRater::new(seed), first)?;
     }
 }
