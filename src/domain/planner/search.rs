@@ -80,7 +80,7 @@ enum LineBound {
 /// so a planner keeps one of each kind for its later searches. What later
 /// searches learn (pairings that cannot ship) only bans options, which the
 /// search skips; bound data that still counts them stays a lower bound.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct Prepared {
     /// Plannable lines in search order.
     order: Vec<usize>,
@@ -980,8 +980,6 @@ impl<'a> Search<'a> {
                 .open_list
                 .iter()
                 .all(|&k| self.exact[k as usize].is_some());
-        // A completion better than the best plan without leaving out more
-        // arrives no later than it.
         let best_by = self
             .best
             .as_ref()
@@ -1001,10 +999,10 @@ impl<'a> Search<'a> {
                 }
                 None => {
                     let mut open = self.open_freight(k);
-                    // Under FASTEST such a completion ships this on a service
-                    // arriving by the best plan's day, so the floor over those
-                    // services bounds it; but only where no remaining line's
-                    // linear freight is counted on top of this (`adds`).
+                    // A better completion ships this on a service arriving
+                    // by the best plan's day (above), so under FASTEST the
+                    // floor over those services bounds it; but only where no
+                    // remaining line's linear freight is counted on top (`adds`).
                     if let Some(by) = best_by.filter(|_| self.remaining[k] == 0 || !self.adds[k]) {
                         let profile = self.profile[k];
                         if let Some(f) =
@@ -1029,14 +1027,7 @@ impl<'a> Search<'a> {
             }
         }
         if fastest {
-            let by = if complete {
-                Some(latest)
-            } else {
-                self.best
-                    .as_ref()
-                    .filter(|(b, _)| b.missing == missing)
-                    .map(|(b, _)| b.primary)
-            };
+            let by = if complete { Some(latest) } else { best_by };
             for (amount, stair) in closed {
                 // Nothing by then: the shipment arrives later than the best
                 // plan, and the node is cut on arrival anyway.
