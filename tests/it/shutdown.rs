@@ -15,6 +15,7 @@ use tonic_health::pb::HealthCheckRequest;
 use crate::helpers::{connect, line, us, write_small_world, ServerProcess};
 
 const DRAIN_DELAY_MS: u64 = 800;
+const GRACE_MS: u64 = 2_500;
 
 /// When each call of the load ended, and how.
 type Outcomes = Arc<Mutex<Vec<(Instant, Result<(), Failure>)>>>;
@@ -25,8 +26,8 @@ struct Failure {
     code: tonic::Code,
     message: String,
     /// The server's GOAWAY (reason NO_ERROR) refused the call before it was
-    /// sent. tonic reports that as INTERNAL, after the reason, though the
-    /// server never saw the call.
+    /// sent. tonic maps that reason to INTERNAL, though the server never saw
+    /// the call.
     refused_by_go_away: bool,
 }
 
@@ -49,7 +50,6 @@ impl Failure {
         }
     }
 }
-const GRACE_MS: u64 = 2_500;
 
 /// A feed push that sends one row every `gap` for `rows` rows.
 fn slow_feed(rows: usize, gap: Duration) -> ReceiverStream<pb::FeedChunk> {

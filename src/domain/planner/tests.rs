@@ -790,25 +790,42 @@ fn cost_to(c: CostUnits) -> Decimal {
     crate::domain::money::cost_to_decimal(c)
 }
 
-fn agrees(c: &Case, rater: &dyn Rater) -> Result<(), TestCaseError> {
-    prop_assume!(oracle::combinations(&c.lines, &c.options) <= 40_000);
-    let expected = oracle::best(&c.lines, &c.options, rater);
-    let got = plan(&c.lines, &c.options, rater, far());
-    match (expected, got) {
+/// Checks `got`, the planner's answer to `c`, against the brute-force
+/// optimum: both find no plan, or the plan is feasible, proven and scores
+/// the same. `what` names the comparison in failures.
+fn matches_oracle(
+    c: &Case,
+    got: Result<PlanOutcome, PlanError>,
+    rater: &dyn Rater,
+    what: &str,
+) -> Result<(), TestCaseError> {
+    match (oracle::best(&c.lines, &c.options, rater), got) {
         (None, Err(_)) => {}
         (Some(e), Ok(p)) => {
             check_feasible(c, &p, rater)?;
-            prop_assert_eq!(measures(&p), e, "planner and brute force disagree");
-            prop_assert!(p.proven_optimal);
+            prop_assert_eq!(
+                measures(&p),
+                e,
+                "{}: planner and brute force disagree",
+                what
+            );
+            prop_assert!(p.proven_optimal, "{}: not proven optimal", what);
         }
         (e, g) => prop_assert!(
             false,
-            "brute force {:?}, planner {:?}",
+            "{}: brute force {:?}, planner {:?}",
+            what,
             e,
             g.map(|p| measures(&p))
         ),
     }
     Ok(())
+}
+
+fn agrees(c: &Case, rater: &dyn Rater) -> Result<(), TestCaseError> {
+    prop_assume!(oracle::combinations(&c.lines, &c.options) <= 40_000);
+    let got = plan(&c.lines, &c.options, rater, far());
+    matches_oracle(c, got, rater, "alone")
 }
 
 /// One planner asked for every objective in turn, starting at `first`, as
@@ -820,41 +837,19 @@ fn agrees_in_turn(c: &Case, rater: &dyn Rater, first: usize) -> Result<(), TestC
     let mut planner = Planner::new(&c.lines, &c.options, rater);
     for i in 0..Objective::ALL.len() {
         let objective = Objective::ALL[(first + i) % Objective::ALL.len()];
-        let options = PlanOptions {
-            objective,
-            ..c.options.clone()
-        };
-        let expected = oracle::best(&c.lines, &options, rater);
         let got = match planner.as_mut() {
             Ok(p) => p.plan(objective, far()),
             Err(e) => Err(e.clone()),
         };
-        match (expected, got) {
-            (None, Err(_)) => {}
-            (Some(e), Ok(p)) => {
-                let c = Case {
-                    lines: c.lines.clone(),
-                    options: options.clone(),
-                };
-                check_feasible(&c, &p, rater)?;
-                prop_assert_eq!(
-                    measures(&p),
-                    e,
-                    "{:?} after {} other objectives",
-                    objective,
-                    i
-                );
-                prop_assert!(p.proven_optimal);
-            }
-            (e, g) => prop_assert!(
-                false,
-                "{:?} after {} other objectives: brute force {:?}, planner {:?}",
+        let this = Case {
+            lines: c.lines.clone(),
+            options: PlanOptions {
                 objective,
-                i,
-                e,
-                g.map(|p| measures(&p))
-            ),
-        }
+                ..c.options.clone()
+            },
+        };
+        let what = format!("{objective:?} after {i} other objectives");
+        matches_oracle(&this, got, rater, &what)?;
     }
     Ok(())
 }
