@@ -12,7 +12,9 @@ use rustc_hash::FxHashMap;
 
 use super::address::Address;
 use super::catalog::ProductId;
-use super::freight::{FreightFloor, Lane, LaneKey, LinearFloor, RatedShipment, ShipmentProfile};
+use super::freight::{
+    FreightFloor, Lane, LaneKey, LinearFloor, Place, RatedShipment, ShipmentProfile,
+};
 use super::index::IndexView;
 use super::money::CostUnits;
 use super::planner::{
@@ -21,7 +23,7 @@ use super::planner::{
 };
 use super::realtime::Overlay;
 use super::suppliers::SupplierId;
-use super::world::World;
+use super::world::{endpoint, World};
 
 pub use super::realtime::{Freshness, StockSource};
 
@@ -271,6 +273,7 @@ impl World {
         WorldRater {
             world: self,
             ship_to,
+            destination: self.freight.place(endpoint(ship_to)).ok(),
             lanes: RefCell::new(FxHashMap::default()),
             by_key: RefCell::new(FxHashMap::default()),
             boxed_units: RefCell::new(FxHashMap::default()),
@@ -356,6 +359,9 @@ type SupplierLane<'a> = (Rc<Lane<'a>>, FreightFloor<'a>);
 pub struct WorldRater<'a> {
     world: &'a World,
     ship_to: &'a Address,
+    /// Where `ship_to` lies for lanes (`None`: no lane reaches it), found
+    /// once for every supplier's lane.
+    destination: Option<Place>,
     /// Each supplier's lane and its floor, found on first use (`None`: the
     /// lane has no service), so that a basket's many ratings and floors per
     /// supplier look up zones and services once.
@@ -448,7 +454,9 @@ impl<'a> WorldRater<'a> {
         let mut lanes = self.lanes.borrow_mut();
         let entry = lanes.entry(supplier).or_insert_with(|| {
             let origin = &self.world.suppliers.get(supplier)?.origin;
-            let key = self.world.lane_key(origin, self.ship_to).ok()?;
+            let freight = &self.world.freight;
+            let origin = freight.place(endpoint(origin)).ok()?;
+            let key = freight.lane_key_between(origin, self.destination?);
             let lane = Rc::clone(
                 self.by_key
                     .borrow_mut()

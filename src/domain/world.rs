@@ -274,7 +274,8 @@ impl World {
     }
 }
 
-fn endpoint(a: &Address) -> Endpoint<'_> {
+/// A shipping address as freight sees one end of a lane.
+pub(crate) fn endpoint(a: &Address) -> Endpoint<'_> {
     Endpoint {
         country_code: &a.country_code,
         postal_code: &a.postal_code,

@@ -381,6 +381,12 @@ impl LinearFloor {
 
 /// `rate * amount / per`, rounded down, without overflow.
 fn mul_div(rate: i64, amount: u64, per: u64) -> i64 {
+    // Almost always within 64 bits, where division is far cheaper.
+    if let (Ok(amount), Ok(per)) = (i64::try_from(amount), i64::try_from(per)) {
+        if let Some(x) = rate.checked_mul(amount) {
+            return x / per;
+        }
+    }
     let x = i128::from(rate) * i128::from(amount) / i128::from(per);
     i64::try_from(x).unwrap_or(i64::MAX / 4)
 }
@@ -412,6 +418,8 @@ pub struct FreightFloor<'a> {
     pub(super) handling_fee: Decimal,
     /// `handling_fee` in ten-thousandths, rounded down.
     pub(super) handling_fee_units: i64,
+    /// The cheapest box's cost in ten-thousandths, rounded down.
+    pub(super) least_box_units: i64,
 }
 
 impl std::fmt::Debug for FreightFloor<'_> {
@@ -567,14 +575,9 @@ impl FreightFloor<'_> {
     /// handling fee. Rounding to cents may lower an amount by half a cent,
     /// so a cent is kept back.
     pub fn linear(&self, reference: &ShipmentProfile) -> LinearFloor {
-        let least_box = self
-            .boxes
-            .iter()
-            .map(|b| b.cost)
-            .min()
-            .unwrap_or(Decimal::ZERO);
-        // Integers from here: every term was rounded down when the tables
-        // (tangents) or the lane (surcharges) were loaded.
+        // Integers throughout: every term was rounded down when the tables
+        // (tangents and the cheapest box) or the lane (surcharges) were
+        // loaded, and a sum of amounts rounded down is at most its own.
         let mut weight: Option<(i64, i64)> = None;
         let mut space: Option<(i64, i64)> = None;
         let least = |acc: &mut Option<(i64, i64)>, o: i64, per: i64| {
@@ -586,8 +589,8 @@ impl FreightFloor<'_> {
             let (a, per) = s.row.tangent_by_space(reference.boxed_space_mm3);
             least(&mut space, a + s.per_parcel_fuel, per);
         }
-        let cent = Decimal::new(1, 2);
-        let fixed = to_units(least_box + self.handling_fee - cent);
+        const CENT: i64 = 100;
+        let fixed = self.least_box_units + self.handling_fee_units - CENT;
         let line = |acc: Option<(i64, i64)>| {
             let (o, per) = acc.unwrap_or((0, 0));
             FloorLine {
@@ -598,7 +601,7 @@ impl FreightFloor<'_> {
         LinearFloor {
             by_weight: line(weight),
             by_space: line(space),
-            opening_own: to_units((self.handling_fee - cent).max(Decimal::ZERO)),
+            opening_own: (self.handling_fee_units - CENT).max(0),
         }
     }
 

@@ -210,6 +210,42 @@ fn round_cents(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
 }
 
+/// A rating's amount in whole cents, rounded half away from zero as
+/// [`round_cents`] rounds: what rates are sorted by, and shown with two
+/// decimals ("12.30") whichever way they were added up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Cents(i128);
+
+impl Cents {
+    /// `e8` hundred-millionths, rounded to cents.
+    fn from_e8(e8: rating::E8) -> Option<Self> {
+        const HALF: i64 = 500_000;
+        // Half away from zero: add half a cent away from zero, then truncate.
+        // In 64 bits where the amount fits, as amounts do (far cheaper).
+        let small = i64::try_from(e8)
+            .ok()
+            .filter(|v| v.unsigned_abs() < 1 << 62);
+        let cents = match small {
+            Some(v) => i128::from((v + v.signum() * HALF) / 1_000_000),
+            None => e8.checked_add(e8.signum() * i128::from(HALF))? / 1_000_000,
+        };
+        Some(Self(cents))
+    }
+
+    /// `d` rounded to cents.
+    fn from_decimal(d: Decimal) -> Option<Self> {
+        let mut rounded = round_cents(d);
+        rounded.rescale(2);
+        // Rescaling keeps the value unless it cannot hold two decimals.
+        (rounded.scale() == 2).then(|| Self(rounded.mantissa()))
+    }
+
+    /// The amount, with two decimals; `None` past what `Decimal` holds.
+    fn to_decimal(self) -> Option<Decimal> {
+        Decimal::try_from_i128_with_scale(self.0, 2).ok()
+    }
+}
+
 /// The services between one origin and one destination, found once
 /// ([`Freight::lane_between`]) and then used for any number of shipments on
 /// that lane: a planner rates many shipments per supplier of a basket.
@@ -233,6 +269,14 @@ pub struct LaneKey {
     origin: usize,
     destination: usize,
     domestic_zone: Option<u16>,
+}
+
+/// One end of a lane, checked: its country and, in the domestic country,
+/// its ZIP prefix (see [`Freight::place`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    country: usize,
+    zip_prefix: Option<u16>,
 }
 
 impl<'a> Lane<'a> {
@@ -585,28 +629,36 @@ impl Freight {
         origin: Endpoint<'_>,
         destination: Endpoint<'_>,
     ) -> Result<LaneKey, FreightError> {
-        let m = &self.model;
-        let o = self.country_index(origin.country_code, origin.postal_code)?;
-        let d = self.country_index(destination.country_code, destination.postal_code)?;
-        let (origin_key, dest_key) = (m.countries[o].key, m.countries[d].key);
-        let domestic = origin_key == dest_key && origin_key == m.settings.domestic_country;
-        let domestic_zone = if domestic {
-            // Both codes passed the domestic checks, which require 3 leading digits.
-            match (
-                zones::zip_prefix(origin.postal_code),
-                zones::zip_prefix(destination.postal_code),
-            ) {
-                (Some(o), Some(d)) => Some(m.domestic.zone(o, d)),
-                _ => None,
-            }
-        } else {
-            None
-        };
-        Ok(LaneKey {
-            origin: o,
-            destination: d,
-            domestic_zone,
+        Ok(self.lane_key_between(self.place(origin)?, self.place(destination)?))
+    }
+
+    /// Where `at` lies as lanes see it; fails like [`Freight::lane_key`].
+    /// A quote finds its destination once for the lanes of all its suppliers.
+    pub fn place(&self, at: Endpoint<'_>) -> Result<Place, FreightError> {
+        let country = self.country_index(at.country_code, at.postal_code)?;
+        let domestic = self.model.countries[country].key == self.model.settings.domestic_country;
+        Ok(Place {
+            country,
+            // The domestic checks passed, which require 3 leading digits.
+            zip_prefix: if domestic {
+                zones::zip_prefix(at.postal_code)
+            } else {
+                None
+            },
         })
+    }
+
+    /// The key of the lane from `origin` to `destination`.
+    pub fn lane_key_between(&self, origin: Place, destination: Place) -> LaneKey {
+        let domestic_zone = match (origin.zip_prefix, destination.zip_prefix) {
+            (Some(o), Some(d)) => Some(self.model.domestic.zone(o, d)),
+            _ => None,
+        };
+        LaneKey {
+            origin: origin.country,
+            destination: destination.country,
+            domestic_zone,
+        }
     }
 
     /// The services between `origin` and `destination`, with the reference
@@ -737,6 +789,7 @@ impl Freight {
             fill_pct: self.model.settings.fill_factor_pct,
             handling_fee,
             handling_fee_units: floor::to_units(handling_fee),
+            least_box_units: self.model.least_box_units,
         }
     }
 
@@ -852,6 +905,86 @@ impl Freight {
         self.rate_on(&lane, req.lines, req.handling_fee, how)
     }
 
+    /// Every service of `lane` that carries all the `parcels`, priced at
+    /// `fixed` (boxes and handling fee) plus its charges and rounded to
+    /// cents, cheapest first (see [`RatedShipment::rates`]). Adds in
+    /// hundred-millionths from `fixed_e8` (`fixed` there) when given, which
+    /// requires every service's amounts to be whole there; in `Decimal`
+    /// otherwise. Both give the same amounts, shown with two decimals.
+    fn price_services(
+        lane: &Lane<'_>,
+        parcels: &[ParcelFacts],
+        fixed: Decimal,
+        fixed_e8: Option<rating::E8>,
+    ) -> Result<Vec<ServiceRate>, FreightError> {
+        let too_large = || FreightError::InvalidRequest {
+            reason: "handling_fee is too large".into(),
+        };
+        let mut priced: Vec<(Cents, ServiceRate)> = Vec::with_capacity(lane.services.len());
+        let mut worst: Option<Refusal> = None;
+        for l in &lane.services {
+            // `Err(None)`: past what the sum can hold.
+            let total = match fixed_e8 {
+                Some(fixed) => parcels
+                    .iter()
+                    .try_fold(fixed, |total, f| {
+                        // Never `None`: the caller checked every service.
+                        match l.pricer.charge_e8(f).unwrap_or(Err(Refusal::ServiceWeight)) {
+                            Ok(c) => total.checked_add(c).ok_or(None),
+                            Err(r) => Err(Some(r)),
+                        }
+                    })
+                    .map(Cents::from_e8),
+                None => parcels
+                    .iter()
+                    .try_fold(fixed, |total, f| match l.pricer.charge(f) {
+                        Ok(c) => total.checked_add(c).ok_or(None),
+                        Err(r) => Err(Some(r)),
+                    })
+                    .map(Cents::from_decimal),
+            };
+            let cents = match total {
+                Ok(Some(cents)) => cents,
+                Ok(None) | Err(None) => return Err(too_large()),
+                Err(Some(r)) => {
+                    // Carrier limits are the more useful reason to report.
+                    if worst != Some(Refusal::CarrierLimit) {
+                        worst = Some(r);
+                    }
+                    continue;
+                }
+            };
+            let amount = cents.to_decimal().ok_or_else(too_large)?;
+            priced.push((
+                cents,
+                ServiceRate {
+                    carrier: l.pricer.carrier.name.clone(),
+                    service: l.pricer.service.name.clone(),
+                    amount,
+                    transit_days: l.transit_days,
+                },
+            ));
+        }
+        if priced.is_empty() {
+            let reason = match worst {
+                Some(Refusal::CarrierLimit) => {
+                    "a parcel is over every carrier's weight or size limit (actual weight, length, length+girth)".into()
+                }
+                _ => "a parcel is heavier than every service's rate table".into(),
+            };
+            return Err(FreightError::NoService { reason });
+        }
+        priced.sort_by(|(a_cents, a), (b_cents, b)| {
+            (a_cents, a.transit_days, &a.carrier, &a.service).cmp(&(
+                b_cents,
+                b.transit_days,
+                &b.carrier,
+                &b.service,
+            ))
+        });
+        Ok(priced.into_iter().map(|(_, r)| r).collect())
+    }
+
     /// [`Freight::rate_with`] on a lane already found.
     pub fn rate_on(
         &self,
@@ -881,52 +1014,23 @@ impl Freight {
             }));
         }
         let fixed = boxes_cost.checked_add(handling_fee).ok_or_else(too_large)?;
-
-        let mut rates = Vec::with_capacity(lane.services.len());
-        let mut worst: Option<Refusal> = None;
-        for l in &lane.services {
-            let mut total = fixed;
-            let mut refused = None;
-            for f in &facts {
-                match l.pricer.charge(f) {
-                    Ok(c) => total = total.checked_add(c).ok_or_else(too_large)?,
-                    Err(r) => {
-                        refused = Some(r);
-                        break;
-                    }
-                }
-            }
-            if let Some(r) = refused {
-                // Carrier limits are the more useful reason to report.
-                if worst != Some(Refusal::CarrierLimit) {
-                    worst = Some(r);
-                }
-                continue;
-            }
-            rates.push(ServiceRate {
-                carrier: l.pricer.carrier.name.clone(),
-                service: l.pricer.service.name.clone(),
-                amount: round_cents(total),
-                transit_days: l.transit_days,
-            });
-        }
-        if rates.is_empty() {
-            let reason = match worst {
-                Some(Refusal::CarrierLimit) => {
-                    "a parcel is over every carrier's weight or size limit (actual weight, length, length+girth)".into()
-                }
-                _ => "a parcel is heavier than every service's rate table".into(),
-            };
-            return Err(FreightError::NoService { reason });
-        }
-        rates.sort_by(|a, b| {
-            (a.amount, a.transit_days, &a.carrier, &a.service).cmp(&(
-                b.amount,
-                b.transit_days,
-                &b.carrier,
-                &b.service,
-            ))
-        });
+        // Whole hundred-millionths when the lane's amounts, the boxes and the
+        // fee are whole there: the same sums and rounding as `Decimal`,
+        // without its arithmetic.
+        let fixed_e8 = lane
+            .services
+            .iter()
+            .all(|l| l.pricer.e8.is_some())
+            .then(|| {
+                let boxes = open
+                    .iter()
+                    .filter_map(|p| p.box_idx)
+                    .map(|b| m.box_costs_e8.as_ref()?.get(b).copied())
+                    .sum::<Option<rating::E8>>()?;
+                rating::to_e8(handling_fee)?.checked_add(boxes)
+            })
+            .flatten();
+        let rates = Self::price_services(lane, &facts, fixed, fixed_e8)?;
         Ok(RatedShipment {
             parcels,
             rates,

@@ -530,6 +530,9 @@ pub struct Model {
     /// The same in hundred-millionths, when every one is whole there (see
     /// [`Fuelled::e8`]).
     pub box_costs_e8: Option<Vec<E8>>,
+    /// The cheapest box's cost in ten-thousandths, rounded down (0 with no
+    /// boxes): what a freight floor counts for boxes.
+    pub least_box_units: i64,
     /// Domestic zone charts.
     pub domestic: DomesticZones,
     /// Carriers in file-name order.
@@ -706,12 +709,15 @@ pub fn compile(files: &[(String, Vec<u8>)]) -> Result<Model, FreightError> {
     }
     let box_costs: Vec<Decimal> = boxes.iter().map(|b| b.cost).collect();
     let box_costs_e8 = box_costs.iter().map(|&c| to_e8(c)).collect();
+    let least_box_units =
+        super::floor::to_units(box_costs.iter().copied().min().unwrap_or_default());
     Ok(Model {
         settings,
         countries,
         boxes,
         box_costs,
         box_costs_e8,
+        least_box_units,
         domestic,
         carriers,
         services,

@@ -1309,6 +1309,51 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+    /// Rates added up in hundred-millionths are the rates `Decimal` gives:
+    /// the same services, order and amounts, down to the text of each
+    /// amount (two decimals), with handling fees that round at half a cent.
+    #[test]
+    fn integer_rates_are_decimal_rates(
+        lines in prop::collection::vec(line_strategy(), 1..5),
+        fee_e4 in prop_oneof![Just(0i64), 0i64..100_000, (0i64..2_000).prop_map(|c| c * 100 + 50)],
+        to in 0usize..5,
+    ) {
+        let f = Freight::sample();
+        let destination = [
+            us("94105", false),
+            us("04630", false),
+            us("04631", true),
+            Endpoint { country_code: "GB", postal_code: "SW1A 1AA", residential: false },
+            Endpoint { country_code: "JP", postal_code: "100-0001", residential: true },
+        ][to];
+        let mut r = req(us("10001", false), destination, &lines);
+        r.handling_fee = Decimal::new(fee_e4, 4);
+        let lane = f.lane_between(r.origin, r.destination).unwrap();
+        let Ok(rated) = f.rate_on(&lane, r.lines, r.handling_fee, Packing::Optimised) else {
+            return Ok(());
+        };
+        let parcels: Vec<ParcelFacts> = rated
+            .parcels
+            .iter()
+            .map(|p| ParcelFacts::new(p.weight_g, [p.length_mm, p.width_mm, p.height_mm]))
+            .collect();
+        let fixed = rated.boxes_cost + rated.handling_fee;
+        let by_decimal = Freight::price_services(&lane, &parcels, fixed, None).unwrap();
+        let shown = |rates: &[ServiceRate]| {
+            rates
+                .iter()
+                .map(|r| (r.service.to_string(), r.amount.to_string(), r.transit_days))
+                .collect::<Vec<_>>()
+        };
+        prop_assert_eq!(shown(&rated.rates), shown(&by_decimal));
+        for rate in &rated.rates {
+            prop_assert_eq!(rate.amount.scale(), 2);
+        }
+    }
+}
+
 #[test]
 fn amounts_finer_than_hundred_millionths_pack_in_decimal() {
     // A hundred-millionth of a percent more fuel everywhere makes every
