@@ -19,7 +19,10 @@
 //! `PLANNER_DETAIL=1` adds a row per basket, `PLANNER_BASKETS=0,7` plans
 //! only those baskets of each cell; `PLANNER_REPEATS=5` plans each basket
 //! five times from scratch and counts its least time, which a shared
-//! machine disturbs least).
+//! machine disturbs least; `PLANNER_BUDGET_US=1000` also plans each basket
+//! of up to 20 lines afresh under that budget, as a caller's deadline would,
+//! and adds a row of its times, the share proven and its cost gap to the
+//! plan found without one).
 
 mod common;
 use common::Rng;
@@ -215,6 +218,10 @@ fn figures(world: &World, stocked: &[(ProductId, usize)]) {
         .and_then(|r| r.parse().ok())
         .unwrap_or(1)
         .max(1);
+    let under: Option<Duration> = std::env::var("PLANNER_BUDGET_US")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .map(Duration::from_micros);
     let picked: Option<Vec<usize>> = std::env::var("PLANNER_BASKETS")
         .ok()
         .map(|v| v.split(',').filter_map(|i| i.parse().ok()).collect());
@@ -231,6 +238,9 @@ fn figures(world: &World, stocked: &[(ProductId, usize)]) {
             let mut hist = Histogram::<u64>::new(3).expect("histogram");
             let (mut planned, mut proven, mut ratings, mut nodes) = (0usize, 0usize, 0u64, 0u64);
             let (mut planned_total, mut greedy_sum) = (Decimal::ZERO, Decimal::ZERO);
+            // Under `PLANNER_BUDGET_US`: times, proofs and gaps (percent).
+            let mut budgeted = Histogram::<u64>::new(3).expect("histogram");
+            let (mut budget_proven, mut gaps) = (0usize, Vec::<Decimal>::new());
             for i in 0..BASKETS {
                 let b = basket(world, stocked, &mut rng, n, k);
                 if picked.as_ref().is_some_and(|p| !p.contains(&i)) {
@@ -275,6 +285,18 @@ fn figures(world: &World, stocked: &[(ProductId, usize)]) {
                         }
                     );
                 }
+                if let Some(limit) = under.filter(|_| n < 50) {
+                    let rater = world.rater(&b.ship_to);
+                    let started = Instant::now();
+                    // As a quote does: the deadline counts the set-up too.
+                    let q = Planner::new(&b.lines, &options(Objective::Cheapest), &rater)
+                        .and_then(|mut q| q.plan(Objective::Cheapest, started + limit))
+                        .expect("the same basket plans again");
+                    budgeted.record(started.elapsed().as_micros() as u64).ok();
+                    budget_proven += usize::from(q.proven_optimal);
+                    let best = p.goods + p.freight;
+                    gaps.push((q.goods + q.freight - best) / best * Decimal::ONE_HUNDRED);
+                }
                 planned += 1;
                 ratings += planner.stats().ratings;
                 nodes += planner.stats().nodes;
@@ -298,6 +320,16 @@ fn figures(world: &World, stocked: &[(ProductId, usize)]) {
                 ratings as f64 / planned as f64,
                 nodes as f64 / planned as f64
             );
+            if !gaps.is_empty() {
+                gaps.sort_unstable();
+                let at = |q: usize| gaps[(gaps.len() * q / 100).min(gaps.len() - 1)].round_dp(3);
+                println!(
+                    "{:>5} {:>6} {:>9} {:>9} {:>9} {:>6}%  gap to the plan without a budget: p50 {}%, p99 {}%, max {}% (budget {} us)",
+                    "", "", budgeted.value_at_quantile(0.5), budgeted.value_at_quantile(0.99), budgeted.max(),
+                    budget_proven * 100 / gaps.len(), at(50), at(99), gaps[gaps.len() - 1].round_dp(3),
+                    under.map_or(0, |u| u.as_micros()),
+                );
+            }
         }
     }
 }

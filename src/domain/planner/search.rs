@@ -192,6 +192,8 @@ struct Search<'a> {
     /// held after `LOCAL_SEARCH_AT_NODES`).
     local_searched: bool,
     stopped: bool,
+    /// Ratings made when the clock was last read (see [`Search::clock_due`]).
+    ratings_at_clock: u64,
     scratch: Scratch,
 }
 
@@ -293,6 +295,7 @@ impl<'a> Search<'a> {
             nodes: 0,
             local_searched: false,
             stopped: false,
+            ratings_at_clock: 0,
             scratch: Scratch::default(),
         };
         if fresh {
@@ -716,10 +719,22 @@ impl<'a> Search<'a> {
     /// longer than its budget); the clock is read every 8 plans. A best plan
     /// is held by then, so stopping returns it.
     fn past_deadline(&mut self, evals: usize) -> bool {
-        if evals.is_multiple_of(8) && Instant::now() >= self.deadline {
+        let due = self.clock_due();
+        if (due || evals.is_multiple_of(8)) && Instant::now() >= self.deadline {
             self.stopped = true;
         }
         self.stopped
+    }
+
+    /// Whether the clock is due for a look beyond the regular count: after
+    /// any exact rating since the last look. A rating costs a thousand times
+    /// a look, and nodes that rate (big baskets have many) would otherwise
+    /// carry the search well past its deadline between two looks.
+    fn clock_due(&mut self) -> bool {
+        let ratings = self.cache.stats.ratings;
+        let due = ratings != self.ratings_at_clock;
+        self.ratings_at_clock = ratings;
+        due
     }
 
     fn out_of_time(&mut self) -> bool {
@@ -728,7 +743,8 @@ impl<'a> Search<'a> {
         }
         self.nodes += 1;
         self.cache.stats.nodes += 1;
-        if self.nodes.is_multiple_of(CLOCK_EVERY_NODES) {
+        let due = self.clock_due();
+        if due || self.nodes.is_multiple_of(CLOCK_EVERY_NODES) {
             let late = match self.best {
                 Some(_) => Instant::now() >= self.deadline,
                 None => self.nodes >= NODES_WITHOUT_PLAN_MAX,
@@ -745,6 +761,9 @@ impl<'a> Search<'a> {
         if !self.local_searched && self.nodes >= LOCAL_SEARCH_AT_NODES && self.best.is_some() {
             self.local_searched = true;
             self.local_search();
+            if self.stopped {
+                return;
+            }
         }
         let l = self.prep.order[depth];
         let problem = self.problem;
@@ -791,11 +810,21 @@ impl<'a> Search<'a> {
                 }
             }
             self.undo(l, o, saved);
-            if self.stopped {
+            if self.late_after_rating() {
                 break;
             }
         }
         self.enter(l);
+    }
+
+    /// Whether the search must stop: already stopped, or a plan is held, a
+    /// rating was made since the clock was last read and the deadline has
+    /// passed (children that are leaves rate without entering a node).
+    fn late_after_rating(&mut self) -> bool {
+        if !self.stopped && self.best.is_some() && self.clock_due() {
+            self.stopped = Instant::now() >= self.deadline;
+        }
+        self.stopped
     }
 
     /// Whether a node with bound `b` may hold a better plan than the best.

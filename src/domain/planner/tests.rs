@@ -370,13 +370,10 @@ impl Rater for Blind {
     }
 }
 
-#[test]
-fn a_spent_deadline_still_gives_a_feasible_plan() {
-    // 40 lines, each at 6 of 10 suppliers, and no floor to prune with.
-    let rater = Blind(FlatRater {
-        fee: vec![Decimal::from(7); 10],
-    });
-    let lines: Vec<LineInput> = (0..40u32)
+/// 40 lines, each at 6 of 10 suppliers: with no floor to prune with (see
+/// [`Blind`]), a search that does not finish.
+fn forty_lines() -> Vec<LineInput> {
+    (0..40u32)
         .map(|i| {
             let cands: Vec<(SupplierId, u32, CostUnits)> = (0..6u32)
                 .map(|j| {
@@ -389,7 +386,15 @@ fn a_spent_deadline_still_gives_a_feasible_plan() {
                 .collect();
             line(100 + i, 1 + i % 3, &cands)
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn a_spent_deadline_still_gives_a_feasible_plan() {
+    let rater = Blind(FlatRater {
+        fee: vec![Decimal::from(7); 10],
+    });
+    let lines = forty_lines();
     let p = plan(&lines, &opts(Objective::Cheapest), &rater, Instant::now()).unwrap();
     assert!(p.shortfalls.is_empty());
     assert!(!p.proven_optimal);
@@ -400,6 +405,77 @@ fn a_spent_deadline_still_gives_a_feasible_plan() {
         .map(|a| a.qty)
         .sum();
     assert_eq!(shipped, lines.iter().map(|l| l.qty).sum::<u32>());
+}
+
+/// [`Blind`] freight that counts the ratings asked of it once `deadline`
+/// has passed.
+struct Late {
+    rater: Blind,
+    deadline: Instant,
+    late: std::cell::Cell<u32>,
+}
+
+impl Rater for Late {
+    fn rate(
+        &self,
+        supplier: SupplierId,
+        lines: &[(ProductId, u32)],
+    ) -> Result<RatedShipment, String> {
+        if Instant::now() >= self.deadline {
+            self.late.set(self.late.get() + 1);
+        }
+        // As slow as packing a big shipment can be.
+        std::thread::sleep(Duration::from_millis(1));
+        self.rater.rate(supplier, lines)
+    }
+    fn processing_days(&self, supplier: SupplierId) -> u32 {
+        self.rater.processing_days(supplier)
+    }
+    fn unit_profile(&self, supplier: SupplierId, product: ProductId) -> Option<ShipmentProfile> {
+        self.rater.unit_profile(supplier, product)
+    }
+    fn floor(&self, supplier: SupplierId, profile: &ShipmentProfile) -> Option<Floor> {
+        self.rater.floor(supplier, profile)
+    }
+    fn linear_floor(
+        &self,
+        supplier: SupplierId,
+        reference: &ShipmentProfile,
+    ) -> Option<LinearFloor> {
+        self.rater.linear_floor(supplier, reference)
+    }
+}
+
+#[test]
+fn a_search_that_rates_stops_at_the_first_look_past_its_deadline() {
+    // Ratings are what make the search slow (a real one packs boxes), so it
+    // looks at the clock after each plan or node that rated, not only every
+    // so many: once the deadline passes it starts at most one rating, the
+    // rest of the move it was scoring (a move changes two shipments). The
+    // first plan (about 10 ratings) is held well before the deadline, which
+    // passes while local search rates.
+    let deadline = Instant::now() + Duration::from_millis(100);
+    let rater = Late {
+        rater: Blind(FlatRater {
+            fee: vec![Decimal::from(7); 10],
+        }),
+        deadline,
+        late: std::cell::Cell::new(0),
+    };
+    let lines = forty_lines();
+    let mut planner = Planner::new(&lines, &opts(Objective::Cheapest), &rater).unwrap();
+    let p = planner.plan(Objective::Cheapest, deadline).unwrap();
+    assert!(!p.proven_optimal);
+    assert!(
+        planner.stats().ratings > 16,
+        "the search rated {} shipments: too few to tell",
+        planner.stats().ratings
+    );
+    assert!(
+        rater.late.get() <= 1,
+        "{} ratings after the deadline",
+        rater.late.get()
+    );
 }
 
 // ---------- property tests against the brute force ----------
