@@ -72,6 +72,26 @@ pub fn parse_cost(text: &[u8]) -> Result<CostUnits, String> {
     Ok(units as CostUnits)
 }
 
+/// `d` in ten-thousandths of the currency unit (the search's and freight
+/// floors' integer money), rounded down so that a floor stays a floor;
+/// `i64::MAX / 4` past what an `i64` holds.
+pub fn to_units(d: Decimal) -> i64 {
+    // Amounts of at most 4 decimals (every rate, fee and cost) convert
+    // exactly without Decimal arithmetic.
+    if let Some(shift) = 4u32.checked_sub(d.scale()) {
+        if let Some(units) = i64::try_from(d.mantissa())
+            .ok()
+            .and_then(|m| m.checked_mul(10i64.pow(shift)))
+        {
+            return units;
+        }
+    }
+    use rust_decimal::prelude::ToPrimitive;
+    d.checked_mul(Decimal::from(10_000))
+        .and_then(|x| x.floor().to_i64())
+        .unwrap_or(i64::MAX / 4)
+}
+
 /// Rounds to cents, half away from zero: the one rounding rule for totals.
 pub fn round_cents(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
@@ -81,6 +101,24 @@ pub fn round_cents(d: Decimal) -> Decimal {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        /// Ten-thousandths rounded down, as multiplying in `Decimal` and
+        /// taking the floor gives, at every scale and sign.
+        #[test]
+        fn units_are_the_floor_of_ten_thousandths(m in -10_000_000_000i64..10_000_000_000, scale in 0u32..9) {
+            use rust_decimal::prelude::ToPrimitive;
+            let d = Decimal::new(m, scale);
+            let expected = (d * Decimal::from(10_000)).floor().to_i64().unwrap();
+            prop_assert_eq!(to_units(d), expected);
+        }
+    }
+
+    #[test]
+    fn units_past_an_i64_saturate() {
+        assert_eq!(to_units(Decimal::MAX), i64::MAX / 4);
+        assert_eq!(to_units(Decimal::new(12_345, 2)), 1_234_500);
+    }
 
     #[test]
     fn parses_the_shapes_feeds_use() {

@@ -32,6 +32,7 @@ use rust_decimal::Decimal;
 use super::rating::{ceil_kg, ceil_lb, ParcelFacts, Pricer};
 use super::tables::{BoxSpec, DimRule, Service};
 use super::Item;
+use crate::domain::money::to_units;
 
 /// The per-zone floor rows of one service, built once when tables load.
 pub(super) type ServiceFloors = Vec<Option<RowFloor>>;
@@ -440,14 +441,6 @@ fn round_cents_units(units: i64) -> i64 {
         (units - 50) / 100
     };
     cents * 100
-}
-
-/// Ten-thousandths, rounded down (a floor stays a floor).
-pub(super) fn to_units(d: Decimal) -> i64 {
-    (d * Decimal::from(10_000))
-        .floor()
-        .to_i64()
-        .unwrap_or(i64::MAX / 4)
 }
 
 impl FreightFloor<'_> {

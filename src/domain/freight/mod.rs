@@ -788,7 +788,7 @@ impl Freight {
             boxes: &self.model.boxes,
             fill_pct: self.model.settings.fill_factor_pct,
             handling_fee,
-            handling_fee_units: floor::to_units(handling_fee),
+            handling_fee_units: crate::domain::money::to_units(handling_fee),
             least_box_units: self.model.least_box_units,
         }
     }

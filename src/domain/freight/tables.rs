@@ -710,7 +710,7 @@ pub fn compile(files: &[(String, Vec<u8>)]) -> Result<Model, FreightError> {
     let box_costs: Vec<Decimal> = boxes.iter().map(|b| b.cost).collect();
     let box_costs_e8 = box_costs.iter().map(|&c| to_e8(c)).collect();
     let least_box_units =
-        super::floor::to_units(box_costs.iter().copied().min().unwrap_or_default());
+        crate::domain::money::to_units(box_costs.iter().copied().min().unwrap_or_default());
     Ok(Model {
         settings,
         countries,

@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use rust_decimal::prelude::ToPrimitive;
-use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
@@ -14,6 +12,7 @@ use super::problem::{Problem, Units};
 use super::{LinearFloor, Rater, ShipmentProfile};
 use crate::domain::catalog::ProductId;
 use crate::domain::freight::RatedShipment;
+use crate::domain::money::to_units;
 
 /// A rated shipment and what the search compares of it.
 #[derive(Debug, Clone)]
@@ -117,15 +116,6 @@ fn price_by(stair: &Stair, days: u32) -> Option<Units> {
         .take_while(|(d, _)| *d <= days)
         .last()
         .map(|(_, amount)| *amount)
-}
-
-/// Exact conversion of an amount to search units, rounded down so that a
-/// floor stays a floor.
-pub(super) fn to_units(d: Decimal) -> Units {
-    (d * Decimal::from(10_000))
-        .floor()
-        .to_i64()
-        .unwrap_or(Units::MAX / 4)
 }
 
 impl Cache {

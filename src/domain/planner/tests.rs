@@ -70,7 +70,7 @@ impl Rater for FlatRater {
 
     fn floor(&self, supplier: SupplierId, profile: &ShipmentProfile) -> Option<Floor> {
         Some(Floor {
-            amount: cache::to_units(
+            amount: crate::domain::money::to_units(
                 self.fee[supplier as usize] + Decimal::from(profile.boxed_weight_g / 100),
             ),
             transit_days: 1,
@@ -78,7 +78,7 @@ impl Rater for FlatRater {
     }
 
     fn linear_floor(&self, supplier: SupplierId, _: &ShipmentProfile) -> Option<LinearFloor> {
-        let fee = cache::to_units(self.fee[supplier as usize]);
+        let fee = crate::domain::money::to_units(self.fee[supplier as usize]);
         Some(LinearFloor {
             by_weight: FloorLine {
                 opening: fee,
