@@ -5,6 +5,7 @@
 //! four decimal places and a quarter of the memory of a `Decimal`. Everything
 //! outside the index computes with `rust_decimal::Decimal`.
 
+use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use crate::limits;
@@ -86,7 +87,6 @@ pub fn to_units(d: Decimal) -> i64 {
             return units;
         }
     }
-    use rust_decimal::prelude::ToPrimitive;
     d.checked_mul(Decimal::from(10_000))
         .and_then(|x| x.floor().to_i64())
         .unwrap_or(i64::MAX / 4)
@@ -107,7 +107,6 @@ mod tests {
         /// taking the floor gives, at every scale and sign.
         #[test]
         fn units_are_the_floor_of_ten_thousandths(m in -10_000_000_000i64..10_000_000_000, scale in 0u32..9) {
-            use rust_decimal::prelude::ToPrimitive;
             let d = Decimal::new(m, scale);
             let expected = (d * Decimal::from(10_000)).floor().to_i64().unwrap();
             prop_assert_eq!(to_units(d), expected);

@@ -1022,12 +1022,12 @@ impl Freight {
             .iter()
             .all(|l| l.pricer.e8.is_some())
             .then(|| {
-                let boxes = open
-                    .iter()
+                let costs = m.box_costs_e8.as_ref()?;
+                open.iter()
                     .filter_map(|p| p.box_idx)
-                    .map(|b| m.box_costs_e8.as_ref()?.get(b).copied())
-                    .sum::<Option<rating::E8>>()?;
-                rating::to_e8(handling_fee)?.checked_add(boxes)
+                    .try_fold(rating::to_e8(handling_fee)?, |sum, b| {
+                        sum.checked_add(*costs.get(b)?)
+                    })
             })
             .flatten();
         let rates = Self::price_services(lane, &facts, fixed, fixed_e8)?;

@@ -716,8 +716,9 @@ impl<'a> Search<'a> {
 
     /// Whether the planning budget ran out while local search scores plans
     /// (each rates whole shipments, so a big basket's 512 plans could take
-    /// longer than its budget); the clock is read every 8 plans. A best plan
-    /// is held by then, so stopping returns it.
+    /// longer than its budget); the clock is read every 8 plans and after
+    /// any plan that rated. A best plan is held by then, so stopping returns
+    /// it.
     fn past_deadline(&mut self, evals: usize) -> bool {
         let due = self.clock_due();
         if (due || evals.is_multiple_of(8)) && Instant::now() >= self.deadline {
