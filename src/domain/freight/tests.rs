@@ -1277,6 +1277,26 @@ fn packings_both_ways(
     Some((key(&packed), key(&by_decimal)))
 }
 
+/// Domestic destinations with and without residential and delivery-area
+/// surcharges, and two abroad.
+fn mixed_destinations() -> [Endpoint<'static>; 5] {
+    [
+        us("94105", false),
+        us("04630", false),
+        us("04631", true),
+        Endpoint {
+            country_code: "GB",
+            postal_code: "SW1A 1AA",
+            residential: false,
+        },
+        Endpoint {
+            country_code: "JP",
+            postal_code: "100-0001",
+            residential: true,
+        },
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
     /// Integer pricing picks exactly the packing `Decimal` pricing picks,
@@ -1291,13 +1311,7 @@ proptest! {
         let mut lines = lines;
         lines[0].quantity += extra;
         let f = Freight::sample();
-        let destination = [
-            us("94105", false),
-            us("04630", false),
-            us("04631", true),
-            Endpoint { country_code: "GB", postal_code: "SW1A 1AA", residential: false },
-            Endpoint { country_code: "JP", postal_code: "100-0001", residential: true },
-        ][to];
+        let destination = mixed_destinations()[to];
         let r = req(us("10001", false), destination, &lines);
         let lane = f.lane_between(r.origin, r.destination).unwrap();
         // The sample tables are whole hundred-millionths everywhere.
@@ -1321,13 +1335,7 @@ proptest! {
         to in 0usize..5,
     ) {
         let f = Freight::sample();
-        let destination = [
-            us("94105", false),
-            us("04630", false),
-            us("04631", true),
-            Endpoint { country_code: "GB", postal_code: "SW1A 1AA", residential: false },
-            Endpoint { country_code: "JP", postal_code: "100-0001", residential: true },
-        ][to];
+        let destination = mixed_destinations()[to];
         let mut r = req(us("10001", false), destination, &lines);
         r.handling_fee = Decimal::new(fee_e4, 4);
         let lane = f.lane_between(r.origin, r.destination).unwrap();
