@@ -183,6 +183,7 @@ pub fn load_world(
         feeds,
         clock,
         ledger: std::sync::OnceLock::new(),
+        origins: std::sync::OnceLock::new(),
     })
 }
 

@@ -453,10 +453,11 @@ impl<'a> WorldRater<'a> {
     ) -> Option<T> {
         let mut lanes = self.lanes.borrow_mut();
         let entry = lanes.entry(supplier).or_insert_with(|| {
-            let origin = &self.world.suppliers.get(supplier)?.origin;
-            let freight = &self.world.freight;
-            let origin = freight.place(endpoint(origin)).ok()?;
-            let key = freight.lane_key_between(origin, self.destination?);
+            let origin = self.world.origin_place(supplier)?;
+            let key = self
+                .world
+                .freight
+                .lane_key_between(origin, self.destination?);
             let lane = Rc::clone(
                 self.by_key
                     .borrow_mut()

@@ -12,7 +12,7 @@ use super::feeds::{
     apply_parsed, parse_feed, FeedBoard, FeedError, FeedRules, IngestReport, Mapping,
 };
 use super::freight::{
-    Endpoint, Freight, FreightError, FreightFloor, Item, ItemLine, Lane, LaneKey, Packing,
+    Endpoint, Freight, FreightError, FreightFloor, Item, ItemLine, Lane, LaneKey, Packing, Place,
     RatedShipment,
 };
 use super::index::OfferIndex;
@@ -42,6 +42,10 @@ pub struct World {
     /// The reservation ledger's counts and feed hook, once it is open;
     /// until then nothing is counted.
     pub ledger: OnceLock<LedgerLink>,
+    /// Where each supplier's origin lies for lanes, by supplier id (`None`:
+    /// no lane starts there), found on first use: every quote needs it for
+    /// each supplier it considers, and it depends on this world alone.
+    pub origins: OnceLock<Vec<Option<Place>>>,
 }
 
 impl std::fmt::Debug for World {
@@ -224,6 +228,21 @@ impl World {
     ) -> Result<LaneKey, FreightError> {
         self.freight
             .lane_key(endpoint(origin), endpoint(destination))
+    }
+
+    /// Where `supplier`'s origin lies for lanes (see [`World::origins`]);
+    /// `None` for an unknown supplier or an origin no lane starts from.
+    pub fn origin_place(&self, supplier: SupplierId) -> Option<Place> {
+        let origins = self.origins.get_or_init(|| {
+            let mut places = vec![None; self.suppliers.len()];
+            for (id, s) in self.suppliers.iter() {
+                if let Some(slot) = places.get_mut(usize::from(id)) {
+                    *slot = self.freight.place(endpoint(&s.origin)).ok();
+                }
+            }
+            places
+        });
+        origins.get(usize::from(supplier)).copied().flatten()
     }
 
     /// The lane of `key`, found for `destination`.

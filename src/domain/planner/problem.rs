@@ -226,8 +226,12 @@ impl Problem {
     }
 }
 
-/// (basket line, product, ways as (supplier, units) parts, units short of stock).
-type RawLine = (usize, ProductId, Vec<Vec<(SupplierId, u32)>>, u32);
+/// One way to source a line as (supplier, units) parts: inline, as ways
+/// have one part unless lines split (a basket builds one per candidate).
+type Way = SmallVec<[(SupplierId, u32); 2]>;
+
+/// (basket line, product, ways, units short of stock).
+type RawLine = (usize, ProductId, Vec<Way>, u32);
 
 fn sups_of(o: &Opt) -> impl Iterator<Item = u32> + '_ {
     o.parts.iter().map(|p| p.sup)
@@ -239,14 +243,14 @@ fn units_of(o: &Opt) -> impl Iterator<Item = u32> + '_ {
 
 /// One supplier per line: each candidate with all it can give (all-or-nothing:
 /// only those with enough), and leaving the line out when partial plans may.
-fn whole_ways(qty: u32, cands: &[Candidate], partial: bool) -> Vec<Vec<(SupplierId, u32)>> {
-    let mut ways: Vec<Vec<(SupplierId, u32)>> = cands
+fn whole_ways(qty: u32, cands: &[Candidate], partial: bool) -> Vec<Way> {
+    let mut ways: Vec<Way> = cands
         .iter()
         .filter(|c| partial || c.available >= qty)
-        .map(|c| vec![(c.supplier, c.available.min(qty))])
+        .map(|c| smallvec::smallvec![(c.supplier, c.available.min(qty))])
         .collect();
     if partial {
-        ways.push(Vec::new());
+        ways.push(Way::new());
     }
     ways
 }
@@ -255,7 +259,7 @@ fn whole_ways(qty: u32, cands: &[Candidate], partial: bool) -> Vec<Vec<(Supplier
 /// `SPLIT_OPTIONS_MAX` of them (and `true`), else a sample: each single
 /// supplier, and cheapest-first fills over subsets of the suppliers.
 /// `cands` come sorted by cost.
-fn split_ways(qty: u32, cands: &[Candidate], partial: bool) -> (Vec<Vec<(SupplierId, u32)>>, bool) {
+fn split_ways(qty: u32, cands: &[Candidate], partial: bool) -> (Vec<Way>, bool) {
     let total: u64 = cands.iter().map(|c| u64::from(c.available)).sum();
     let most = u32::try_from(total.min(u64::from(qty))).unwrap_or(qty);
     let totals: Vec<u32> = if partial {
@@ -284,7 +288,7 @@ fn split_ways(qty: u32, cands: &[Candidate], partial: bool) -> (Vec<Vec<(Supplie
         }
         for set in subsets {
             let mut left = most;
-            let mut way = Vec::new();
+            let mut way = Way::new();
             for &i in &set {
                 let take = cands[i].available.min(left);
                 if take > 0 {
@@ -299,7 +303,7 @@ fn split_ways(qty: u32, cands: &[Candidate], partial: bool) -> (Vec<Vec<(Supplie
         }
     }
     if partial {
-        ways.push(Vec::new());
+        ways.push(Way::new());
     }
     (ways, complete)
 }
@@ -328,16 +332,10 @@ fn compositions(t: u32, cands: &[Candidate], cap: usize) -> usize {
     ways[t]
 }
 
-fn enumerate(
-    left: u32,
-    i: usize,
-    cands: &[Candidate],
-    current: &mut Vec<u32>,
-    out: &mut Vec<Vec<(SupplierId, u32)>>,
-) {
+fn enumerate(left: u32, i: usize, cands: &[Candidate], current: &mut Vec<u32>, out: &mut Vec<Way>) {
     if i == cands.len() {
         if left == 0 {
-            let mut way: Vec<(SupplierId, u32)> = cands
+            let mut way: Way = cands
                 .iter()
                 .zip(current.iter())
                 .filter(|(_, &u)| u > 0)

@@ -67,6 +67,7 @@ fn world() -> World {
         currency: "USD".into(),
         clock: ManualClock::new(i64::from(NOW_S) * 1000),
         ledger: std::sync::OnceLock::new(),
+        origins: std::sync::OnceLock::new(),
     }
 }
 
