@@ -497,15 +497,26 @@ impl FreightFloor<'_> {
         dims.sort_unstable_by(|a, b| b.cmp(a));
         // Its own parcel, exactly as the packer ships it.
         let facts = ParcelFacts::new(item.weight_g, dims);
-        let least = self
-            .services
-            .iter()
-            .filter_map(|s| s.pricer.charge(&facts).ok())
-            .min()?;
+        // In hundred-millionths where every service's amounts are whole
+        // there (the same least charge), else in `Decimal`.
+        let units = if self.services.iter().all(|s| s.pricer.e8.is_some()) {
+            let least = self
+                .services
+                .iter()
+                .filter_map(|s| s.pricer.charge_e8(&facts)?.ok())
+                .min()?;
+            i64::try_from(least.div_euclid(10_000)).unwrap_or(i64::MAX / 4)
+        } else {
+            let least = self
+                .services
+                .iter()
+                .filter_map(|s| s.pricer.charge(&facts).ok())
+                .min()?;
+            to_units(least)
+        };
         // Whole cents, rounded down: a shipment's amount is rounded to cents
         // once, and adding whole cents commutes with that rounding, so own
         // charges add up exactly in `amount` and stay under every rating.
-        let units = to_units(least);
         Some(ShipmentProfile {
             own_charge: units - units.rem_euclid(100),
             ..ShipmentProfile::default()
@@ -542,13 +553,22 @@ impl FreightFloor<'_> {
         let gross = u32::try_from(profile.boxed_weight_g + u64::from(profile.boxed_tare_g))
             .unwrap_or(u32::MAX);
         let (lb, kg) = (ceil_lb(gross), ceil_kg(gross));
+        // Services share a few dimensional rules: each rule's units once.
+        let mut last: Option<(DimRule, u32)> = None;
         let carriage = within
             .map(|s| {
                 let dim = s.pricer.service.dim;
                 let by_weight = if dim.metric { kg } else { lb };
-                let by_volume = dim
-                    .volume_units(u128::from(profile.boxed_volume_mm3))
-                    .max(dim.volume_units(u128::from(profile.boxed_space_mm3)));
+                let by_volume = match last {
+                    Some((rule, units)) if rule == dim => units,
+                    _ => {
+                        let units = dim
+                            .volume_units(u128::from(profile.boxed_volume_mm3))
+                            .max(dim.volume_units(u128::from(profile.boxed_space_mm3)));
+                        last = Some((dim, units));
+                        units
+                    }
+                };
                 s.row
                     .at_fuel(by_weight.max(by_volume))
                     .saturating_add(s.per_parcel_fuel)
@@ -665,6 +685,30 @@ mod tests {
             width_mm: wi,
             height_mm: h,
         })
+    }
+
+    proptest! {
+        /// A unit in its own packaging is charged the least any service
+        /// charges it, in whole cents rounded down: found in integers on
+        /// the SAMPLE tables, the same as in `Decimal`.
+        #[test]
+        fn own_units_are_charged_their_least_charge(
+            it in item(),
+            dest in prop::sample::select(vec![("10401", false), ("94107", true), ("04631", true)]),
+        ) {
+            let freight = Freight::sample();
+            let floor = freight.floor(us("10001", false), us(dest.0, dest.1), Decimal::ZERO).unwrap();
+            let mut dims = [it.length_mm, it.width_mm, it.height_mm];
+            dims.sort_unstable_by(|a, b| b.cmp(a));
+            let facts = ParcelFacts::new(it.weight_g, dims);
+            let least = floor.services.iter().filter_map(|s| s.pricer.charge(&facts).ok()).min();
+            let expected = least.map(|d| {
+                let units = to_units(d);
+                units - units.rem_euclid(100)
+            });
+            prop_assert!(floor.services.iter().all(|s| s.pricer.e8.is_some()));
+            prop_assert_eq!(floor.own_unit(&it).map(|p| p.own_charge), expected);
+        }
     }
 
     proptest! {
