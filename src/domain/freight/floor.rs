@@ -553,7 +553,8 @@ impl FreightFloor<'_> {
         let gross = u32::try_from(profile.boxed_weight_g + u64::from(profile.boxed_tare_g))
             .unwrap_or(u32::MAX);
         let (lb, kg) = (ceil_lb(gross), ceil_kg(gross));
-        // Services share a few dimensional rules: each rule's units once.
+        // Services share a few dimensional rules, mostly in runs: the units
+        // are found again only where the rule changes.
         let mut last: Option<(DimRule, u32)> = None;
         let carriage = within
             .map(|s| {
