@@ -219,17 +219,6 @@ impl World {
             .lane_between(endpoint(origin), endpoint(destination))
     }
 
-    /// What tells the lane from `origin` to `destination` apart from other
-    /// lanes to `destination` (see [`LaneKey`]).
-    pub fn lane_key(
-        &self,
-        origin: &Address,
-        destination: &Address,
-    ) -> Result<LaneKey, FreightError> {
-        self.freight
-            .lane_key(endpoint(origin), endpoint(destination))
-    }
-
     /// Where `supplier`'s origin lies for lanes (see [`World::origins`]);
     /// `None` for an unknown supplier or an origin no lane starts from.
     pub fn origin_place(&self, supplier: SupplierId) -> Option<Place> {
