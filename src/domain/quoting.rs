@@ -231,8 +231,13 @@ impl World {
         }
         let now_ms = self.clock.now_ms();
         let seq = QUOTE_SEQ.fetch_add(1, Ordering::Relaxed);
-        let mut supplier_skus = HashMap::new();
-        let mut sources = HashMap::new();
+        let pairs: usize = std::iter::once(&plan)
+            .chain(&alternatives)
+            .flat_map(|p| &p.shipments)
+            .map(|s| s.allocations.len())
+            .sum();
+        let mut supplier_skus = HashMap::with_capacity(pairs);
+        let mut sources = HashMap::with_capacity(pairs);
         for p in std::iter::once(&plan).chain(&alternatives) {
             for s in &p.shipments {
                 for a in &s.allocations {

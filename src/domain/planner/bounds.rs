@@ -24,7 +24,7 @@ pub(super) struct UflLine {
     pub costs: Vec<(u32, Units, Units)>,
 }
 
-/// Scratch space reused between bounds.
+/// Scratch space reused between bounds, and between the searches of a basket.
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
     dual: Vec<Units>,

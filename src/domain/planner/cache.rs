@@ -120,10 +120,13 @@ fn price_by(stair: &Stair, days: u32) -> Option<Units> {
 
 impl Cache {
     pub fn new(problem: &Problem, arrive_within_days: u32) -> Self {
+        // Sized for what a small basket learns, so that the maps do not
+        // grow (rehashing each time) during every search.
+        let expected = 4 * problem.lines.len() + problem.suppliers.len();
         Self {
-            rated: FxHashMap::default(),
-            stairs: Vec::new(),
-            floors: FxHashMap::default(),
+            rated: FxHashMap::with_capacity_and_hasher(expected, Default::default()),
+            stairs: Vec::with_capacity(expected),
+            floors: FxHashMap::with_capacity_and_hasher(expected, Default::default()),
             floors_by: FxHashMap::default(),
             banned: vec![false; problem.lines.len() * problem.suppliers.len()],
             profiles: vec![None; problem.lines.len() * problem.suppliers.len()],

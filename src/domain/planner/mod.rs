@@ -271,6 +271,8 @@ pub struct Planner<'a> {
     /// What the searches so far prepared, one of each kind (see
     /// `search::Prepared`): a later search of the same kind starts from it.
     prepared: [Option<search::Prepared>; 2],
+    /// The bounds' working space, sized to the basket by the first search.
+    scratch: bounds::Scratch,
 }
 
 impl<'a> Planner<'a> {
@@ -292,6 +294,7 @@ impl<'a> Planner<'a> {
             cache,
             seeds: Vec::new(),
             prepared: [None, None],
+            scratch: bounds::Scratch::default(),
         })
     }
 
@@ -312,6 +315,7 @@ impl<'a> Planner<'a> {
             &self.seeds,
             deadline,
             &mut self.prepared,
+            &mut self.scratch,
         );
         match found {
             Some(found) => {

@@ -200,7 +200,8 @@ struct Search<'a> {
 /// Searches for the best assignment under `objective`; `None` when no
 /// feasible plan exists (or none was found within the node limit).
 /// `prepared` holds what an earlier search of the same basket prepared for
-/// each kind (see [`Prepared`]): used when there, and left there for the next.
+/// each kind (see [`Prepared`]): used when there, and left there for the next;
+/// `scratch` is the bounds' working space, kept for the next search too.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     problem: &Problem,
@@ -211,6 +212,7 @@ pub(super) fn run(
     seeds: &[Vec<u32>],
     deadline: Instant,
     prepared: &mut [Option<Prepared>; 2],
+    scratch: &mut Scratch,
 ) -> Option<Found> {
     let kind = &mut prepared[usize::from(Prepared::collapses(objective))];
     let mut s = Search::new(
@@ -222,6 +224,8 @@ pub(super) fn run(
         deadline,
         kind.take(),
     );
+    // The bounds' scratch space grows to the basket once, not once per search.
+    s.scratch = std::mem::take(scratch);
     for seed in seeds {
         s.offer(seed.clone());
     }
@@ -245,6 +249,7 @@ pub(super) fn run(
         s.offer(Vec::new());
     }
     let complete = !s.stopped;
+    *scratch = std::mem::take(&mut s.scratch);
     *kind = Some(s.prep);
     s.best.map(|(_, assignment)| Found {
         assignment,
