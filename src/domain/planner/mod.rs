@@ -273,6 +273,8 @@ pub struct Planner<'a> {
     prepared: [Option<search::Prepared>; 2],
     /// The bounds' working space, sized to the basket by the first search.
     scratch: bounds::Scratch,
+    /// The plan of a CHEAPEST search that finished, once there is one.
+    cheapest: Option<Vec<u32>>,
 }
 
 impl<'a> Planner<'a> {
@@ -295,6 +297,7 @@ impl<'a> Planner<'a> {
             seeds: Vec::new(),
             prepared: [None, None],
             scratch: bounds::Scratch::default(),
+            cheapest: None,
         })
     }
 
@@ -306,19 +309,34 @@ impl<'a> Planner<'a> {
         objective: Objective,
         deadline: Instant,
     ) -> Result<PlanOutcome, PlanError> {
-        let found = search::run(
-            &self.problem,
-            &self.options,
-            objective,
-            self.rater,
-            &mut self.cache,
-            &self.seeds,
-            deadline,
-            &mut self.prepared,
-            &mut self.scratch,
-        );
+        // After a finished CHEAPEST search, a FEWEST_SHIPMENTS one often has
+        // nothing to find, yet would prove it over again: skip it then.
+        let known = self.cheapest.as_ref().filter(|c| {
+            objective == Objective::FewestShipments
+                && search::fewest_is_cheapest(&self.problem, &self.prepared, c, &mut self.scratch)
+        });
+        let found = match known {
+            Some(c) => Some(search::Found {
+                assignment: c.clone(),
+                complete: true,
+            }),
+            None => search::run(
+                &self.problem,
+                &self.options,
+                objective,
+                self.rater,
+                &mut self.cache,
+                &self.seeds,
+                deadline,
+                &mut self.prepared,
+                &mut self.scratch,
+            ),
+        };
         match found {
             Some(found) => {
+                if objective == Objective::Cheapest && found.complete {
+                    self.cheapest = Some(found.assignment.clone());
+                }
                 if !self.seeds.contains(&found.assignment) {
                     self.seeds.push(found.assignment.clone());
                 }

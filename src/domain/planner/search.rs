@@ -257,6 +257,42 @@ pub(super) fn run(
     })
 }
 
+/// Whether `cheapest`, the plan a CHEAPEST search of this basket finished
+/// with, is also what a FEWEST_SHIPMENTS search would return, so that none
+/// need run. It is when it leaves out no more units than any plan must and
+/// ships from no more suppliers than the root bound says every such plan
+/// needs (lines whose suppliers are pairwise apart, see `disjoint_lines`):
+/// then no plan has a better (missing, shipments) and none with the same
+/// costs less. The search, seeded with it first, would keep it (a plan
+/// replaces the best only when strictly better) and finish.
+pub(super) fn fewest_is_cheapest(
+    problem: &Problem,
+    prepared: &[Option<Prepared>; 2],
+    cheapest: &[u32],
+    scratch: &mut Scratch,
+) -> bool {
+    // CHEAPEST and FEWEST_SHIPMENTS prepare alike (both collapse private options).
+    let Some(prep) =
+        prepared[usize::from(Prepared::collapses(Objective::FewestShipments))].as_ref()
+    else {
+        return false;
+    };
+    let missing: u32 = cheapest
+        .iter()
+        .enumerate()
+        .map(|(l, &o)| problem.lines[l].options[o as usize].missing)
+        .sum();
+    if prep.missing_after.first() != Some(&missing) {
+        return false;
+    }
+    let shipments = evaluate::group(problem, cheapest).len() as u32;
+    let sets = prep.order.iter().map(|&l| {
+        let sups = prep.bound_sups[l].as_slice();
+        (!sups.is_empty()).then_some(sups)
+    });
+    shipments <= disjoint_lines(problem.suppliers.len(), sets, scratch)
+}
+
 impl<'a> Search<'a> {
     fn new(
         problem: &'a Problem,

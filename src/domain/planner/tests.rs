@@ -260,6 +260,42 @@ fn max_shipments_is_met_or_refused() {
 }
 
 #[test]
+fn fewest_shipments_after_a_finished_cheapest_plan_searches_only_where_it_could_differ() {
+    let rater = FlatRater {
+        fee: vec![Decimal::from(10), Decimal::from(10)],
+    };
+    // Only supplier 0 holds line 2, so every plan has a shipment from it,
+    // and the cheapest plan ships everything from it: nothing to search.
+    let together = vec![
+        line(1, 1, &[(0, 5, 100_000), (1, 5, 95_000)]),
+        line(2, 1, &[(0, 5, 100_000)]),
+    ];
+    let mut planner = Planner::new(&together, &opts(Objective::Cheapest), &rater).unwrap();
+    let cheapest = planner.plan(Objective::Cheapest, far()).unwrap();
+    let searched = planner.stats().nodes;
+    let fewest = planner.plan(Objective::FewestShipments, far()).unwrap();
+    assert_eq!(planner.stats().nodes, searched);
+    assert_eq!(fewest.shipments, cheapest.shipments);
+    assert!(fewest.proven_optimal);
+
+    // Line 1 is 20.00 cheaper from supplier 1, worth a second shipment; one
+    // shipment from supplier 0 could carry both, so FEWEST_SHIPMENTS searches.
+    let apart = vec![
+        line(1, 1, &[(0, 5, 300_000), (1, 5, 100_000)]),
+        line(2, 1, &[(0, 5, 100_000)]),
+    ];
+    let mut planner = Planner::new(&apart, &opts(Objective::Cheapest), &rater).unwrap();
+    let cheapest = planner.plan(Objective::Cheapest, far()).unwrap();
+    assert_eq!(cheapest.shipments.len(), 2);
+    let searched = planner.stats().nodes;
+    let fewest = planner.plan(Objective::FewestShipments, far()).unwrap();
+    assert!(planner.stats().nodes > searched);
+    assert_eq!(fewest.shipments.len(), 1);
+    assert_eq!(fewest.shipments[0].supplier, 0);
+    assert!(fewest.proven_optimal);
+}
+
+#[test]
 fn same_input_same_plan_whatever_the_candidate_order() {
     let rater = FlatRater {
         fee: vec![Decimal::ONE, Decimal::ONE, Decimal::ONE],
