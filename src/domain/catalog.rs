@@ -536,6 +536,15 @@ impl Catalog {
         self.skus.get(id as usize)
     }
 
+    /// A product's weight in grams and its dimensions in millimetres, or
+    /// `None` for an id out of range. Freight asks for these many times per
+    /// quote; unlike [`Catalog::get`] this reads no text columns, whose
+    /// cache misses would cost more than the answer.
+    pub fn weight_and_dims(&self, id: ProductId) -> Option<(u32, [u32; 3])> {
+        let i = id as usize;
+        Some((*self.weight_g.get(i)?, *self.dims_mm.get(i)?))
+    }
+
     /// A product by id.
     pub fn get(&self, id: ProductId) -> Option<Product<'_>> {
         let i = id as usize;
@@ -574,6 +583,8 @@ mod tests {
         let p = c.get(0).unwrap();
         assert_eq!(p.name, "Widget, large");
         assert_eq!((p.weight_g, p.length_mm), (1200, 300));
+        assert_eq!(c.weight_and_dims(1), Some((80, [50, 40, 30])));
+        assert_eq!(c.weight_and_dims(2), None);
     }
 
     #[test]

@@ -188,12 +188,12 @@ impl World {
 
     /// One unit of a product as freight sees it.
     pub fn item(&self, product: ProductId) -> Option<Item> {
-        let p = self.catalog.get(product)?;
+        let (weight_g, [length_mm, width_mm, height_mm]) = self.catalog.weight_and_dims(product)?;
         Some(Item {
-            weight_g: p.weight_g,
-            length_mm: p.length_mm,
-            width_mm: p.width_mm,
-            height_mm: p.height_mm,
+            weight_g,
+            length_mm,
+            width_mm,
+            height_mm,
         })
     }
 
