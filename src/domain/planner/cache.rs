@@ -188,6 +188,12 @@ impl Cache {
         price_by(&self.stairs[stair as usize], days)
     }
 
+    /// The arrival days (processing and transit) at which the price of the
+    /// shipment rated with staircase `stair` changes, earliest first.
+    pub fn stair_days(&self, stair: u32) -> impl Iterator<Item = u32> + '_ {
+        self.stairs[stair as usize].iter().map(|&(d, _)| d)
+    }
+
     /// The floor of any shipment from `k` whose profile is at least `profile`.
     pub fn floor(
         &mut self,

@@ -42,6 +42,11 @@ const LOCAL_SEARCH_AT_NODES: u64 = 256;
 #[cfg(test)]
 const LOCAL_SEARCH_AT_NODES: u64 = 4;
 
+/// Lines from which FASTEST drops beaten private options before searching
+/// (`Search::undominated_private`): it rates them to compare, which costs
+/// more than it saves where the search tree is small.
+const DOMINANCE_LINES_MIN: usize = 3;
+
 /// Plans one local search may score (each may rate a few new shipments).
 const LOCAL_SEARCH_EVALS_MAX: usize = 512;
 
@@ -375,9 +380,13 @@ impl<'a> Search<'a> {
             let mut usable: Vec<u32> = (0..line.options.len() as u32)
                 .filter(|&o| !self.cache.option_banned(problem, l, o as usize))
                 .collect();
-            if Prepared::collapses(self.objective) {
-                usable = self.collapse_private(l, usable);
-            }
+            usable = if Prepared::collapses(self.objective) {
+                self.collapse_private(l, usable)
+            } else if problem.lines.len() >= DOMINANCE_LINES_MIN {
+                self.undominated_private(l, usable)
+            } else {
+                usable
+            };
             let min_missing = usable
                 .iter()
                 .map(|&o| line.options[o as usize].missing)
@@ -577,6 +586,77 @@ impl<'a> Search<'a> {
             }
             _ => 0,
         }
+    }
+
+    /// Under FASTEST, drops each of a line's options from suppliers no other
+    /// line can use that another such option (same missing units) beats at
+    /// every arrival: it arrives no later, and by any day it arrives, its
+    /// goods and cheapest service by that day cost no more (an option the
+    /// same at every day as one ranked before it goes too). Each is a
+    /// shipment of its own, so putting the better one in its place in any
+    /// plan makes the plan's latest arrival no later and, by the same day,
+    /// its cost no higher. Options are rated lazily, cheapest floor first:
+    /// one beaten even by its floor (least amount, soonest arrival) is
+    /// dropped unrated.
+    fn undominated_private(&mut self, l: usize, usable: Vec<u32>) -> Vec<u32> {
+        let problem = self.problem;
+        let line = &problem.lines[l];
+        let private = |o: u32| {
+            let opt = &line.options[o as usize];
+            opt.parts.len() == 1 && problem.sup_lines[opt.parts[0].sup as usize].len() == 1
+        };
+        let mut keep: Vec<u32> = usable.iter().copied().filter(|&o| !private(o)).collect();
+        // (goods + floor, soonest arrival by the floor, option)
+        let mut cands: Vec<(Units, u32, u32)> = Vec::new();
+        for &o in usable.iter().filter(|&&o| private(o)) {
+            let opt = &line.options[o as usize];
+            let p = opt.parts[0];
+            let mut profile = ShipmentProfile::default();
+            if let Some(u) = self.cache.unit_profile(problem, self.rater, l, p.sup) {
+                profile.add(&u, p.units);
+            }
+            let f = self.cache.floor(problem, self.rater, p.sup, &profile);
+            let (amount, soonest) = f.map_or((0, 0), |f| (f.amount, f.arrival_days));
+            cands.push((opt.goods + amount, soonest, o));
+        }
+        cands.sort_unstable();
+        // Rated so far and not beaten: (option, missing, goods, earliest
+        // arrival, staircase).
+        let mut kept: Vec<(u32, u32, Units, u32, u32)> = Vec::new();
+        for (lower, soonest, o) in cands {
+            let opt = &line.options[o as usize];
+            let missing = opt.missing;
+            // Beaten by its floor alone: a kept option that arrives by the
+            // soonest this one could and costs no more by then than its
+            // floor (prices only fall with later days).
+            let cache = &*self.cache;
+            let floor_beaten = kept.iter().any(|b| {
+                b.1 == missing
+                    && b.3 <= soonest
+                    && cache
+                        .cheapest_by(b.4, soonest)
+                        .is_some_and(|pb| (b.2 + pb, b.3, b.0) < (lower, soonest, o))
+            });
+            if floor_beaten {
+                continue;
+            }
+            let p = opt.parts[0];
+            let items = smallvec::smallvec![(line.product, p.units)];
+            let Some(r) = self.cache.rate(problem, self.rater, p.sup, items) else {
+                self.cache.learn(problem, self.rater, p.sup, &[l]);
+                continue;
+            };
+            let a = (o, missing, opt.goods, r.fastest_days, r.stair);
+            let cache = &*self.cache;
+            if kept.iter().any(|b| beats(cache, b, &a)) {
+                continue;
+            }
+            kept.retain(|b| !beats(cache, &a, b));
+            kept.push(a);
+        }
+        keep.extend(kept.iter().map(|k| k.0));
+        keep.sort_unstable();
+        keep
     }
 
     /// Among a line's options from suppliers no other line can use, only the
@@ -1277,4 +1357,32 @@ impl<'a> Search<'a> {
 /// linear opening only when lines of that kind go to it.
 fn facility(k: u32, boxed: bool) -> u32 {
     2 * k + u32::from(!boxed)
+}
+
+/// Whether private option `b` beats `a` under FASTEST (see
+/// `Search::undominated_private`); each is (option, missing units, goods,
+/// earliest arrival, staircase).
+fn beats(cache: &Cache, b: &(u32, u32, Units, u32, u32), a: &(u32, u32, Units, u32, u32)) -> bool {
+    // Arriving later: no (the loop below would find no price of `b` by
+    // `a`'s earliest day; this is the quick way).
+    if b.1 != a.1 || b.3 > a.3 {
+        return false;
+    }
+    let mut strictly = false;
+    // Both prices change only at their steps: compare there.
+    let days = std::iter::once(a.3)
+        .chain(cache.stair_days(a.4))
+        .chain(cache.stair_days(b.4))
+        .filter(|&d| d >= a.3);
+    for d in days {
+        let (Some(pa), Some(pb)) = (cache.cheapest_by(a.4, d), cache.cheapest_by(b.4, d)) else {
+            return false;
+        };
+        let (ca, cb) = (a.2 + pa, b.2 + pb);
+        if cb > ca {
+            return false;
+        }
+        strictly |= cb < ca;
+    }
+    strictly || b.3 < a.3 || b.0 < a.0
 }
