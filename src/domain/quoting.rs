@@ -219,7 +219,14 @@ impl World {
             .collect();
         for (i, &objective) in others.iter().enumerate() {
             let now = Instant::now();
-            let share = deadline.saturating_duration_since(now) / (others.len() - i) as u32;
+            // Shared by the objectives still to plan that search; one that
+            // takes a plan already found needs no time.
+            let searching = others[i..]
+                .iter()
+                .filter(|&&o| planner.searches(o))
+                .count()
+                .max(1);
+            let share = deadline.saturating_duration_since(now) / searching as u32;
             if let Ok(alt) = planner.plan(objective, now + share) {
                 let differs = |p: &PlanOutcome| {
                     p.shipments != alt.shipments || p.shortfalls != alt.shortfalls

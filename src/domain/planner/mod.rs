@@ -309,15 +309,9 @@ impl<'a> Planner<'a> {
         objective: Objective,
         deadline: Instant,
     ) -> Result<PlanOutcome, PlanError> {
-        // After a finished CHEAPEST search, a FEWEST_SHIPMENTS one often has
-        // nothing to find, yet would prove it over again: skip it then.
-        let known = self.cheapest.as_ref().filter(|c| {
-            objective == Objective::FewestShipments
-                && search::fewest_is_cheapest(&self.problem, &self.prepared, c, &mut self.scratch)
-        });
-        let found = match known {
+        let found = match self.known(objective) {
             Some(c) => Some(search::Found {
-                assignment: c.clone(),
+                assignment: c,
                 complete: true,
             }),
             None => search::run(
@@ -352,6 +346,28 @@ impl<'a> Planner<'a> {
             }
             None => Err(PlanError::Unfulfillable(self.name_shortfalls(deadline))),
         }
+    }
+
+    /// Whether planning `objective` now would search, rather than take a
+    /// plan already found (see [`Planner::plan`]): a caller sharing a
+    /// deadline between objectives gives the time to those that search.
+    pub fn searches(&mut self, objective: Objective) -> bool {
+        self.known(objective).is_none()
+    }
+
+    /// The plan `objective` takes without a search, if any: after a
+    /// finished CHEAPEST search, a FEWEST_SHIPMENTS one often has nothing to
+    /// find, yet would prove it over again.
+    fn known(&mut self, objective: Objective) -> Option<Vec<u32>> {
+        let cheapest = self.cheapest.as_ref()?;
+        (objective == Objective::FewestShipments
+            && search::fewest_is_cheapest(
+                &self.problem,
+                &self.prepared,
+                cheapest,
+                &mut self.scratch,
+            ))
+        .then(|| cheapest.clone())
     }
 
     /// The work done so far, over every objective planned.

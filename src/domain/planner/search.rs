@@ -43,8 +43,8 @@ const LOCAL_SEARCH_AT_NODES: u64 = 256;
 const LOCAL_SEARCH_AT_NODES: u64 = 4;
 
 /// Lines from which FASTEST drops beaten private options before searching
-/// (`Search::undominated_private`): it rates them to compare, which costs
-/// more than it saves where the search tree is small.
+/// (`Search::undominated_private`): it rates them to compare, which cost
+/// one-line quotes more than the small search it spared.
 const DOMINANCE_LINES_MIN: usize = 3;
 
 /// Plans one local search may score (each may rate a few new shipments).

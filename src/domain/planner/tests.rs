@@ -271,7 +271,10 @@ fn fewest_shipments_after_a_finished_cheapest_plan_searches_only_where_it_could_
         line(2, 1, &[(0, 5, 100_000)]),
     ];
     let mut planner = Planner::new(&together, &opts(Objective::Cheapest), &rater).unwrap();
+    assert!(planner.searches(Objective::FewestShipments));
     let cheapest = planner.plan(Objective::Cheapest, far()).unwrap();
+    assert!(!planner.searches(Objective::FewestShipments));
+    assert!(planner.searches(Objective::Fastest));
     let searched = planner.stats().nodes;
     let fewest = planner.plan(Objective::FewestShipments, far()).unwrap();
     assert_eq!(planner.stats().nodes, searched);
@@ -287,6 +290,7 @@ fn fewest_shipments_after_a_finished_cheapest_plan_searches_only_where_it_could_
     let mut planner = Planner::new(&apart, &opts(Objective::Cheapest), &rater).unwrap();
     let cheapest = planner.plan(Objective::Cheapest, far()).unwrap();
     assert_eq!(cheapest.shipments.len(), 2);
+    assert!(planner.searches(Objective::FewestShipments));
     let searched = planner.stats().nodes;
     let fewest = planner.plan(Objective::FewestShipments, far()).unwrap();
     assert!(planner.stats().nodes > searched);
