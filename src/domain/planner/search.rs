@@ -601,23 +601,14 @@ impl<'a> Search<'a> {
     fn undominated_private(&mut self, l: usize, usable: Vec<u32>) -> Vec<u32> {
         let problem = self.problem;
         let line = &problem.lines[l];
-        let private = |o: u32| {
-            let opt = &line.options[o as usize];
-            opt.parts.len() == 1 && problem.sup_lines[opt.parts[0].sup as usize].len() == 1
-        };
+        let private = |o: u32| is_private(problem, l, o);
         let mut keep: Vec<u32> = usable.iter().copied().filter(|&o| !private(o)).collect();
         // (goods + floor, soonest arrival by the floor, option)
         let mut cands: Vec<(Units, u32, u32)> = Vec::new();
         for &o in usable.iter().filter(|&&o| private(o)) {
-            let opt = &line.options[o as usize];
-            let p = opt.parts[0];
-            let mut profile = ShipmentProfile::default();
-            if let Some(u) = self.cache.unit_profile(problem, self.rater, l, p.sup) {
-                profile.add(&u, p.units);
-            }
-            let f = self.cache.floor(problem, self.rater, p.sup, &profile);
+            let f = self.alone_floor(l, o);
             let (amount, soonest) = f.map_or((0, 0), |f| (f.amount, f.arrival_days));
-            cands.push((opt.goods + amount, soonest, o));
+            cands.push((line.options[o as usize].goods + amount, soonest, o));
         }
         cands.sort_unstable();
         // Rated so far and not beaten: (option, missing, goods, earliest
@@ -659,6 +650,17 @@ impl<'a> Search<'a> {
         keep
     }
 
+    /// The floor of option `o` of line `l`, one supplier's part, shipped alone.
+    fn alone_floor(&mut self, l: usize, o: u32) -> Option<UnitFloor> {
+        let problem = self.problem;
+        let p = problem.lines[l].options[o as usize].parts[0];
+        let mut profile = ShipmentProfile::default();
+        if let Some(u) = self.cache.unit_profile(problem, self.rater, l, p.sup) {
+            profile.add(&u, p.units);
+        }
+        self.cache.floor(problem, self.rater, p.sup, &profile)
+    }
+
     /// Among a line's options from suppliers no other line can use, only the
     /// best per missing count can be in a best plan under CHEAPEST or
     /// FEWEST_SHIPMENTS: each is one shipment of this line alone, priced
@@ -666,10 +668,7 @@ impl<'a> Search<'a> {
     fn collapse_private(&mut self, l: usize, usable: Vec<u32>) -> Vec<u32> {
         let problem = self.problem;
         let line = &problem.lines[l];
-        let private = |o: u32| {
-            let opt = &line.options[o as usize];
-            opt.parts.len() == 1 && problem.sup_lines[opt.parts[0].sup as usize].len() == 1
-        };
+        let private = |o: u32| is_private(problem, l, o);
         let mut keep: Vec<u32> = usable.iter().copied().filter(|&o| !private(o)).collect();
         let mut groups: Vec<u32> = usable
             .iter()
@@ -684,14 +683,11 @@ impl<'a> Search<'a> {
                 .copied()
                 .filter(|&o| private(o) && line.options[o as usize].missing == missing)
                 .map(|o| {
-                    let opt = &line.options[o as usize];
-                    let p = opt.parts[0];
-                    let mut profile = ShipmentProfile::default();
-                    if let Some(u) = self.cache.unit_profile(problem, self.rater, l, p.sup) {
-                        profile.add(&u, p.units);
-                    }
-                    let f = self.cache.floor(problem, self.rater, p.sup, &profile);
-                    (opt.goods + f.map_or(0, |f| f.amount), o)
+                    let f = self.alone_floor(l, o);
+                    (
+                        line.options[o as usize].goods + f.map_or(0, |f| f.amount),
+                        o,
+                    )
                 })
                 .collect();
             cands.sort_unstable();
@@ -1357,6 +1353,13 @@ impl<'a> Search<'a> {
 /// linear opening only when lines of that kind go to it.
 fn facility(k: u32, boxed: bool) -> u32 {
     2 * k + u32::from(!boxed)
+}
+
+/// Whether option `o` of line `l` takes its units from one supplier that no
+/// other line can use: a shipment of its own in any plan.
+fn is_private(problem: &Problem, l: usize, o: u32) -> bool {
+    let opt = &problem.lines[l].options[o as usize];
+    opt.parts.len() == 1 && problem.sup_lines[opt.parts[0].sup as usize].len() == 1
 }
 
 /// Whether private option `b` beats `a` under FASTEST (see
