@@ -273,8 +273,10 @@ pub struct Planner<'a> {
     prepared: [Option<search::Prepared>; 2],
     /// The bounds' working space, sized to the basket by the first search.
     scratch: bounds::Scratch,
-    /// The plan of a CHEAPEST search that finished, once there is one.
-    cheapest: Option<Vec<u32>>,
+    /// The plan FEWEST_SHIPMENTS takes without a search, once a finished
+    /// CHEAPEST search found one (see `search::fewest_is_cheapest`): a
+    /// FEWEST_SHIPMENTS search would only prove it over again.
+    fewest: Option<Vec<u32>>,
 }
 
 impl<'a> Planner<'a> {
@@ -297,7 +299,7 @@ impl<'a> Planner<'a> {
             seeds: Vec::new(),
             prepared: [None, None],
             scratch: bounds::Scratch::default(),
-            cheapest: None,
+            fewest: None,
         })
     }
 
@@ -309,9 +311,13 @@ impl<'a> Planner<'a> {
         objective: Objective,
         deadline: Instant,
     ) -> Result<PlanOutcome, PlanError> {
-        let found = match self.known(objective) {
-            Some(c) => Some(search::Found {
-                assignment: c,
+        let known = self
+            .fewest
+            .as_ref()
+            .filter(|_| objective == Objective::FewestShipments);
+        let found = match known {
+            Some(plan) => Some(search::Found {
+                assignment: plan.clone(),
                 complete: true,
             }),
             None => search::run(
@@ -328,8 +334,16 @@ impl<'a> Planner<'a> {
         };
         match found {
             Some(found) => {
-                if objective == Objective::Cheapest && found.complete {
-                    self.cheapest = Some(found.assignment.clone());
+                if objective == Objective::Cheapest
+                    && found.complete
+                    && search::fewest_is_cheapest(
+                        &self.problem,
+                        &self.prepared,
+                        &found.assignment,
+                        &mut self.scratch,
+                    )
+                {
+                    self.fewest = Some(found.assignment.clone());
                 }
                 if !self.seeds.contains(&found.assignment) {
                     self.seeds.push(found.assignment.clone());
@@ -351,23 +365,8 @@ impl<'a> Planner<'a> {
     /// Whether planning `objective` now would search, rather than take a
     /// plan already found (see [`Planner::plan`]): a caller sharing a
     /// deadline between objectives gives the time to those that search.
-    pub fn searches(&mut self, objective: Objective) -> bool {
-        self.known(objective).is_none()
-    }
-
-    /// The plan `objective` takes without a search, if any: after a
-    /// finished CHEAPEST search, a FEWEST_SHIPMENTS one often has nothing to
-    /// find, yet would prove it over again.
-    fn known(&mut self, objective: Objective) -> Option<Vec<u32>> {
-        let cheapest = self.cheapest.as_ref()?;
-        (objective == Objective::FewestShipments
-            && search::fewest_is_cheapest(
-                &self.problem,
-                &self.prepared,
-                cheapest,
-                &mut self.scratch,
-            ))
-        .then(|| cheapest.clone())
+    pub fn searches(&self, objective: Objective) -> bool {
+        objective != Objective::FewestShipments || self.fewest.is_none()
     }
 
     /// The work done so far, over every objective planned.
