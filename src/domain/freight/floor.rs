@@ -20,22 +20,44 @@
 //! the parcels together cost at least `p` of the larger of the two (capped
 //! at the row's end). Rows without that shape fall back to the cheapest
 //! entry, or the cheapest price per unit times the units, whichever is
-//! larger. There is at least one boxed parcel, so its per-parcel residential
-//! and delivery-area surcharges count once; additional handling and oversize
-//! only add and are left out. Fuel multiplies everything, the least over
-//! services of a sum is at least the sum of the least, and rounding to cents
-//! is monotone.
+//! larger.
+//!
+//! How many parcels. A box holds at most the largest box's inner volume at
+//! the fill factor, and at most the largest weight of goods any box carries,
+//! so the units' volume and weight force a least number of boxed parcels;
+//! units that each take more than half of that volume cannot share a box,
+//! so each is a parcel of its own, billed at least at the dimensional weight
+//! of the smallest box that holds it. With `k` parcels the carriage is at
+//! least `k * a + b * units` for any line `a + b * x` under the row (the
+//! tangents of its lower hull): one opening per parcel, where the row at the
+//! goods' units counts one. Each parcel pays the per-parcel residential and
+//! delivery-area surcharges and a box, and adds a tare.
+//!
+//! Additional handling and oversize. A parcel holding a unit that alone,
+//! with the lightest tare of a box that holds it, is over the carrier's
+//! handling weight, or whose sides are over its handling or oversize
+//! measures, pays the lesser of the two charges (oversize supersedes
+//! handling). So does one of `k` parcels whose goods weigh more than `k`
+//! times the handling weight; as more parcels cost no less, the floor takes
+//! the least over the counts that force it and the first that does not.
+//! Fuel multiplies everything, the least over services of a sum is at least
+//! the sum of the least, and rounding to cents is monotone.
 
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use super::rating::{ceil_kg, ceil_lb, ParcelFacts, Pricer};
-use super::tables::{BoxSpec, DimRule, Service};
+use super::tables::{BoxLimits, BoxSpec, Carrier, DimRule, HandlingLimits, Service};
 use super::Item;
 use crate::domain::money::to_units;
 
 /// The per-zone floor rows of one service, built once when tables load.
 pub(super) type ServiceFloors = Vec<Option<RowFloor>>;
+
+/// How many parcel counts a floor tries where the goods' total weight forces
+/// additional handling on one of them; past these it counts the next
+/// without it.
+const HANDLING_COUNTS: u32 = 3;
 
 /// A lower envelope of one price row (one service, one zone).
 #[derive(Debug, Clone)]
@@ -69,6 +91,8 @@ struct Tangent {
     a_fuel: i64,
     per_kg_fuel: i64,
     per_litre_fuel: i64,
+    /// `b` per billing unit, likewise.
+    per_unit_fuel: i64,
 }
 
 /// Conversions between a service's billing units and grams or space, used
@@ -128,6 +152,7 @@ impl Tangent {
             a_fuel: to_units(a * fuel),
             per_kg_fuel: to_units(b * fuel * scale.per_kg),
             per_litre_fuel: to_units(b * fuel * scale.per_litre),
+            per_unit_fuel: to_units(b * fuel),
         }
     }
 }
@@ -258,6 +283,29 @@ impl RowFloor {
             .or(self.tangents.last())
     }
 
+    /// Floor of the carriage, with fuel, of `parcels` parcels billing
+    /// `units` billing units in all, in ten-thousandths rounded down. Each
+    /// parcel pays at least a tangent's opening: `a + b * x` lies under the
+    /// row at every `x >= 1`, so `parcels` parcels cost at least
+    /// `parcels * a + b * units`, which beats the row at `units` (all of
+    /// the goods as one parcel) by about an opening per parcel more.
+    #[inline]
+    fn parcels_at_fuel(&self, parcels: u32, units: u32) -> i64 {
+        let one = self.at_fuel(units);
+        if parcels <= 1 {
+            return one;
+        }
+        let (k, x) = (i64::from(parcels), i64::from(units));
+        self.tangents
+            .iter()
+            .map(|t| {
+                t.a_fuel
+                    .saturating_mul(k)
+                    .saturating_add(t.per_unit_fuel.saturating_mul(x))
+            })
+            .fold(one, i64::max)
+    }
+
     /// Floor of the carriage, with fuel, of goods weighing `units` billing
     /// units in all, in ten-thousandths rounded down.
     fn at_fuel(&self, units: u32) -> i64 {
@@ -289,7 +337,7 @@ pub(super) fn service_floors(service: &Service) -> ServiceFloors {
 /// field is a sum or a maximum over the units, so it only grows as units are
 /// added; [`FreightFloor::unit`] gives one unit's, [`ShipmentProfile::add`]
 /// accumulates. Money in ten-thousandths of the currency unit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ShipmentProfile {
     /// Sum of the weights of the units that go in boxes, grams.
     pub boxed_weight_g: u64,
@@ -308,6 +356,36 @@ pub struct ShipmentProfile {
     /// outer volume of its smallest holding box, or its own volume at the
     /// fill factor, whichever is less, cubic millimetres.
     pub boxed_space_mm3: u64,
+    /// Sum over boxed units of the share of a parcel each takes: its own
+    /// volume, at most the most any box holds ([`BoxLimits::capacity_mm3`]).
+    /// A parcel holds at most that much of it, so it forces parcels.
+    pub boxed_fill_mm3: u64,
+    /// Boxed units that take more than half of the most any box holds:
+    /// no two of them share a box, so each is a parcel of its own.
+    pub big_units: u32,
+    /// Sum over those of the outer volume of the smallest box that holds
+    /// the unit, cubic millimetres: their parcels bill at least that.
+    pub big_volume_mm3: u64,
+    /// Sum over those of the least cost of a box that holds the unit.
+    pub big_box_cost: i64,
+    /// Over boxed units, the largest of its weight plus the least tare of
+    /// a box that holds it, grams: its parcel weighs at least that.
+    pub heaviest_g: u32,
+    /// Over boxed units, the longest side, the longest second-longest side
+    /// and the largest length plus girth, millimetres: the parcel that holds
+    /// such a unit measures at least that.
+    pub sides_mm: [u32; 3],
+}
+
+/// Hashes the fields that tell most profiles apart; equal profiles still hash
+/// equal. Profiles key the planner's memo of floors, looked up at every
+/// node, and the rest follow from these far more often than not.
+impl std::hash::Hash for ShipmentProfile {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.boxed_weight_g.hash(state);
+        self.boxed_space_mm3.hash(state);
+        self.own_charge.hash(state);
+    }
 }
 
 impl ShipmentProfile {
@@ -317,15 +395,40 @@ impl ShipmentProfile {
         self.boxed_weight_g += unit.boxed_weight_g * q;
         self.own_charge += unit.own_charge * i64::from(qty);
         self.boxed_space_mm3 += unit.boxed_space_mm3 * q;
+        self.boxed_fill_mm3 += unit.boxed_fill_mm3 * q;
+        self.big_units += unit.big_units * qty;
+        self.big_volume_mm3 += unit.big_volume_mm3 * q;
+        self.big_box_cost += unit.big_box_cost * i64::from(qty);
         if qty > 0 {
             self.boxed_tare_g = self.boxed_tare_g.max(unit.boxed_tare_g);
             self.boxed_volume_mm3 = self.boxed_volume_mm3.max(unit.boxed_volume_mm3);
             self.box_cost = self.box_cost.max(unit.box_cost);
+            self.heaviest_g = self.heaviest_g.max(unit.heaviest_g);
+            for (a, b) in self.sides_mm.iter_mut().zip(unit.sides_mm) {
+                *a = (*a).max(b);
+            }
         }
     }
 
     fn boxed(&self) -> bool {
         self.boxed_weight_g > 0 || self.boxed_volume_mm3 > 0
+    }
+
+    /// The fewest boxed parcels a shipment of at least this profile makes
+    /// (at least one, when it has a boxed unit at all): one per big unit,
+    /// and as many as the boxes' capacities in volume and weight need.
+    fn parcels(&self, limits: &BoxLimits) -> u32 {
+        let need = |amount: u64, capacity: u64| {
+            if capacity == 0 {
+                1
+            } else {
+                u32::try_from(amount.div_ceil(capacity)).unwrap_or(u32::MAX)
+            }
+        };
+        need(self.boxed_fill_mm3, limits.capacity_mm3)
+            .max(need(self.boxed_weight_g, limits.capacity_g))
+            .max(self.big_units)
+            .max(1)
     }
 }
 
@@ -421,6 +524,10 @@ pub struct FreightFloor<'a> {
     pub(super) handling_fee_units: i64,
     /// The cheapest box's cost in ten-thousandths, rounded down.
     pub(super) least_box_units: i64,
+    /// What any one box holds at most.
+    pub(super) limits: BoxLimits,
+    /// Below what no carrier charges additional handling or oversize.
+    pub(super) handling: HandlingLimits,
 }
 
 impl std::fmt::Debug for FreightFloor<'_> {
@@ -429,6 +536,103 @@ impl std::fmt::Debug for FreightFloor<'_> {
             .field("services", &self.services.len())
             .field("handling_fee", &self.handling_fee)
             .finish()
+    }
+}
+
+/// A shipment's boxed parcels, if they are `parcels`: what they weigh
+/// and what their boxes cost at least.
+struct Count {
+    parcels: u32,
+    /// Goods plus tares, grams.
+    gross_g: u64,
+    /// `gross_g` in whole pounds and kilograms, rounded up.
+    lb: u32,
+    kg: u32,
+    /// The boxes, ten-thousandths.
+    boxes: i64,
+}
+
+impl Count {
+    fn new(floor: &FreightFloor<'_>, profile: &ShipmentProfile, parcels: u32) -> Self {
+        // Every parcel past the first, or past the big units' own, costs at
+        // least the cheapest box and weighs at least the lightest tare.
+        let more = |than: u32| i64::from(parcels.saturating_sub(than));
+        let boxes = (profile.box_cost + more(1) * floor.least_box_units)
+            .max(profile.big_box_cost + more(profile.big_units) * floor.least_box_units);
+        let gross_g = profile.boxed_weight_g
+            + u64::from(profile.boxed_tare_g)
+            + u64::from(parcels - 1) * u64::from(floor.limits.least_tare_g);
+        let grams = u32::try_from(gross_g).unwrap_or(u32::MAX);
+        Self {
+            parcels,
+            gross_g,
+            lb: ceil_lb(grams),
+            kg: ceil_kg(grams),
+            boxes,
+        }
+    }
+
+    /// The carriage of these parcels on `s`, with their per-parcel
+    /// surcharges and boxes, without additional handling.
+    #[inline]
+    fn carriage(&self, s: &FloorService<'_>, by_volume: u32) -> i64 {
+        let by_weight = if s.pricer.service.dim.metric {
+            self.kg
+        } else {
+            self.lb
+        };
+        s.row
+            .parcels_at_fuel(self.parcels, by_weight.max(by_volume))
+            .saturating_add(s.per_parcel_fuel.saturating_mul(i64::from(self.parcels)))
+            .saturating_add(self.boxes)
+    }
+
+    /// Whether goods this heavy in this many parcels put one of them over
+    /// `carrier`'s additional handling weight.
+    fn over(&self, carrier: &Carrier) -> bool {
+        u128::from(self.gross_g) * 100_000
+            > u128::from(carrier.ah_weight_g_x1e5) * u128::from(self.parcels)
+    }
+}
+
+/// Whether a shipment's parcels pay additional handling on one carrier.
+#[derive(Debug, Clone, Copy)]
+enum Handling {
+    /// Not that the floor can tell.
+    None,
+    /// One of its units is heavy, long or large enough for it on its own.
+    Always,
+    /// Its goods are too heavy for its fewest parcels without it.
+    ByWeight,
+}
+
+impl Handling {
+    /// Whether any carrier could charge it, by the least of their
+    /// thresholds (`false` for most shipments).
+    fn may_apply(limits: &HandlingLimits, profile: &ShipmentProfile, least: &Count) -> bool {
+        let [longest, second, girth] = profile.sides_mm.map(|d| u64::from(d) * 10);
+        u64::from(profile.heaviest_g) * 100_000 > limits.weight_g_x1e5
+            || longest > limits.longest_mm_x10
+            || second > limits.second_mm_x10
+            || girth > limits.lg_mm_x10
+            || u128::from(least.gross_g) * 100_000
+                > u128::from(limits.weight_g_x1e5) * u128::from(least.parcels)
+    }
+
+    fn of(carrier: &Carrier, profile: &ShipmentProfile, least: &Count) -> Self {
+        let [longest, second, girth] = profile.sides_mm.map(|d| u64::from(d) * 10);
+        if u64::from(profile.heaviest_g) * 100_000 > carrier.ah_weight_g_x1e5
+            || longest > carrier.ah_longest_mm_x10
+            || second > carrier.ah_second_mm_x10
+            || girth > carrier.ah_lg_mm_x10
+            || girth > carrier.oversize_lg_mm_x10
+        {
+            Handling::Always
+        } else if least.over(carrier) {
+            Handling::ByWeight
+        } else {
+            Handling::None
+        }
     }
 }
 
@@ -474,6 +678,7 @@ impl FreightFloor<'_> {
                 box_cost: i64::MAX,
                 own_charge: 0,
                 boxed_space_mm3: u64::MAX,
+                ..ShipmentProfile::default()
             });
             p.boxed_tare_g = p.boxed_tare_g.min(b.tare_weight_g);
             p.boxed_volume_mm3 = p.boxed_volume_mm3.min(volume);
@@ -485,6 +690,21 @@ impl FreightFloor<'_> {
             let own = dims.iter().map(|&d| u64::from(d)).product::<u64>();
             let shared = own.saturating_mul(100) / u64::from(self.fill_pct.max(1));
             p.boxed_space_mm3 = p.boxed_volume_mm3.min(shared);
+            p.heaviest_g = item.weight_g.saturating_add(p.boxed_tare_g);
+            let [l, w, h] = dims;
+            p.sides_mm = [
+                l,
+                w,
+                l.saturating_add(w.saturating_add(h).saturating_mul(2)),
+            ];
+            let capacity = self.limits.capacity_mm3;
+            p.boxed_fill_mm3 = own.min(capacity);
+            // Two such units together exceed what any box may hold.
+            if own.saturating_mul(2) > capacity {
+                p.big_units = 1;
+                p.big_volume_mm3 = p.boxed_volume_mm3;
+                p.big_box_cost = p.box_cost;
+            }
         }
         boxed
     }
@@ -540,42 +760,81 @@ impl FreightFloor<'_> {
     /// transit days only; `None` when there are none. What the shipment
     /// costs on any of those services is at least this.
     pub fn amount_within(&self, profile: &ShipmentProfile, transit_max: u32) -> Option<i64> {
-        let mut within = self
-            .services
-            .iter()
-            .filter(|s| s.transit_days <= transit_max)
-            .peekable();
-        within.peek()?;
-        let fixed = profile.own_charge + profile.box_cost + self.handling_fee_units;
+        let within = || {
+            self.services
+                .iter()
+                .filter(move |s| s.transit_days <= transit_max)
+        };
+        within().next()?;
         if !profile.boxed() {
+            let fixed = profile.own_charge + profile.box_cost + self.handling_fee_units;
             return Some(round_cents_units(fixed));
         }
-        let gross = u32::try_from(profile.boxed_weight_g + u64::from(profile.boxed_tare_g))
-            .unwrap_or(u32::MAX);
-        let (lb, kg) = (ceil_lb(gross), ceil_kg(gross));
-        // Services share a few dimensional rules, mostly in runs: the units
-        // are found again only where the rule changes.
-        let mut last: Option<(DimRule, u32)> = None;
-        let carriage = within
-            .map(|s| {
-                let dim = s.pricer.service.dim;
-                let by_weight = if dim.metric { kg } else { lb };
-                let by_volume = match last {
-                    Some((rule, units)) if rule == dim => units,
-                    _ => {
-                        let units = dim
-                            .volume_units(u128::from(profile.boxed_volume_mm3))
-                            .max(dim.volume_units(u128::from(profile.boxed_space_mm3)));
-                        last = Some((dim, units));
-                        units
+        let least = profile.parcels(&self.limits);
+        let first = Count::new(self, profile, least);
+        let handled = Handling::may_apply(&self.handling, profile, &first);
+        // Services share a few dimensional rules and carriers, mostly in
+        // runs: what they decide is found again only where they change.
+        let mut last_dim: Option<(DimRule, u32)> = None;
+        let mut last_carrier: Option<(*const Carrier, Handling)> = None;
+        let mut carriage = i64::MAX;
+        for s in within() {
+            let dim = s.pricer.service.dim;
+            let by_volume = match last_dim {
+                Some((rule, units)) if rule == dim => units,
+                _ => {
+                    let units = dim
+                        .volume_units(u128::from(profile.boxed_volume_mm3))
+                        .max(dim.volume_units(u128::from(profile.boxed_space_mm3)))
+                        .max(dim.volume_units(u128::from(profile.big_volume_mm3)));
+                    last_dim = Some((dim, units));
+                    units
+                }
+            };
+            let plain = first.carriage(s, by_volume);
+            // What a parcel heavy, long or large enough for additional
+            // handling or oversize pays at least (oversize supersedes
+            // additional handling).
+            let handling_fuel = s.pricer.service.fuelled.least_handling_units;
+            if !handled || handling_fuel == 0 {
+                carriage = carriage.min(plain);
+                continue;
+            }
+            let carrier = s.pricer.carrier;
+            let handling = match last_carrier {
+                Some((c, h)) if std::ptr::eq(c, carrier) => h,
+                _ => {
+                    let h = Handling::of(carrier, profile, &first);
+                    last_carrier = Some((carrier, h));
+                    h
+                }
+            };
+            let amount = match handling {
+                Handling::None => plain,
+                Handling::Always => plain.saturating_add(handling_fuel),
+                Handling::ByWeight => {
+                    // Goods heavier in all than `k` parcels at the
+                    // carrier's handling weight put one parcel over it.
+                    // More parcels cost no less, so the least is met among
+                    // the counts that still force it and the first that
+                    // does not (or, past a few, the next count without it).
+                    let mut best = plain.saturating_add(handling_fuel);
+                    for parcels in least + 1..=least.saturating_add(HANDLING_COUNTS) {
+                        let count = Count::new(self, profile, parcels);
+                        let more = count.carriage(s, by_volume);
+                        if parcels == least.saturating_add(HANDLING_COUNTS) || !count.over(carrier)
+                        {
+                            best = best.min(more);
+                            break;
+                        }
+                        best = best.min(more.saturating_add(handling_fuel));
                     }
-                };
-                s.row
-                    .at_fuel(by_weight.max(by_volume))
-                    .saturating_add(s.per_parcel_fuel)
-            })
-            .min()
-            .unwrap_or(0);
+                    best
+                }
+            };
+            carriage = carriage.min(amount);
+        }
+        let fixed = profile.own_charge + self.handling_fee_units;
         Some(round_cents_units(carriage.saturating_add(fixed)))
     }
 
@@ -686,6 +945,72 @@ mod tests {
             width_mm: wi,
             height_mm: h,
         })
+    }
+
+    /// The floor of `lines` shipped from New York to a business in
+    /// Chicago, and the cheapest rating of the same, in ten-thousandths.
+    fn floor_and_rate(lines: &[(Item, u32)]) -> (i64, i64) {
+        let freight = Freight::sample();
+        let (from, to) = (us("10001", false), us("60601", false));
+        let floor = freight.floor(from, to, Decimal::ZERO).unwrap();
+        let mut profile = ShipmentProfile::default();
+        for (it, q) in lines {
+            profile.add(&floor.unit(it).unwrap(), *q);
+        }
+        let items: Vec<ItemLine> = lines
+            .iter()
+            .map(|&(item, quantity)| ItemLine { item, quantity })
+            .collect();
+        let rated = freight
+            .rate(&RateRequest {
+                origin: from,
+                destination: to,
+                lines: &items,
+                handling_fee: Decimal::ZERO,
+            })
+            .unwrap();
+        let cheapest = rated.rates.iter().map(|r| r.amount).min().unwrap();
+        (floor.amount(&profile), to_units(cheapest))
+    }
+
+    fn item_of(weight_g: u32, [length_mm, width_mm, height_mm]: [u32; 3]) -> Item {
+        Item {
+            weight_g,
+            length_mm,
+            width_mm,
+            height_mm,
+        }
+    }
+
+    #[test]
+    fn units_too_large_to_share_a_box_count_a_parcel_each() {
+        // Two of these fill more than any box may hold: two extra-large
+        // cartons, each billed at its dimensional weight. Counted as the
+        // space of one parcel, the floor was 55 % of the rating.
+        let big = item_of(11_235, [441, 398, 396]);
+        let (floor, rate) = floor_and_rate(&[(big, 2)]);
+        assert!(floor <= rate, "floor {floor} above the rating {rate}");
+        assert!(floor * 100 >= rate * 90, "floor {floor}, rating {rate}");
+    }
+
+    #[test]
+    fn goods_too_heavy_for_one_parcel_without_handling_count_it() {
+        // 30 kg in a box is over the carriers' additional handling weight
+        // (without it the floor was 77 % of the rating).
+        let heavy = item_of(30_000, [454, 438, 84]);
+        let (floor, rate) = floor_and_rate(&[(heavy, 1)]);
+        assert!(
+            floor <= rate && floor * 100 >= rate * 99,
+            "floor {floor}, rating {rate}"
+        );
+        // 36 kg in all: either two parcels or one with additional handling
+        // (83 % without).
+        let part = item_of(8_977, [372, 347, 148]);
+        let (floor, rate) = floor_and_rate(&[(part, 4)]);
+        assert!(
+            floor <= rate && floor * 100 >= rate * 86,
+            "floor {floor}, rating {rate}"
+        );
     }
 
     proptest! {

@@ -790,6 +790,8 @@ impl Freight {
             handling_fee,
             handling_fee_units: crate::domain::money::to_units(handling_fee),
             least_box_units: self.model.least_box_units,
+            limits: self.model.box_limits,
+            handling: self.model.handling_limits,
         }
     }
 

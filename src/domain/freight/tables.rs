@@ -368,6 +368,70 @@ pub struct BoxSpec {
     pub cost: Decimal,
 }
 
+/// The most any one box of the catalog holds, and the least it weighs:
+/// from these a freight floor learns how many parcels a shipment needs at
+/// least.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BoxLimits {
+    /// The most volume of several units any box takes: its inner volume
+    /// at the fill factor, rounded up, cubic millimetres (0 with no boxes).
+    pub capacity_mm3: u64,
+    /// The most weight of goods any box carries (its maximum gross weight
+    /// less its tare), grams.
+    pub capacity_g: u64,
+    /// The least tare of any box, grams.
+    pub least_tare_g: u32,
+}
+
+impl BoxLimits {
+    /// The limits of `boxes` when several units may fill `fill_pct` of a
+    /// box's inner volume.
+    pub fn new(boxes: &[BoxSpec], fill_pct: u32) -> Self {
+        let capacity = boxes
+            .iter()
+            .map(|b| (b.inner_volume_mm3 * u128::from(fill_pct)).div_ceil(100))
+            .max()
+            .unwrap_or(0);
+        Self {
+            capacity_mm3: u64::try_from(capacity).unwrap_or(u64::MAX),
+            capacity_g: boxes
+                .iter()
+                .map(|b| u64::from(b.max_weight_g.saturating_sub(b.tare_weight_g)))
+                .max()
+                .unwrap_or(0),
+            least_tare_g: boxes.iter().map(|b| b.tare_weight_g).min().unwrap_or(0),
+        }
+    }
+}
+
+/// The least of every carrier's thresholds for additional handling and
+/// oversize: a parcel under all of them pays neither on any carrier, which
+/// spares freight floors a look at each carrier for most shipments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandlingLimits {
+    /// Gross weight, in grams × 100,000 (as [`Carrier::ah_weight_g_x1e5`]).
+    pub weight_g_x1e5: u64,
+    /// Longest side, tenths of millimetres.
+    pub longest_mm_x10: u64,
+    /// Second-longest side, tenths of millimetres.
+    pub second_mm_x10: u64,
+    /// Length plus girth, for handling or oversize, tenths of millimetres.
+    pub lg_mm_x10: u64,
+}
+
+impl HandlingLimits {
+    /// The least thresholds of `carriers` (none: no limits).
+    pub fn new(carriers: &[Carrier]) -> Self {
+        let least = |f: fn(&Carrier) -> u64| carriers.iter().map(f).min().unwrap_or(u64::MAX);
+        Self {
+            weight_g_x1e5: least(|c| c.ah_weight_g_x1e5),
+            longest_mm_x10: least(|c| c.ah_longest_mm_x10),
+            second_mm_x10: least(|c| c.ah_second_mm_x10),
+            lg_mm_x10: least(|c| c.ah_lg_mm_x10.min(c.oversize_lg_mm_x10)),
+        }
+    }
+}
+
 /// Carrier-wide surcharges and limits, thresholds pre-converted to integer units.
 pub struct Carrier {
     /// File id, e.g. "fedex".
@@ -449,6 +513,10 @@ pub struct Fuelled {
     pub additional_handling: Decimal,
     /// The carrier's oversize charge × fuel.
     pub oversize: Decimal,
+    /// The lesser of `additional_handling` and `oversize` in
+    /// ten-thousandths, rounded down: what a freight floor counts for a
+    /// parcel that pays either (found once, as floors are built per lane).
+    pub least_handling_units: i64,
     /// The same charges in hundred-millionths, when every one is whole there
     /// (packing then adds and compares integers; `None`: it uses `Decimal`).
     pub e8: Option<FuelledE8>,
@@ -505,11 +573,14 @@ impl Fuelled {
                     .map(Some),
             })
             .collect::<Option<Vec<_>>>()?;
+        let additional_handling = exact(carrier.additional_handling)?;
+        let oversize = exact(carrier.oversize)?;
         let mut fuelled = Self {
             prices,
             residential: exact(service.residential_surcharge)?,
-            additional_handling: exact(carrier.additional_handling)?,
-            oversize: exact(carrier.oversize)?,
+            additional_handling,
+            oversize,
+            least_handling_units: crate::domain::money::to_units(additional_handling.min(oversize)),
             e8: None,
         };
         fuelled.e8 = FuelledE8::of(&fuelled);
@@ -533,6 +604,10 @@ pub struct Model {
     /// The cheapest box's cost in ten-thousandths, rounded down (0 with no
     /// boxes): what a freight floor counts for boxes.
     pub least_box_units: i64,
+    /// What any one box holds at most, as freight floors count parcels.
+    pub box_limits: BoxLimits,
+    /// Below what no carrier charges additional handling or oversize.
+    pub handling_limits: HandlingLimits,
     /// Domestic zone charts.
     pub domestic: DomesticZones,
     /// Carriers in file-name order.
@@ -711,6 +786,8 @@ pub fn compile(files: &[(String, Vec<u8>)]) -> Result<Model, FreightError> {
     let box_costs_e8 = box_costs.iter().map(|&c| to_e8(c)).collect();
     let least_box_units =
         crate::domain::money::to_units(box_costs.iter().copied().min().unwrap_or_default());
+    let box_limits = BoxLimits::new(&boxes, settings.fill_factor_pct);
+    let handling_limits = HandlingLimits::new(&carriers);
     Ok(Model {
         settings,
         countries,
@@ -718,6 +795,8 @@ pub fn compile(files: &[(String, Vec<u8>)]) -> Result<Model, FreightError> {
         box_costs,
         box_costs_e8,
         least_box_units,
+        box_limits,
+        handling_limits,
         domestic,
         carriers,
         services,
