@@ -258,6 +258,14 @@ impl Cache {
         p
     }
 
+    /// The profile [`Cache::unit_profile`] found for `line` from `k`, if it
+    /// found one (it is asked for every usable part before a search).
+    pub fn known_unit_profile(&self, line: usize, k: u32) -> Option<&ShipmentProfile> {
+        self.profiles[line * self.suppliers + k as usize]
+            .as_ref()
+            .and_then(Option::as_ref)
+    }
+
     /// The linear floor of shipments from `k`, made tight for a shipment
     /// of every line it could serve.
     pub fn linear(&mut self, problem: &Problem, rater: &dyn Rater, k: u32) -> Option<LinearFloor> {

@@ -57,8 +57,9 @@ type Saved = SmallVec<[(ShipmentProfile, UnitFloor, Option<Exact>); 2]>;
 /// arrival, and its staircase (`Cache::cheapest_by`).
 type Exact = (Units, u32, u32);
 
-/// Per part of an option: one unit's profile and the linear floor added.
-type PartUnits = SmallVec<[(Option<ShipmentProfile>, Units); 2]>;
+/// Per part of an option: the linear floor its units add, `None` where its
+/// line cannot ship from the part's supplier.
+type PartUnits = SmallVec<[Option<Units>; 2]>;
 
 /// The best assignment found and whether the search finished.
 #[derive(Debug, Clone)]
@@ -119,10 +120,10 @@ pub(super) struct Prepared {
     /// Per supplier: whether its linear floor counts boxed goods by space
     /// rather than weight (whichever is larger over the lines it can serve).
     by_space: Vec<bool>,
-    /// Per plannable line, per option, per part: the profile of one unit
-    /// from the part's supplier (`None` when it cannot ship from there) and
-    /// the linear freight floor the part's units add, so that placing an
-    /// option costs no lookups or divisions.
+    /// Per plannable line, per option, per part: the linear freight floor
+    /// the part's units add (`None` when the line cannot ship from the
+    /// part's supplier), so that placing an option costs no divisions; the
+    /// unit's profile stays in the cache.
     part_units: Vec<Vec<PartUnits>>,
     /// Per supplier: how many plannable lines have usable options from it
     /// (the search's count of lines still to place starts here).
@@ -415,17 +416,17 @@ impl<'a> Search<'a> {
                         .map(|p| {
                             if self.cache.banned(l, p.sup) {
                                 // Never placed (banned options are skipped).
-                                return (None, 0);
+                                return None;
                             }
-                            let unit = self.cache.unit_profile(problem, self.rater, l, p.sup);
-                            (unit, self.part_linear(l, p.sup, p.units))
+                            self.cache.unit_profile(problem, self.rater, l, p.sup)?;
+                            Some(self.part_linear(l, p.sup, p.units))
                         })
                         .collect()
                 })
                 .collect();
             let linear_of: Vec<Units> = part_units
                 .iter()
-                .map(|parts| parts.iter().map(|p| p.1).sum())
+                .map(|parts| parts.iter().flatten().sum())
                 .collect();
             let best_opts: Vec<u32> = usable
                 .iter()
@@ -978,9 +979,10 @@ impl<'a> Search<'a> {
                 self.open_list.push(p.sup);
             }
             self.count[k] += 1;
-            let (unit, linear) = self.prep.part_units[l][o as usize][i];
-            if let Some(u) = unit {
-                self.profile[k].add(&u, p.units);
+            if let Some(linear) = self.prep.part_units[l][o as usize][i] {
+                if let Some(u) = self.cache.known_unit_profile(l, p.sup) {
+                    self.profile[k].add(u, p.units);
+                }
                 self.placed[k] += linear;
             }
             self.exact[k] = None;
@@ -1006,8 +1008,7 @@ impl<'a> Search<'a> {
                 self.open -= 1;
                 self.open_list.pop();
             }
-            let (unit, linear) = self.prep.part_units[l][o as usize][i];
-            if unit.is_some() {
+            if let Some(linear) = self.prep.part_units[l][o as usize][i] {
                 self.placed[k] -= linear;
             }
             self.profile[k] = profile;
