@@ -396,7 +396,9 @@ impl ShipmentProfile {
         self.own_charge += unit.own_charge * i64::from(qty);
         self.boxed_space_mm3 += unit.boxed_space_mm3 * q;
         self.boxed_fill_mm3 += unit.boxed_fill_mm3 * q;
-        self.big_units += unit.big_units * qty;
+        self.big_units = self
+            .big_units
+            .saturating_add(unit.big_units.saturating_mul(qty));
         self.big_volume_mm3 += unit.big_volume_mm3 * q;
         self.big_box_cost += unit.big_box_cost * i64::from(qty);
         if qty > 0 {
@@ -588,10 +590,10 @@ impl Count {
     }
 
     /// Whether goods this heavy in this many parcels put one of them over
-    /// `carrier`'s additional handling weight.
-    fn over(&self, carrier: &Carrier) -> bool {
+    /// the additional handling weight of `limits`.
+    fn over(&self, limits: &HandlingLimits) -> bool {
         u128::from(self.gross_g) * 100_000
-            > u128::from(carrier.ah_weight_g_x1e5) * u128::from(self.parcels)
+            > u128::from(limits.weight_g_x1e5) * u128::from(self.parcels)
     }
 }
 
@@ -607,28 +609,17 @@ enum Handling {
 }
 
 impl Handling {
-    /// Whether any carrier could charge it, by the least of their
-    /// thresholds (`false` for most shipments).
-    fn may_apply(limits: &HandlingLimits, profile: &ShipmentProfile, least: &Count) -> bool {
+    /// Under `limits` (one carrier's, or the least of all carriers'), for
+    /// a shipment of at least `profile` in the `least` parcels it makes.
+    fn of(limits: &HandlingLimits, profile: &ShipmentProfile, least: &Count) -> Self {
         let [longest, second, girth] = profile.sides_mm.map(|d| u64::from(d) * 10);
-        u64::from(profile.heaviest_g) * 100_000 > limits.weight_g_x1e5
+        if u64::from(profile.heaviest_g) * 100_000 > limits.weight_g_x1e5
             || longest > limits.longest_mm_x10
             || second > limits.second_mm_x10
             || girth > limits.lg_mm_x10
-            || u128::from(least.gross_g) * 100_000
-                > u128::from(limits.weight_g_x1e5) * u128::from(least.parcels)
-    }
-
-    fn of(carrier: &Carrier, profile: &ShipmentProfile, least: &Count) -> Self {
-        let [longest, second, girth] = profile.sides_mm.map(|d| u64::from(d) * 10);
-        if u64::from(profile.heaviest_g) * 100_000 > carrier.ah_weight_g_x1e5
-            || longest > carrier.ah_longest_mm_x10
-            || second > carrier.ah_second_mm_x10
-            || girth > carrier.ah_lg_mm_x10
-            || girth > carrier.oversize_lg_mm_x10
         {
             Handling::Always
-        } else if least.over(carrier) {
+        } else if least.over(limits) {
             Handling::ByWeight
         } else {
             Handling::None
@@ -772,7 +763,12 @@ impl FreightFloor<'_> {
         }
         let least = profile.parcels(&self.limits);
         let first = Count::new(self, profile, least);
-        let handled = Handling::may_apply(&self.handling, profile, &first);
+        // Under the least of every carrier's thresholds, no carrier charges
+        // it (most shipments): the carriers need no look of their own.
+        let handled = !matches!(
+            Handling::of(&self.handling, profile, &first),
+            Handling::None
+        );
         // Services share a few dimensional rules and carriers, mostly in
         // runs: what they decide is found again only where they change.
         let mut last_dim: Option<(DimRule, u32)> = None;
@@ -804,7 +800,7 @@ impl FreightFloor<'_> {
             let handling = match last_carrier {
                 Some((c, h)) if std::ptr::eq(c, carrier) => h,
                 _ => {
-                    let h = Handling::of(carrier, profile, &first);
+                    let h = Handling::of(&HandlingLimits::of(carrier), profile, &first);
                     last_carrier = Some((carrier, h));
                     h
                 }
@@ -818,11 +814,12 @@ impl FreightFloor<'_> {
                     // More parcels cost no less, so the least is met among
                     // the counts that still force it and the first that
                     // does not (or, past a few, the next count without it).
+                    let limits = HandlingLimits::of(carrier);
                     let mut best = plain.saturating_add(handling_fuel);
                     for parcels in least + 1..=least.saturating_add(HANDLING_COUNTS) {
                         let count = Count::new(self, profile, parcels);
                         let more = count.carriage(s, by_volume);
-                        if parcels == least.saturating_add(HANDLING_COUNTS) || !count.over(carrier)
+                        if parcels == least.saturating_add(HANDLING_COUNTS) || !count.over(&limits)
                         {
                             best = best.min(more);
                             break;

@@ -420,15 +420,30 @@ pub struct HandlingLimits {
 }
 
 impl HandlingLimits {
+    /// One carrier's thresholds.
+    pub fn of(c: &Carrier) -> Self {
+        Self {
+            weight_g_x1e5: c.ah_weight_g_x1e5,
+            longest_mm_x10: c.ah_longest_mm_x10,
+            second_mm_x10: c.ah_second_mm_x10,
+            lg_mm_x10: c.ah_lg_mm_x10.min(c.oversize_lg_mm_x10),
+        }
+    }
+
     /// The least thresholds of `carriers` (none: no limits).
     pub fn new(carriers: &[Carrier]) -> Self {
-        let least = |f: fn(&Carrier) -> u64| carriers.iter().map(f).min().unwrap_or(u64::MAX);
-        Self {
-            weight_g_x1e5: least(|c| c.ah_weight_g_x1e5),
-            longest_mm_x10: least(|c| c.ah_longest_mm_x10),
-            second_mm_x10: least(|c| c.ah_second_mm_x10),
-            lg_mm_x10: least(|c| c.ah_lg_mm_x10.min(c.oversize_lg_mm_x10)),
-        }
+        let none = Self {
+            weight_g_x1e5: u64::MAX,
+            longest_mm_x10: u64::MAX,
+            second_mm_x10: u64::MAX,
+            lg_mm_x10: u64::MAX,
+        };
+        carriers.iter().map(Self::of).fold(none, |a, b| Self {
+            weight_g_x1e5: a.weight_g_x1e5.min(b.weight_g_x1e5),
+            longest_mm_x10: a.longest_mm_x10.min(b.longest_mm_x10),
+            second_mm_x10: a.second_mm_x10.min(b.second_mm_x10),
+            lg_mm_x10: a.lg_mm_x10.min(b.lg_mm_x10),
+        })
     }
 }
 
