@@ -1046,12 +1046,24 @@ mod tests {
             lines in prop::collection::vec((item(), 1u32..4), 1..5),
             extra in item(),
             origin in prop::sample::select(vec!["10001", "60601", "94105", "98101"]),
-            dest in prop::sample::select(vec![("10401", false), ("94107", true), ("33101", true)]),
+            dest in prop::sample::select(vec![
+                ("US", "10401", false),
+                ("US", "94107", true),
+                ("US", "33101", true),
+                // Abroad, where services bill in kilograms.
+                ("GB", "SW1A 1AA", false),
+                ("JP", "100-0001", true),
+            ]),
             fee in 0i64..600,
         ) {
             let freight = Freight::sample();
             let fee = Decimal::new(fee, 2);
-            let floor = freight.floor(us(origin, false), us(dest.0, dest.1), fee).unwrap();
+            let destination = Endpoint {
+                country_code: dest.0,
+                postal_code: dest.1,
+                residential: dest.2,
+            };
+            let floor = freight.floor(us(origin, false), destination, fee).unwrap();
             let mut profile = ShipmentProfile::default();
             let mut shippable = true;
             let mut reference = ShipmentProfile::default();
@@ -1080,7 +1092,7 @@ mod tests {
                 lines.iter().map(|&(item, quantity)| ItemLine { item, quantity }).collect();
             let rated = freight.rate(&RateRequest {
                 origin: us(origin, false),
-                destination: us(dest.0, dest.1),
+                destination,
                 lines: &items,
                 handling_fee: fee,
             });
