@@ -524,9 +524,7 @@ pub struct FreightFloor<'a> {
     pub(super) handling_fee: Decimal,
     /// `handling_fee` in ten-thousandths, rounded down.
     pub(super) handling_fee_units: i64,
-    /// The cheapest box's cost in ten-thousandths, rounded down.
-    pub(super) least_box_units: i64,
-    /// What any one box holds at most.
+    /// What any one box holds at most, and the least it weighs and costs.
     pub(super) limits: BoxLimits,
     /// Below what no carrier charges additional handling or oversize.
     pub(super) handling: HandlingLimits,
@@ -559,8 +557,9 @@ impl Count {
         // Every parcel past the first, or past the big units' own, costs at
         // least the cheapest box and weighs at least the lightest tare.
         let more = |than: u32| i64::from(parcels.saturating_sub(than));
-        let boxes = (profile.box_cost + more(1) * floor.least_box_units)
-            .max(profile.big_box_cost + more(profile.big_units) * floor.least_box_units);
+        let least = floor.limits.least_cost_units;
+        let boxes = (profile.box_cost + more(1) * least)
+            .max(profile.big_box_cost + more(profile.big_units) * least);
         let gross_g = profile.boxed_weight_g
             + u64::from(profile.boxed_tare_g)
             + u64::from(parcels - 1) * u64::from(floor.limits.least_tare_g);
@@ -860,7 +859,7 @@ impl FreightFloor<'_> {
             least(&mut space, a + s.per_parcel_fuel, per);
         }
         const CENT: i64 = 100;
-        let fixed = self.least_box_units + self.handling_fee_units - CENT;
+        let fixed = self.limits.least_cost_units + self.handling_fee_units - CENT;
         let line = |acc: Option<(i64, i64)>| {
             let (o, per) = acc.unwrap_or((0, 0));
             FloorLine {

@@ -789,7 +789,6 @@ impl Freight {
             fill_pct: self.model.settings.fill_factor_pct,
             handling_fee,
             handling_fee_units: crate::domain::money::to_units(handling_fee),
-            least_box_units: self.model.least_box_units,
             limits: self.model.box_limits,
             handling: self.model.handling_limits,
         }

@@ -368,9 +368,9 @@ pub struct BoxSpec {
     pub cost: Decimal,
 }
 
-/// The most any one box of the catalog holds, and the least it weighs:
-/// from these a freight floor learns how many parcels a shipment needs at
-/// least.
+/// The most any one box of the catalog holds, and the least it weighs and
+/// costs: from these a freight floor learns how many parcels a shipment
+/// needs at least, and what each adds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BoxLimits {
     /// The most volume of several units any box takes: its inner volume
@@ -381,6 +381,9 @@ pub struct BoxLimits {
     pub capacity_g: u64,
     /// The least tare of any box, grams.
     pub least_tare_g: u32,
+    /// The cheapest box's cost in ten-thousandths, rounded down (0 with no
+    /// boxes).
+    pub least_cost_units: i64,
 }
 
 impl BoxLimits {
@@ -400,6 +403,9 @@ impl BoxLimits {
                 .max()
                 .unwrap_or(0),
             least_tare_g: boxes.iter().map(|b| b.tare_weight_g).min().unwrap_or(0),
+            least_cost_units: crate::domain::money::to_units(
+                boxes.iter().map(|b| b.cost).min().unwrap_or_default(),
+            ),
         }
     }
 }
@@ -616,10 +622,8 @@ pub struct Model {
     /// The same in hundred-millionths, when every one is whole there (see
     /// [`Fuelled::e8`]).
     pub box_costs_e8: Option<Vec<E8>>,
-    /// The cheapest box's cost in ten-thousandths, rounded down (0 with no
-    /// boxes): what a freight floor counts for boxes.
-    pub least_box_units: i64,
-    /// What any one box holds at most, as freight floors count parcels.
+    /// What any one box holds at most, and the least it weighs and costs,
+    /// as freight floors count parcels.
     pub box_limits: BoxLimits,
     /// Below what no carrier charges additional handling or oversize.
     pub handling_limits: HandlingLimits,
@@ -799,8 +803,6 @@ pub fn compile(files: &[(String, Vec<u8>)]) -> Result<Model, FreightError> {
     }
     let box_costs: Vec<Decimal> = boxes.iter().map(|b| b.cost).collect();
     let box_costs_e8 = box_costs.iter().map(|&c| to_e8(c)).collect();
-    let least_box_units =
-        crate::domain::money::to_units(box_costs.iter().copied().min().unwrap_or_default());
     let box_limits = BoxLimits::new(&boxes, settings.fill_factor_pct);
     let handling_limits = HandlingLimits::new(&carriers);
     Ok(Model {
@@ -809,7 +811,6 @@ pub fn compile(files: &[(String, Vec<u8>)]) -> Result<Model, FreightError> {
         boxes,
         box_costs,
         box_costs_e8,
-        least_box_units,
         box_limits,
         handling_limits,
         domestic,
