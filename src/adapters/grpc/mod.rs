@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod catalog;
+pub mod coalesce;
 pub mod convert;
 pub mod deadline;
 pub mod fulfillment;
@@ -19,6 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
@@ -32,6 +34,7 @@ use crate::pb;
 
 pub use admission::Admission;
 pub use catalog::CatalogService;
+pub use coalesce::Coalesced;
 pub use fulfillment::FulfillmentService;
 pub use tls::TlsState;
 
@@ -121,7 +124,10 @@ pub async fn serve(
     match edge.tls {
         Some(tls) => {
             router
-                .serve_with_incoming_shutdown(tls.incoming(listener), shutdown)
+                .serve_with_incoming_shutdown(
+                    tls.incoming(listener).map(|s| s.map(Coalesced::new)),
+                    shutdown,
+                )
                 .await
         }
         None => {
@@ -130,7 +136,8 @@ pub async fn serve(
             // nodelay a small unary answer can wait for Nagle's timer.
             let incoming = TcpIncoming::from(listener)
                 .with_nodelay(Some(true))
-                .with_keepalive(secs(server.tcp_keepalive_secs));
+                .with_keepalive(secs(server.tcp_keepalive_secs))
+                .map(|s| s.map(Coalesced::new));
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
