@@ -447,7 +447,7 @@ impl pb::fulfillment_server::Fulfillment for FulfillmentService {
                     fingerprint,
                     lines,
                     hold_ms,
-                    plan: prost::Message::encode_to_vec(&kept.plan),
+                    plan: kept.plan.clone(),
                     ship_to: kept.ship_to.clone(),
                     owner: who.owner.clone(),
                 };

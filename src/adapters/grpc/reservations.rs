@@ -51,8 +51,11 @@ pub struct Planned {
 pub struct KeptQuote {
     /// Who asked for it; only they may reserve it.
     pub owner: Option<Arc<str>>,
-    /// The plan as Quote answered it.
-    pub plan: pb::Plan,
+    /// The plan as Quote answered it, encoded: Reserve stores it so in the
+    /// ledger, and a kept quote takes less than half the memory it would
+    /// as a message of many small strings (up to `quote_cache_capacity` are
+    /// kept).
+    pub plan: Vec<u8>,
     /// Its lines.
     pub lines: Vec<Planned>,
     /// Destination.
@@ -190,7 +193,7 @@ impl Reservations {
     ) {
         let kept = KeptQuote {
             owner: caller.map(|c| Arc::clone(&c.id)),
-            plan: plan.clone(),
+            plan: prost::Message::encode_to_vec(plan),
             lines: self.planned(quote, &quote.plan, lines),
             ship_to: ship_to.clone(),
             valid_until_ms: quote.valid_until_ms,
