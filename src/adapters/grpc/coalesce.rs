@@ -23,6 +23,11 @@ use tonic::transport::server::Connected;
 /// Bytes held before a write goes through without waiting for a flush.
 const HELD_BYTES_MAX: usize = 64 * 1024;
 
+/// Buffer a connection keeps between answers; a larger one, grown for a
+/// large answer, is given back once written, so idle connections hold
+/// little.
+const HELD_KEEP_BYTES: usize = 16 * 1024;
+
 /// A connection whose writes are gathered until a flush (see the module).
 #[derive(Debug)]
 pub struct Coalesced<IO> {
@@ -65,6 +70,9 @@ impl<IO: AsyncWrite + Unpin> Coalesced<IO> {
             self.sent += n;
         }
         self.held.clear();
+        if self.held.capacity() > HELD_KEEP_BYTES {
+            self.held = Vec::new();
+        }
         self.sent = 0;
         self.deferred = false;
         Poll::Ready(Ok(()))
@@ -330,6 +338,10 @@ mod tests {
         assert!(flush(&mut c, &mut cx).is_ready());
         assert!(flush(&mut c, &mut cx).is_ready());
         assert_eq!(sent(&c).len(), HELD_BYTES_MAX + 4);
+        assert!(
+            c.held.capacity() <= HELD_KEEP_BYTES,
+            "the buffer grown for a large answer is given back"
+        );
     }
 
     #[test]
