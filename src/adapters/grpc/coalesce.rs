@@ -50,11 +50,6 @@ impl<IO> Coalesced<IO> {
             deferred: false,
         }
     }
-
-    /// The wrapped connection.
-    pub fn get_ref(&self) -> &IO {
-        &self.inner
-    }
 }
 
 impl<IO: AsyncWrite + Unpin> Coalesced<IO> {
@@ -239,7 +234,7 @@ mod tests {
     }
 
     fn sent(c: &Coalesced<Wire>) -> Vec<u8> {
-        c.get_ref().writes.concat()
+        c.inner.writes.concat()
     }
 
     #[test]
@@ -250,7 +245,7 @@ mod tests {
         // h2's flush before the trailers, then its flush at the end of the turn.
         write(&mut c, &mut cx, b"headers+message");
         assert!(flush(&mut c, &mut cx).is_ready());
-        assert!(c.get_ref().writes.is_empty(), "the first flush is put off");
+        assert!(c.inner.writes.is_empty(), "the first flush is put off");
         assert_eq!(
             wakes.0.load(Ordering::SeqCst),
             1,
@@ -258,10 +253,7 @@ mod tests {
         );
         write(&mut c, &mut cx, b"+trailers");
         assert!(matches!(flush(&mut c, &mut cx), Poll::Ready(Ok(()))));
-        assert_eq!(
-            c.get_ref().writes,
-            vec![b"headers+message+trailers".to_vec()]
-        );
+        assert_eq!(c.inner.writes, vec![b"headers+message+trailers".to_vec()]);
     }
 
     #[test]
@@ -271,19 +263,19 @@ mod tests {
         let mut c = Coalesced::new(Wire::default());
         write(&mut c, &mut cx, b"small answer");
         assert!(flush(&mut c, &mut cx).is_ready());
-        assert!(c.get_ref().writes.is_empty());
+        assert!(c.inner.writes.is_empty());
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
         // The woken task's next turn: nothing new, the held bytes go out.
         assert!(matches!(flush(&mut c, &mut cx), Poll::Ready(Ok(()))));
         assert_eq!(sent(&c), b"small answer");
         // Nothing held: a flush writes nothing and wakes no one.
         assert!(flush(&mut c, &mut cx).is_ready());
-        assert_eq!(c.get_ref().writes.len(), 1);
+        assert_eq!(c.inner.writes.len(), 1);
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
         // The next answer is put off once again.
         write(&mut c, &mut cx, b"next");
         assert!(flush(&mut c, &mut cx).is_ready());
-        assert_eq!(c.get_ref().writes.len(), 1);
+        assert_eq!(c.inner.writes.len(), 1);
         assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
     }
 
@@ -300,7 +292,7 @@ mod tests {
         write(&mut c, &mut cx, b"-tail");
         assert!(flush(&mut c, &mut cx).is_ready());
         assert!(flush(&mut c, &mut cx).is_ready());
-        assert_eq!(c.get_ref().writes, vec![b"head-body-tail".to_vec()]);
+        assert_eq!(c.inner.writes, vec![b"head-body-tail".to_vec()]);
     }
 
     #[test]
@@ -322,7 +314,7 @@ mod tests {
         }
         assert!(turns > 0, "the wire said Pending along the way");
         assert_eq!(sent(&c), answer);
-        assert!(c.get_ref().writes.iter().all(|w| w.len() <= 3));
+        assert!(c.inner.writes.iter().all(|w| w.len() <= 3));
     }
 
     #[test]
@@ -332,7 +324,7 @@ mod tests {
         let mut c = Coalesced::new(Wire::default());
         let block = vec![7u8; HELD_BYTES_MAX];
         write(&mut c, &mut cx, &block);
-        assert!(c.get_ref().writes.is_empty());
+        assert!(c.inner.writes.is_empty());
         write(&mut c, &mut cx, b"more");
         assert_eq!(sent(&c), block, "the full buffer went out first");
         assert!(flush(&mut c, &mut cx).is_ready());
@@ -356,6 +348,6 @@ mod tests {
             Poll::Ready(Ok(()))
         ));
         assert_eq!(sent(&c), b"goaway");
-        assert!(c.get_ref().shut);
+        assert!(c.inner.shut);
     }
 }
