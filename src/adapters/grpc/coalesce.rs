@@ -94,14 +94,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Coalesced<IO> {
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for Coalesced<IO> {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        std::task::ready!(this.poll_room(cx, buf.len()))?;
-        this.held.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
     }
 
     fn poll_write_vectored(
