@@ -61,6 +61,10 @@ type Exact = (Units, u32, u32);
 /// line cannot ship from the part's supplier.
 type PartUnits = SmallVec<[Option<Units>; 2]>;
 
+/// A private option rated under FASTEST (`Search::undominated_private`):
+/// option, missing units, goods, earliest arrival, staircase.
+type RatedPrivate = (u32, u32, Units, u32, u32);
+
 /// The best assignment found and whether the search finished.
 #[derive(Debug, Clone)]
 pub(super) struct Found {
@@ -424,11 +428,11 @@ impl<'a> Search<'a> {
                         .collect()
                 })
                 .collect();
-            let linear_of: Vec<Units> = part_units
+            let linear_of: SmallVec<[Units; 16]> = part_units
                 .iter()
                 .map(|parts| parts.iter().flatten().sum())
                 .collect();
-            let best_opts: Vec<u32> = usable
+            let best_opts: SmallVec<[u32; 16]> = usable
                 .iter()
                 .copied()
                 .filter(|&o| line.options[o as usize].missing == min_missing)
@@ -495,11 +499,11 @@ impl<'a> Search<'a> {
         // Fewest options first (forced lines open their shipments early),
         // then the largest gap between the best and second-best goods.
         let mut order: Vec<usize> = (0..problem.lines.len()).collect();
-        let excess: Vec<Units> = (0..problem.lines.len())
+        let excess: SmallVec<[Units; 16]> = (0..problem.lines.len())
             .map(|l| self.bulk_excess(l))
             .collect();
         // The gap between a line's best and second-best goods.
-        let regret: Vec<Units> = (0..problem.lines.len())
+        let regret: SmallVec<[Units; 16]> = (0..problem.lines.len())
             .map(|l| {
                 let (mut a, mut b) = (Units::MAX, Units::MAX);
                 for &o in &self.prep.usable[l] {
@@ -599,22 +603,20 @@ impl<'a> Search<'a> {
     /// its cost no higher. Options are rated lazily, cheapest floor first:
     /// one beaten even by its floor (least amount, soonest arrival) is
     /// dropped unrated.
-    fn undominated_private(&mut self, l: usize, usable: Vec<u32>) -> Vec<u32> {
+    fn undominated_private(&mut self, l: usize, mut usable: Vec<u32>) -> Vec<u32> {
         let problem = self.problem;
         let line = &problem.lines[l];
         let private = |o: u32| is_private(problem, l, o);
-        let mut keep: Vec<u32> = usable.iter().copied().filter(|&o| !private(o)).collect();
         // (goods + floor, soonest arrival by the floor, option)
-        let mut cands: Vec<(Units, u32, u32)> = Vec::new();
+        let mut cands: SmallVec<[(Units, u32, u32); 16]> = SmallVec::new();
         for &o in usable.iter().filter(|&&o| private(o)) {
             let f = self.alone_floor(l, o);
             let (amount, soonest) = f.map_or((0, 0), |f| (f.amount, f.arrival_days));
             cands.push((line.options[o as usize].goods + amount, soonest, o));
         }
         cands.sort_unstable();
-        // Rated so far and not beaten: (option, missing, goods, earliest
-        // arrival, staircase).
-        let mut kept: Vec<(u32, u32, Units, u32, u32)> = Vec::new();
+        // Rated so far and not beaten.
+        let mut kept: SmallVec<[RatedPrivate; 8]> = SmallVec::new();
         for (lower, soonest, o) in cands {
             let opt = &line.options[o as usize];
             let missing = opt.missing;
@@ -646,9 +648,9 @@ impl<'a> Search<'a> {
             kept.retain(|b| !beats(cache, &a, b));
             kept.push(a);
         }
-        keep.extend(kept.iter().map(|k| k.0));
-        keep.sort_unstable();
-        keep
+        // In place: `usable` is in option order, and so is what it keeps.
+        usable.retain(|&o| !private(o) || kept.iter().any(|k| k.0 == o));
+        usable
     }
 
     /// The floor of option `o` of line `l`, one supplier's part, shipped alone.
@@ -666,12 +668,12 @@ impl<'a> Search<'a> {
     /// best per missing count can be in a best plan under CHEAPEST or
     /// FEWEST_SHIPMENTS: each is one shipment of this line alone, priced
     /// exactly. Rated lazily, cheapest floor first.
-    fn collapse_private(&mut self, l: usize, usable: Vec<u32>) -> Vec<u32> {
+    fn collapse_private(&mut self, l: usize, mut usable: Vec<u32>) -> Vec<u32> {
         let problem = self.problem;
         let line = &problem.lines[l];
         let private = |o: u32| is_private(problem, l, o);
-        let mut keep: Vec<u32> = usable.iter().copied().filter(|&o| !private(o)).collect();
-        let mut groups: Vec<u32> = usable
+        let mut keep: SmallVec<[u32; 4]> = SmallVec::new();
+        let mut groups: SmallVec<[u32; 4]> = usable
             .iter()
             .filter(|&&o| private(o))
             .map(|&o| line.options[o as usize].missing)
@@ -679,7 +681,7 @@ impl<'a> Search<'a> {
         groups.sort_unstable();
         groups.dedup();
         for missing in groups {
-            let mut cands: Vec<(Units, u32)> = usable
+            let mut cands: SmallVec<[(Units, u32); 16]> = usable
                 .iter()
                 .copied()
                 .filter(|&o| private(o) && line.options[o as usize].missing == missing)
@@ -719,8 +721,9 @@ impl<'a> Search<'a> {
                 keep.push(o);
             }
         }
-        keep.sort_unstable();
-        keep
+        // In place: `usable` is in option order, and so is what it keeps.
+        usable.retain(|&o| !private(o) || keep.contains(&o));
+        usable
     }
 
     /// Makes `assignment` the best plan if it is feasible and better;
@@ -1366,7 +1369,7 @@ fn is_private(problem: &Problem, l: usize, o: u32) -> bool {
 /// Whether private option `b` beats `a` under FASTEST (see
 /// `Search::undominated_private`); each is (option, missing units, goods,
 /// earliest arrival, staircase).
-fn beats(cache: &Cache, b: &(u32, u32, Units, u32, u32), a: &(u32, u32, Units, u32, u32)) -> bool {
+fn beats(cache: &Cache, b: &RatedPrivate, a: &RatedPrivate) -> bool {
     // Arriving later: no (the loop below would find no price of `b` by
     // `a`'s earliest day; this is the quick way).
     if b.1 != a.1 || b.3 > a.3 {
