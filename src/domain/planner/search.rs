@@ -672,7 +672,8 @@ impl<'a> Search<'a> {
         let problem = self.problem;
         let line = &problem.lines[l];
         let private = |o: u32| is_private(problem, l, o);
-        let mut keep: SmallVec<[u32; 4]> = SmallVec::new();
+        // The best private option of each missing count.
+        let mut chosen: SmallVec<[u32; 4]> = SmallVec::new();
         let mut groups: SmallVec<[u32; 4]> = usable
             .iter()
             .filter(|&&o| private(o))
@@ -718,11 +719,11 @@ impl<'a> Search<'a> {
                 }
             }
             if let Some((_, o)) = best {
-                keep.push(o);
+                chosen.push(o);
             }
         }
         // In place: `usable` is in option order, and so is what it keeps.
-        usable.retain(|&o| !private(o) || keep.contains(&o));
+        usable.retain(|&o| !private(o) || chosen.contains(&o));
         usable
     }
 
