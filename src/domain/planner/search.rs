@@ -1368,8 +1368,7 @@ fn is_private(problem: &Problem, l: usize, o: u32) -> bool {
 }
 
 /// Whether private option `b` beats `a` under FASTEST (see
-/// `Search::undominated_private`); each is (option, missing units, goods,
-/// earliest arrival, staircase).
+/// `Search::undominated_private`).
 fn beats(cache: &Cache, b: &RatedPrivate, a: &RatedPrivate) -> bool {
     // Arriving later: no (the loop below would find no price of `b` by
     // `a`'s earliest day; this is the quick way).
