@@ -289,13 +289,26 @@ fn figures(world: &World, stocked: &[(ProductId, usize)]) {
                     let rater = world.rater(&b.ship_to);
                     let started = Instant::now();
                     // As a quote does: the deadline counts the set-up too.
-                    let q = Planner::new(&b.lines, &options(Objective::Cheapest), &rater)
-                        .and_then(|mut q| q.plan(Objective::Cheapest, started + limit))
+                    let mut again = Planner::new(&b.lines, &options(Objective::Cheapest), &rater)
                         .expect("the same basket plans again");
-                    budgeted.record(started.elapsed().as_micros() as u64).ok();
+                    let q = again
+                        .plan(Objective::Cheapest, started + limit)
+                        .expect("the same basket plans again");
+                    let took = started.elapsed();
+                    budgeted.record(took.as_micros() as u64).ok();
                     budget_proven += usize::from(q.proven_optimal);
                     let best = p.goods + p.freight;
-                    gaps.push((q.goods + q.freight - best) / best * Decimal::ONE_HUNDRED);
+                    let gap = (q.goods + q.freight - best) / best * Decimal::ONE_HUNDRED;
+                    if detail {
+                        println!(
+                            "        under the budget {:>6} us {:>7} nodes {:>5} ratings, gap {}%",
+                            took.as_micros(),
+                            again.stats().nodes,
+                            again.stats().ratings,
+                            gap.round_dp(3)
+                        );
+                    }
+                    gaps.push(gap);
                 }
                 planned += 1;
                 ratings += planner.stats().ratings;

@@ -180,6 +180,12 @@ impl Cache {
         rated
     }
 
+    /// The rating of `items` from `k` if one was made: `Some(None)` when it
+    /// could not ship, `None` when it was never rated.
+    pub fn known(&self, k: u32, items: Items) -> Option<Option<&Rated>> {
+        self.rated.get(&(k, items)).map(Option::as_ref)
+    }
+
     /// What the cheapest service arriving within `days` (processing and
     /// transit) costs for the shipment rated with staircase `stair`; `None`
     /// when none arrives by then. The same amount as choosing that service

@@ -9,8 +9,9 @@
 //! (else its floor at its current weight), and the facility-location bound
 //! of the remaining lines (see `bounds`), whose dual ascent runs once per
 //! node and is repaired for each option. A search that runs past a few
-//! hundred nodes improves its best plan by local moves once (`local_search`),
-//! which only tightens the cut. Everything is deterministic: the
+//! hundred nodes (a few dozen on baskets of 16 lines or more) improves its
+//! best plan by local moves once (`local_search`), which only tightens the
+//! cut. Everything is deterministic: the
 //! order depends only on the input, and a plan replaces the best only when
 //! strictly better, so among equal plans the first met in this order wins.
 
@@ -42,6 +43,28 @@ const LOCAL_SEARCH_AT_NODES: u64 = 256;
 #[cfg(test)]
 const LOCAL_SEARCH_AT_NODES: u64 = 4;
 
+/// Lines from which a search tries local search early, after
+/// `LOCAL_SEARCH_EARLY_AT_NODES`: a node of such a basket rates shipments of
+/// many units, so a deadline of a millisecond or two ends the search within a
+/// few dozen nodes, long before `LOCAL_SEARCH_AT_NODES`. Smaller baskets
+/// mostly finish first, and local search would only add ratings.
+const LOCAL_SEARCH_EARLY_LINES: usize = 16;
+
+/// Nodes after which a basket of `LOCAL_SEARCH_EARLY_LINES` or more tries
+/// local search: about one dive to a first plan.
+const LOCAL_SEARCH_EARLY_AT_NODES: u64 = 16;
+
+/// Nodes after which a search of `lines` lines tries local search. A node
+/// count, not a time, so that the plan met first among equals is the same
+/// every time.
+fn local_search_at(lines: usize) -> u64 {
+    if lines >= LOCAL_SEARCH_EARLY_LINES {
+        LOCAL_SEARCH_AT_NODES.min(LOCAL_SEARCH_EARLY_AT_NODES)
+    } else {
+        LOCAL_SEARCH_AT_NODES
+    }
+}
+
 /// Lines from which FASTEST drops beaten private options before searching
 /// (`Search::undominated_private`): it rates them to compare, which cost
 /// one-line quotes more than the small search it spared.
@@ -49,6 +72,29 @@ const DOMINANCE_LINES_MIN: usize = 3;
 
 /// Plans one local search may score (each may rate a few new shipments).
 const LOCAL_SEARCH_EVALS_MAX: usize = 512;
+
+/// A plan's shipments for local search: supplier, its (line, part) pairs
+/// and its freight in the plan's score (`None`: not known).
+type Base = SmallVec<[(u32, evaluate::Parts, Option<Units>); 4]>;
+
+/// Moves one local search has looked at.
+#[derive(Debug, Default)]
+struct Tried {
+    /// Moves screened by `Search::may_improve`.
+    screened: usize,
+    /// Plans scored exactly (at most `LOCAL_SEARCH_EVALS_MAX`).
+    scored: usize,
+}
+
+/// What trying one move of local search came to.
+enum Step {
+    /// The plan is the new best.
+    Better,
+    /// It is not better (or not feasible).
+    No,
+    /// Local search must stop: out of plans to score or out of time.
+    Stop,
+}
 
 /// What `apply` replaced per part: profile, floor and exact rating.
 type Saved = SmallVec<[(ShipmentProfile, UnitFloor, Option<Exact>); 2]>;
@@ -747,67 +793,300 @@ impl<'a> Search<'a> {
         false
     }
 
-    /// Tries to improve the best plan by local moves, scoring each plan
-    /// exactly: one line to another of its options, or every line of one
-    /// shipment to another supplier that can take them all (which closes a
-    /// shipment or moves it). Takes the first better plan and starts over,
-    /// until no move improves or `LOCAL_SEARCH_EVALS_MAX` plans were scored.
-    /// It only ever offers complete plans, so the search stays exact; a
-    /// better incumbent just cuts more of the tree. Deterministic: moves are
-    /// tried in line, option and supplier order.
+    /// Tries to improve the best plan by local moves, in this order: close a
+    /// shipment (each of its lines to the open shipment that takes it for
+    /// the least goods and linear freight), consolidate (every line one
+    /// supplier can take, to it), one line to another of its options, and
+    /// every line of one shipment to another supplier that can take them
+    /// all. Under CHEAPEST a move is scored exactly only when a lower bound
+    /// says it may pay (`may_improve`). Takes the first better plan and
+    /// starts over, until no move improves or `LOCAL_SEARCH_EVALS_MAX` plans
+    /// were scored. It only ever offers complete plans, so the search stays
+    /// exact; a better incumbent just cuts more of the tree. Deterministic:
+    /// moves are tried in supplier, line and option order.
     fn local_search(&mut self) {
         let Some((_, mut current)) = self.best.clone() else {
             return;
         };
         let problem = self.problem;
-        let mut evals = 0usize;
+        let mut tried = Tried::default();
+        // Per supplier: the (line, option) pairs it can ship wholly.
+        let mut whole: Vec<SmallVec<[(u32, u32); 4]>> =
+            vec![SmallVec::new(); problem.suppliers.len()];
+        for (l, usable) in self.prep.usable.iter().enumerate() {
+            for &c in usable {
+                if let [p] = problem.lines[l].options[c as usize].parts.as_slice() {
+                    whole[p.sup as usize].push((l as u32, c));
+                }
+            }
+        }
         'improving: loop {
+            let base = self.base(&current);
+            let shipping: SmallVec<[u32; 8]> = base.iter().map(|(k, _, _)| *k).collect();
+            // Whole shipments first: closing one, then consolidating into
+            // one supplier, then single lines, then moving a shipment.
+            let mut moves: Vec<Vec<u32>> = Vec::new();
+            moves.extend(
+                shipping
+                    .iter()
+                    .filter_map(|&from| self.dropped(&current, from, &shipping)),
+            );
+            moves.extend(
+                whole
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(to, can)| self.absorbed(&current, to as u32, can)),
+            );
+            for next in moves {
+                match self.try_move(&base, &current, &next, &mut tried) {
+                    Step::Better => {
+                        current = next;
+                        continue 'improving;
+                    }
+                    Step::Stop => break 'improving,
+                    Step::No => {}
+                }
+            }
             for l in 0..problem.lines.len() {
                 for i in 0..self.prep.usable[l].len() {
                     let o = self.prep.usable[l][i];
                     if o == current[l] || self.cache.option_banned(problem, l, o as usize) {
                         continue;
                     }
-                    if evals >= LOCAL_SEARCH_EVALS_MAX || self.past_deadline(evals) {
-                        break 'improving;
-                    }
-                    evals += 1;
                     let mut next = current.clone();
                     next[l] = o;
-                    if self.offer(next.clone()) {
-                        current = next;
-                        continue 'improving;
+                    match self.try_move(&base, &current, &next, &mut tried) {
+                        Step::Better => {
+                            current = next;
+                            continue 'improving;
+                        }
+                        Step::Stop => break 'improving,
+                        Step::No => {}
                     }
                 }
             }
-            let mut shipping: Vec<u32> = current
-                .iter()
-                .enumerate()
-                .flat_map(|(l, &o)| problem.lines[l].options[o as usize].parts.iter())
-                .map(|p| p.sup)
-                .collect();
-            shipping.sort_unstable();
-            shipping.dedup();
             for &from in &shipping {
-                for to in 0..problem.suppliers.len() as u32 {
-                    if to == from {
-                        continue;
-                    }
+                for to in (0..problem.suppliers.len() as u32).filter(|&to| to != from) {
                     let Some(next) = self.moved(&current, from, to) else {
                         continue;
                     };
-                    if evals >= LOCAL_SEARCH_EVALS_MAX || self.past_deadline(evals) {
-                        break 'improving;
-                    }
-                    evals += 1;
-                    if self.offer(next.clone()) {
-                        current = next;
-                        continue 'improving;
+                    match self.try_move(&base, &current, &next, &mut tried) {
+                        Step::Better => {
+                            current = next;
+                            continue 'improving;
+                        }
+                        Step::Stop => break 'improving,
+                        Step::No => {}
                     }
                 }
             }
             break;
         }
+    }
+
+    /// In tests, that a move `may_improve` turned away would not have
+    /// beaten the best plan: the screen may only spare ratings, never lose
+    /// a better plan. The brute-force comparisons run local search early
+    /// (`LOCAL_SEARCH_AT_NODES`), so they check it on every move.
+    #[cfg(test)]
+    fn check_screened(&mut self, next: &[u32]) {
+        let score = evaluate::score(
+            self.problem,
+            self.options,
+            self.objective,
+            self.rater,
+            self.cache,
+            next,
+        );
+        let best = self.best.as_ref().map(|(b, _)| *b);
+        assert!(
+            score.is_none() || score >= best,
+            "the screen turned away {next:?}, scored {score:?} against the best {best:?}"
+        );
+    }
+
+    /// The shipments of `current`, the best plan, with their freight as its
+    /// score counted it (`None` where that is not known, which makes every
+    /// move touching the shipment worth scoring).
+    fn base(&self, current: &[u32]) -> Base {
+        evaluate::group(self.problem, current)
+            .into_iter()
+            .map(|(k, parts)| {
+                let freight = self
+                    .cache
+                    .known(k, evaluate::items(self.problem, &parts))
+                    .flatten()
+                    .map(|r| r.cheapest);
+                (k, parts, freight)
+            })
+            .collect()
+    }
+
+    /// One move of local search: screened by `may_improve`, then scored
+    /// exactly, within `LOCAL_SEARCH_EVALS_MAX` scored plans and the
+    /// deadline. Screening rates nothing but builds floors, so the clock is
+    /// read every few screened moves as well.
+    fn try_move(&mut self, base: &Base, current: &[u32], next: &[u32], tried: &mut Tried) -> Step {
+        tried.screened += 1;
+        if tried.screened.is_multiple_of(8) && Instant::now() >= self.deadline {
+            self.stopped = true;
+        }
+        if self.stopped {
+            return Step::Stop;
+        }
+        if !self.may_improve(base, current, next) {
+            #[cfg(test)]
+            self.check_screened(next);
+            return Step::No;
+        }
+        if tried.scored >= LOCAL_SEARCH_EVALS_MAX || self.past_deadline(tried.scored) {
+            return Step::Stop;
+        }
+        tried.scored += 1;
+        if self.offer(next.to_vec()) {
+            Step::Better
+        } else {
+            Step::No
+        }
+    }
+
+    /// Whether `next`, a move from `current` (the best plan, with shipments
+    /// `base`), may beat the best plan, so that local search should score
+    /// it. Under CHEAPEST a lower bound settles most moves without a
+    /// rating: the best plan's total, changed by the goods of the lines that
+    /// move and, for each shipment they change, by its exact freight where
+    /// it was rated, else the floor of its profile. Ratings are what local
+    /// search spends its time on, and most moves do not pay. Under the other
+    /// objectives every move may.
+    fn may_improve(&mut self, base: &Base, current: &[u32], next: &[u32]) -> bool {
+        let Some((best, _)) = self.best.as_ref() else {
+            return true;
+        };
+        if self.objective != Objective::Cheapest {
+            return true;
+        }
+        let best = *best;
+        let problem = self.problem;
+        let option = |l: usize, o: u32| &problem.lines[l].options[o as usize];
+        let changed: SmallVec<[usize; 8]> =
+            (0..next.len()).filter(|&l| next[l] != current[l]).collect();
+        let (mut missing, mut total) = (i64::from(best.missing), best.total);
+        let mut sups: SmallVec<[u32; 8]> = SmallVec::new();
+        for &l in &changed {
+            let (was, now) = (option(l, current[l]), option(l, next[l]));
+            missing += i64::from(now.missing) - i64::from(was.missing);
+            total += now.goods - was.goods;
+            sups.extend(was.parts.iter().chain(&now.parts).map(|p| p.sup));
+        }
+        if missing != i64::from(best.missing) {
+            return missing < i64::from(best.missing);
+        }
+        sups.sort_unstable();
+        sups.dedup();
+        let mut shipments = best.shipments;
+        for k in sups {
+            let mut parts = evaluate::Parts::new();
+            if let Some((_, kept, freight)) = base.iter().find(|(b, _, _)| *b == k) {
+                let Some(freight) = freight else {
+                    return true;
+                };
+                total -= freight;
+                shipments -= 1;
+                parts.extend(kept.iter().filter(|(l, _)| !changed.contains(l)).copied());
+            }
+            for &l in &changed {
+                let now = option(l, next[l]);
+                parts.extend(now.parts.iter().filter(|p| p.sup == k).map(|p| (l, *p)));
+            }
+            if parts.is_empty() {
+                continue;
+            }
+            shipments += 1;
+            match self.cache.known(k, evaluate::items(problem, &parts)) {
+                Some(Some(rated)) => total += rated.cheapest,
+                // A shipment that cannot ship: the plan is infeasible.
+                Some(None) => return false,
+                None => {
+                    let mut profile = ShipmentProfile::default();
+                    for &(l, p) in &parts {
+                        if let Some(u) = self.cache.known_unit_profile(l, k) {
+                            profile.add(u, p.units);
+                        }
+                    }
+                    if let Some(f) = self.cache.floor(problem, self.rater, k, &profile) {
+                        total += f.amount;
+                    }
+                }
+            }
+        }
+        (total, shipments) < (best.total, best.shipments)
+    }
+
+    /// `current` with the shipment from `from` closed: each of its lines
+    /// moved to whichever other supplier in `shipping` ships it wholly for
+    /// the least goods plus linear freight floor (lower supplier on ties),
+    /// units left out unchanged. Single-line moves cannot close a shipment
+    /// whose lines only pay off together; `None` when some line has nowhere
+    /// else to go (or `from` ships part of a split line).
+    fn dropped(&self, current: &[u32], from: u32, shipping: &[u32]) -> Option<Vec<u32>> {
+        let problem = self.problem;
+        let mut next = current.to_vec();
+        for (l, &o) in current.iter().enumerate() {
+            let line = &problem.lines[l];
+            let opt = &line.options[o as usize];
+            if !opt.parts.iter().any(|p| p.sup == from) {
+                continue;
+            }
+            if opt.parts.len() != 1 {
+                return None;
+            }
+            next[l] = self.prep.usable[l]
+                .iter()
+                .copied()
+                .filter_map(|c| {
+                    let alt = &line.options[c as usize];
+                    let to = alt.parts.first()?.sup;
+                    let fits = alt.missing == opt.missing
+                        && alt.parts.len() == 1
+                        && to != from
+                        && shipping.contains(&to)
+                        && !self.cache.banned(l, to);
+                    let linear = self.prep.part_units[l][c as usize][0]?;
+                    fits.then_some((alt.goods.saturating_add(linear), to, c))
+                })
+                .min()?
+                .2;
+        }
+        Some(next)
+    }
+
+    /// `current` with every line that `to` can ship wholly (`can`: its
+    /// (line, option) pairs), leaving out no more, shipped by `to`:
+    /// consolidation that single-line moves cannot reach when each line
+    /// alone would cost more there. `None` when that moves fewer than two
+    /// lines (a single-line move covers it).
+    fn absorbed(&self, current: &[u32], to: u32, can: &[(u32, u32)]) -> Option<Vec<u32>> {
+        if can.len() < 2 {
+            return None;
+        }
+        let problem = self.problem;
+        let mut next = current.to_vec();
+        let mut moved = 0;
+        for &(l, c) in can {
+            let l = l as usize;
+            let line = &problem.lines[l];
+            let opt = &line.options[current[l] as usize];
+            if next[l] != current[l]
+                || opt.parts.iter().any(|p| p.sup == to)
+                || self.cache.banned(l, to)
+                || line.options[c as usize].missing != opt.missing
+            {
+                continue;
+            }
+            next[l] = c;
+            moved += 1;
+        }
+        (moved >= 2).then_some(next)
     }
 
     /// `current` with every line shipped wholly by `from` shipped wholly by
@@ -881,7 +1160,10 @@ impl<'a> Search<'a> {
         if self.out_of_time() {
             return;
         }
-        if !self.local_searched && self.nodes >= LOCAL_SEARCH_AT_NODES && self.best.is_some() {
+        if !self.local_searched
+            && self.nodes >= local_search_at(self.problem.lines.len())
+            && self.best.is_some()
+        {
             self.local_searched = true;
             self.local_search();
             if self.stopped {
