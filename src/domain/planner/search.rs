@@ -798,10 +798,10 @@ impl<'a> Search<'a> {
     /// the least goods and linear freight), consolidate (every line one
     /// supplier can take, to it), one line to another of its options, and
     /// every line of one shipment to another supplier that can take them
-    /// all. Under CHEAPEST a move is scored exactly only when a lower bound
-    /// says it may pay (`may_improve`). Takes the first better plan and
-    /// starts over, until no move improves or `LOCAL_SEARCH_EVALS_MAX` plans
-    /// were scored. It only ever offers complete plans, so the search stays
+    /// all. Under CHEAPEST and FEWEST_SHIPMENTS a move is scored exactly
+    /// only when a lower bound says it may pay (`may_improve`). Takes the
+    /// first better plan and starts over, until no move improves or
+    /// `LOCAL_SEARCH_EVALS_MAX` plans were scored. It only ever offers complete plans, so the search stays
     /// exact; a better incumbent just cuts more of the tree. Deterministic:
     /// moves are tried in supplier, line and option order.
     fn local_search(&mut self) {
@@ -952,17 +952,18 @@ impl<'a> Search<'a> {
 
     /// Whether `next`, a move from `current` (the best plan, with shipments
     /// `base`), may beat the best plan, so that local search should score
-    /// it. Under CHEAPEST a lower bound settles most moves without a
-    /// rating: the best plan's total, changed by the goods of the lines that
+    /// it. Under CHEAPEST and FEWEST_SHIPMENTS a lower bound settles most
+    /// moves without a rating: the best plan's total, changed by the goods of the lines that
     /// move and, for each shipment they change, by its exact freight where
-    /// it was rated, else the floor of its profile. Ratings are what local
-    /// search spends its time on, and most moves do not pay. Under the other
-    /// objectives every move may.
+    /// it was rated, else the floor of its profile; under FEWEST_SHIPMENTS
+    /// with the plan's shipments first. Ratings are what local search spends
+    /// its time on, and most moves do not pay. Under FASTEST, whose prices
+    /// depend on the plan's latest arrival, every move may.
     fn may_improve(&mut self, base: &Base, current: &[u32], next: &[u32]) -> bool {
         let Some((best, _)) = self.best.as_ref() else {
             return true;
         };
-        if self.objective != Objective::Cheapest {
+        if self.objective == Objective::Fastest {
             return true;
         }
         let best = *best;
@@ -1019,7 +1020,12 @@ impl<'a> Search<'a> {
                 }
             }
         }
-        (total, shipments) < (best.total, best.shipments)
+        // FEWEST_SHIPMENTS puts the count first; it is exact here.
+        let primary = match self.objective {
+            Objective::FewestShipments => shipments,
+            _ => 0,
+        };
+        (primary, total, shipments) < (best.primary, best.total, best.shipments)
     }
 
     /// `current` with the shipment from `from` closed: each of its lines
