@@ -22,7 +22,7 @@ use smallvec::SmallVec;
 use super::bounds::{disjoint_lines, facility_bound, repaired_bound, Scratch, UflLine};
 use super::cache::{Cache, Items, UnitFloor};
 use super::evaluate::{self, Score};
-use super::problem::{Problem, Units};
+use super::problem::{Part, Problem, Units};
 use super::{LinearFloor, Objective, PlanOptions, Rater, ShipmentProfile};
 
 /// Nodes between two looks at the clock.
@@ -865,9 +865,12 @@ impl<'a> Search<'a> {
                     }
                 }
             }
-            for &from in &shipping {
-                for to in (0..problem.suppliers.len() as u32).filter(|&to| to != from) {
-                    let Some(next) = self.moved(&current, from, to) else {
+            for (from, parts, _) in &base {
+                for (to, can) in whole.iter().enumerate() {
+                    if to as u32 == *from {
+                        continue;
+                    }
+                    let Some(next) = self.moved(&current, parts, to as u32, can) else {
                         continue;
                     };
                     match self.try_move(&base, &current, &next, &mut tried) {
@@ -1076,47 +1079,61 @@ impl<'a> Search<'a> {
             return None;
         }
         let problem = self.problem;
-        let mut next = current.to_vec();
-        let mut moved = 0;
+        let mut found: SmallVec<[(usize, u32); 8]> = SmallVec::new();
         for &(l, c) in can {
             let l = l as usize;
             let line = &problem.lines[l];
             let opt = &line.options[current[l] as usize];
-            if next[l] != current[l]
+            if found.iter().any(|&(f, _)| f == l)
                 || opt.parts.iter().any(|p| p.sup == to)
                 || self.cache.banned(l, to)
                 || line.options[c as usize].missing != opt.missing
             {
                 continue;
             }
-            next[l] = c;
-            moved += 1;
+            found.push((l, c));
         }
-        (moved >= 2).then_some(next)
+        if found.len() < 2 {
+            return None;
+        }
+        let mut next = current.to_vec();
+        for (l, c) in found {
+            next[l] = c;
+        }
+        Some(next)
     }
 
-    /// `current` with every line shipped wholly by `from` shipped wholly by
-    /// `to` instead, units left out unchanged; `None` when some line cannot
-    /// (or `from` ships part of a split line).
-    fn moved(&self, current: &[u32], from: u32, to: u32) -> Option<Vec<u32>> {
+    /// `current` with every line of `from`'s shipment (`parts`) shipped
+    /// wholly by `to` instead (`can`: the (line, option) pairs `to` can
+    /// ship wholly), units left out unchanged; `None` when some line cannot
+    /// (or `from` ships part of a split line). Looks before it copies: most
+    /// suppliers cannot take a whole shipment.
+    fn moved(
+        &self,
+        current: &[u32],
+        parts: &[(usize, Part)],
+        to: u32,
+        can: &[(u32, u32)],
+    ) -> Option<Vec<u32>> {
+        if can.len() < parts.len() {
+            return None;
+        }
         let problem = self.problem;
-        let mut next = current.to_vec();
-        for (l, &o) in current.iter().enumerate() {
+        let mut found: SmallVec<[(usize, u32); 8]> = SmallVec::new();
+        for &(l, _) in parts {
             let line = &problem.lines[l];
-            let opt = &line.options[o as usize];
-            if !opt.parts.iter().any(|p| p.sup == from) {
-                continue;
-            }
-            if opt.parts.len() != 1 {
+            let opt = &line.options[current[l] as usize];
+            if opt.parts.len() != 1 || self.cache.banned(l, to) {
                 return None;
             }
-            next[l] = self.prep.usable[l].iter().copied().find(|&c| {
-                let alt = &line.options[c as usize];
-                alt.missing == opt.missing
-                    && alt.parts.len() == 1
-                    && alt.parts[0].sup == to
-                    && !self.cache.banned(l, to)
+            let &(_, c) = can.iter().find(|&&(cl, c)| {
+                cl as usize == l && line.options[c as usize].missing == opt.missing
             })?;
+            found.push((l, c));
+        }
+        let mut next = current.to_vec();
+        for (l, c) in found {
+            next[l] = c;
         }
         Some(next)
     }
