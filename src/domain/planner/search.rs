@@ -801,9 +801,10 @@ impl<'a> Search<'a> {
     /// all. Under CHEAPEST and FEWEST_SHIPMENTS a move is scored exactly
     /// only when a lower bound says it may pay (`may_improve`). Takes the
     /// first better plan and starts over, until no move improves or
-    /// `LOCAL_SEARCH_EVALS_MAX` plans were scored. It only ever offers complete plans, so the search stays
-    /// exact; a better incumbent just cuts more of the tree. Deterministic:
-    /// moves are tried in supplier, line and option order.
+    /// `LOCAL_SEARCH_EVALS_MAX` plans were scored. It only ever offers
+    /// complete plans, so the search stays exact; a better incumbent just
+    /// cuts more of the tree. Deterministic: moves are tried in supplier,
+    /// line and option order.
     fn local_search(&mut self) {
         let Some((_, mut current)) = self.best.clone() else {
             return;
@@ -956,12 +957,13 @@ impl<'a> Search<'a> {
     /// Whether `next`, a move from `current` (the best plan, with shipments
     /// `base`), may beat the best plan, so that local search should score
     /// it. Under CHEAPEST and FEWEST_SHIPMENTS a lower bound settles most
-    /// moves without a rating: the best plan's total, changed by the goods of the lines that
-    /// move and, for each shipment they change, by its exact freight where
-    /// it was rated, else the floor of its profile; under FEWEST_SHIPMENTS
-    /// with the plan's shipments first. Ratings are what local search spends
-    /// its time on, and most moves do not pay. Under FASTEST, whose prices
-    /// depend on the plan's latest arrival, every move may.
+    /// moves without a rating: the best plan's total, changed by the goods
+    /// of the lines that move and, for each shipment they change, by its
+    /// exact freight where it was rated, else the floor of its profile;
+    /// under FEWEST_SHIPMENTS with the plan's shipments first. Ratings are
+    /// what local search spends its time on, and most moves do not pay.
+    /// Under FASTEST, whose prices depend on the plan's latest arrival,
+    /// every move may.
     fn may_improve(&mut self, base: &Base, current: &[u32], next: &[u32]) -> bool {
         let Some((best, _)) = self.best.as_ref() else {
             return true;
