@@ -468,12 +468,13 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
                         k += 1;
                         continue;
                     }
-                    let rest: Vec<usize> =
-                        bins[a].units.iter().copied().filter(|&x| x != ui).collect();
-                    let rest_cost = if rest.is_empty() {
+                    // The parcel without the unit; its list is built only
+                    // when the unit moves (most tries do not).
+                    let rest_cost = if bins[a].units.len() == 1 {
                         Some((None, C::default(), Summary::default()))
                     } else {
-                        let s = Summary::of(units, rest.iter().copied());
+                        let s =
+                            Summary::of(units, bins[a].units.iter().copied().filter(|&x| x != ui));
                         self.best_box(&s).map(|(bx, c)| (bx, c, s))
                     };
                     let Some((rest_box, rest_c, rest_sum)) = rest_cost else {
@@ -501,7 +502,7 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
                         target.box_idx = bx;
                         target.cost = c;
                         let src = &mut bins[a];
-                        src.units = rest;
+                        src.units.retain(|&x| x != ui);
                         src.sum = rest_sum;
                         src.box_idx = rest_box;
                         src.cost = rest_c;
@@ -522,39 +523,54 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
         if bins.len() < 2 {
             return None;
         }
-        let mut trial: Vec<Bin<C>> = bins.to_vec();
-        let moving = std::mem::take(&mut trial[a].units);
-        trial[a].cost = C::default();
-        for ui in moving {
+        // Each parcel's summary, box and cost as the units of `a` go in, and
+        // where each went: the parcels' unit lists are copied only when the
+        // dissolve pays (most do not).
+        let mut trial: Vec<(Summary, Option<usize>, C, bool)> = bins
+            .iter()
+            .map(|b| (b.sum, b.box_idx, b.cost, b.units.is_empty()))
+            .collect();
+        trial[a].2 = C::default();
+        trial[a].3 = true;
+        let mut placed: Vec<(usize, usize)> = Vec::with_capacity(bins[a].units.len());
+        for &ui in &bins[a].units {
             let mut best: Option<(usize, Option<usize>, C, C)> = None;
-            for (b, bin) in trial.iter().enumerate() {
-                if b == a || bin.units.is_empty() {
+            for (b, &(sum, _, cost, empty)) in trial.iter().enumerate() {
+                if empty {
                     continue;
                 }
-                let s = bin.sum.add(&units[ui]);
+                let s = sum.add(&units[ui]);
                 if let Some((bx, c)) = self.best_box(&s) {
-                    let delta = c - bin.cost;
+                    let delta = c - cost;
                     if best.is_none_or(|(_, _, _, d)| delta < d) {
                         best = Some((b, bx, c, delta));
                     }
                 }
             }
             let (b, bx, c, _) = best?;
-            let s = trial[b].sum.add(&units[ui]);
             let t = &mut trial[b];
-            t.units.push(ui);
-            t.sum = s;
-            t.box_idx = bx;
-            t.cost = c;
+            t.0 = t.0.add(&units[ui]);
+            t.1 = bx;
+            t.2 = c;
+            placed.push((ui, b));
         }
         let before: C = bins.iter().map(|b| b.cost).sum();
-        let after: C = trial.iter().map(|b| b.cost).sum();
-        if after < before {
-            trial.remove(a);
-            Some(trial)
-        } else {
-            None
+        let after: C = trial.iter().map(|t| t.2).sum();
+        if after >= before {
+            return None;
         }
+        let mut next: Vec<Bin<C>> = bins.to_vec();
+        next[a].units.clear();
+        for (ui, b) in placed {
+            next[b].units.push(ui);
+        }
+        for (bin, (sum, box_idx, cost, _)) in next.iter_mut().zip(trial) {
+            bin.sum = sum;
+            bin.box_idx = box_idx;
+            bin.cost = cost;
+        }
+        next.remove(a);
+        Some(next)
     }
 }
 
