@@ -947,6 +947,25 @@ impl<'a> Search<'a> {
             return Step::Stop;
         }
         tried.scored += 1;
+        // A move may change several shipments: they are rated one at a
+        // time with a look at the clock after each, so that past the
+        // deadline at most one more rating starts. Scoring the plan then
+        // finds them all rated.
+        let problem = self.problem;
+        for (k, parts) in evaluate::group(problem, next) {
+            let items = evaluate::items(problem, &parts);
+            if self.cache.known(k, items.clone()).is_some() {
+                continue;
+            }
+            if self.cache.rate(problem, self.rater, k, items).is_none() {
+                // It cannot ship: scoring says so and learns why.
+                break;
+            }
+            if Instant::now() >= self.deadline {
+                self.stopped = true;
+                return Step::Stop;
+            }
+        }
         if self.offer(next.to_vec()) {
             Step::Better
         } else {

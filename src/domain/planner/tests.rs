@@ -490,10 +490,10 @@ impl Rater for Late {
 fn a_search_that_rates_stops_at_the_first_look_past_its_deadline() {
     // Ratings are what make the search slow (a real one packs boxes), so it
     // looks at the clock after each plan or node that rated, not only every
-    // so many: once the deadline passes it starts at most one rating, the
-    // rest of the move it was scoring (a move changes a few shipments). The
-    // first plan (about 10 ratings) is held well before the deadline, which
-    // passes while local search rates.
+    // so many, and local search rates a move's shipments one at a time with
+    // a look after each: once the deadline passes it starts at most one
+    // rating. The first plan (about 10 ratings) is held well before the
+    // deadline, which passes while local search rates.
     let deadline = Instant::now() + Duration::from_millis(100);
     let rater = Late {
         rater: Blind(FlatRater {
