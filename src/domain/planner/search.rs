@@ -77,6 +77,38 @@ const LOCAL_SEARCH_EVALS_MAX: usize = 512;
 /// and its freight in the plan's score (`None`: not known).
 type Base = SmallVec<[(u32, evaluate::Parts, Option<Units>); 4]>;
 
+/// The kinds of local-search move, in the order they are tried.
+#[derive(Debug, Default, Clone, Copy)]
+enum Phase {
+    /// Close a shipment: its lines to the other open shipments.
+    #[default]
+    Close,
+    /// Every line one supplier can ship wholly, to it.
+    Consolidate,
+    /// One line to another of its options.
+    Line,
+    /// Every line of one shipment to another supplier.
+    Shipment,
+}
+
+/// Where local search is in the moves from one plan (`Search::next_move`).
+#[derive(Debug, Default)]
+struct Cursor {
+    phase: Phase,
+    i: usize,
+    j: usize,
+}
+
+impl Cursor {
+    /// On to the first move of `phase`.
+    fn advance(&mut self, phase: Phase) {
+        *self = Cursor {
+            phase,
+            ..Cursor::default()
+        };
+    }
+}
+
 /// Moves one local search has looked at.
 #[derive(Debug, Default)]
 struct Tried {
@@ -824,21 +856,8 @@ impl<'a> Search<'a> {
         'improving: loop {
             let base = self.base(&current);
             let shipping: SmallVec<[u32; 8]> = base.iter().map(|(k, _, _)| *k).collect();
-            // Whole shipments first: closing one, then consolidating into
-            // one supplier, then single lines, then moving a shipment.
-            let mut moves: Vec<Vec<u32>> = Vec::new();
-            moves.extend(
-                shipping
-                    .iter()
-                    .filter_map(|&from| self.dropped(&current, from, &shipping)),
-            );
-            moves.extend(
-                whole
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(to, can)| self.absorbed(&current, to as u32, can)),
-            );
-            for next in moves {
+            let mut at = Cursor::default();
+            while let Some(next) = self.next_move(&current, &base, &shipping, &whole, &mut at) {
                 match self.try_move(&base, &current, &next, &mut tried) {
                     Step::Better => {
                         current = next;
@@ -848,43 +867,78 @@ impl<'a> Search<'a> {
                     Step::No => {}
                 }
             }
-            for l in 0..problem.lines.len() {
-                for i in 0..self.prep.usable[l].len() {
-                    let o = self.prep.usable[l][i];
-                    if o == current[l] || self.cache.option_banned(problem, l, o as usize) {
-                        continue;
-                    }
-                    let mut next = current.clone();
-                    next[l] = o;
-                    match self.try_move(&base, &current, &next, &mut tried) {
-                        Step::Better => {
-                            current = next;
-                            continue 'improving;
-                        }
-                        Step::Stop => break 'improving,
-                        Step::No => {}
-                    }
-                }
-            }
-            for (from, parts, _) in &base {
-                for (to, can) in whole.iter().enumerate() {
-                    if to as u32 == *from {
-                        continue;
-                    }
-                    let Some(next) = self.moved(&current, parts, to as u32, can) else {
+            break;
+        }
+    }
+
+    /// The next move local search tries from `current` (shipments `base`,
+    /// from the suppliers `shipping`; `whole`: per supplier, the (line,
+    /// option) pairs it can ship wholly), `at` marking where it is: whole
+    /// shipments first (closing one, then consolidating into one supplier),
+    /// then single lines, then a whole shipment to another supplier. `None`
+    /// once every move was offered.
+    fn next_move(
+        &self,
+        current: &[u32],
+        base: &Base,
+        shipping: &[u32],
+        whole: &[SmallVec<[(u32, u32); 4]>],
+        at: &mut Cursor,
+    ) -> Option<Vec<u32>> {
+        let problem = self.problem;
+        loop {
+            let next = match at.phase {
+                Phase::Close => {
+                    let Some(&from) = shipping.get(at.i) else {
+                        at.advance(Phase::Consolidate);
                         continue;
                     };
-                    match self.try_move(&base, &current, &next, &mut tried) {
-                        Step::Better => {
-                            current = next;
-                            continue 'improving;
-                        }
-                        Step::Stop => break 'improving,
-                        Step::No => {}
-                    }
+                    at.i += 1;
+                    self.dropped(current, from, shipping)
                 }
+                Phase::Consolidate => {
+                    let Some(can) = whole.get(at.i) else {
+                        at.advance(Phase::Line);
+                        continue;
+                    };
+                    at.i += 1;
+                    self.absorbed(current, at.i as u32 - 1, can)
+                }
+                Phase::Line => {
+                    let Some(usable) = self.prep.usable.get(at.i) else {
+                        at.advance(Phase::Shipment);
+                        continue;
+                    };
+                    let (l, Some(&o)) = (at.i, usable.get(at.j)) else {
+                        (at.i, at.j) = (at.i + 1, 0);
+                        continue;
+                    };
+                    at.j += 1;
+                    (o != current[l] && !self.cache.option_banned(problem, l, o as usize)).then(
+                        || {
+                            let mut next = current.to_vec();
+                            next[l] = o;
+                            next
+                        },
+                    )
+                }
+                Phase::Shipment => {
+                    let (from, parts, _) = base.get(at.i)?;
+                    let Some(can) = whole.get(at.j) else {
+                        (at.i, at.j) = (at.i + 1, 0);
+                        continue;
+                    };
+                    let to = at.j as u32;
+                    at.j += 1;
+                    if to == *from {
+                        continue;
+                    }
+                    self.moved(current, parts, to, can)
+                }
+            };
+            if next.is_some() {
+                return next;
             }
-            break;
         }
     }
 
