@@ -805,18 +805,23 @@ impl<'a> Search<'a> {
         usable
     }
 
-    /// Makes `assignment` the best plan if it is feasible and better;
-    /// says whether it did.
-    fn offer(&mut self, assignment: Vec<u32>) -> bool {
-        let score = evaluate::score(
+    /// The exact score of a complete `assignment` under this search's
+    /// objective; `None` when it is infeasible.
+    fn score(&mut self, assignment: &[u32]) -> Option<Score> {
+        evaluate::score(
             self.problem,
             self.options,
             self.objective,
             self.rater,
             self.cache,
-            &assignment,
-        );
-        if let Some(score) = score {
+            assignment,
+        )
+    }
+
+    /// Makes `assignment` the best plan if it is feasible and better;
+    /// says whether it did.
+    fn offer(&mut self, assignment: Vec<u32>) -> bool {
+        if let Some(score) = self.score(&assignment) {
             if self.best.as_ref().is_none_or(|(b, _)| score < *b) {
                 self.best = Some((score, assignment));
                 return true;
@@ -948,14 +953,7 @@ impl<'a> Search<'a> {
     /// (`LOCAL_SEARCH_AT_NODES`), so they check it on every move.
     #[cfg(test)]
     fn check_screened(&mut self, next: &[u32]) {
-        let score = evaluate::score(
-            self.problem,
-            self.options,
-            self.objective,
-            self.rater,
-            self.cache,
-            next,
-        );
+        let score = self.score(next);
         let best = self.best.as_ref().map(|(b, _)| *b);
         assert!(
             score.is_none() || score >= best,
