@@ -860,9 +860,8 @@ impl<'a> Search<'a> {
         }
         'improving: loop {
             let base = self.base(&current);
-            let shipping: SmallVec<[u32; 8]> = base.iter().map(|(k, _, _)| *k).collect();
             let mut at = Cursor::default();
-            while let Some(next) = self.next_move(&current, &base, &shipping, &whole, &mut at) {
+            while let Some(next) = self.next_move(&current, &base, &whole, &mut at) {
                 match self.try_move(&base, &current, &next, &mut tried) {
                     Step::Better => {
                         current = next;
@@ -876,9 +875,9 @@ impl<'a> Search<'a> {
         }
     }
 
-    /// The next move local search tries from `current` (shipments `base`,
-    /// from the suppliers `shipping`; `whole`: per supplier, the (line,
-    /// option) pairs it can ship wholly), `at` marking where it is: whole
+    /// The next move local search tries from `current` (shipments `base`;
+    /// `whole`: per supplier, the (line, option) pairs it can ship wholly),
+    /// `at` marking where it is: whole
     /// shipments first (closing one, then consolidating into one supplier),
     /// then single lines, then a whole shipment to another supplier. `None`
     /// once every move was offered.
@@ -886,7 +885,6 @@ impl<'a> Search<'a> {
         &self,
         current: &[u32],
         base: &Base,
-        shipping: &[u32],
         whole: &[SmallVec<[(u32, u32); 4]>],
         at: &mut Cursor,
     ) -> Option<Vec<u32>> {
@@ -894,20 +892,20 @@ impl<'a> Search<'a> {
         loop {
             let next = match at.phase {
                 Phase::Close => {
-                    let Some(&from) = shipping.get(at.i) else {
+                    let Some((from, parts, _)) = base.get(at.i) else {
                         at.advance(Phase::Consolidate);
                         continue;
                     };
                     at.i += 1;
-                    self.dropped(current, from, shipping)
+                    self.dropped(current, *from, parts, base)
                 }
                 Phase::Consolidate => {
-                    let Some(can) = whole.get(at.i) else {
+                    let (to, Some(can)) = (at.i as u32, whole.get(at.i)) else {
                         at.advance(Phase::Line);
                         continue;
                     };
                     at.i += 1;
-                    self.absorbed(current, at.i as u32 - 1, can)
+                    self.absorbed(current, to, can)
                 }
                 Phase::Line => {
                     let Some(usable) = self.prep.usable.get(at.i) else {
@@ -1000,20 +998,20 @@ impl<'a> Search<'a> {
         }
         tried.scored += 1;
         // A move may change several shipments: they are rated one at a
-        // time with a look at the clock after each, so that past the
-        // deadline at most one more rating starts. Scoring the plan then
+        // time with a look at the clock after each new rating, so that past
+        // the deadline at most one more rating starts. Scoring the plan then
         // finds them all rated.
         let problem = self.problem;
         for (k, parts) in evaluate::group(problem, next) {
-            let items = evaluate::items(problem, &parts);
-            if self.cache.known(k, items.clone()).is_some() {
-                continue;
-            }
-            if self.cache.rate(problem, self.rater, k, items).is_none() {
+            if self
+                .cache
+                .rate(problem, self.rater, k, evaluate::items(problem, &parts))
+                .is_none()
+            {
                 // It cannot ship: scoring says so and learns why.
                 break;
             }
-            if Instant::now() >= self.deadline {
+            if self.clock_due() && Instant::now() >= self.deadline {
                 self.stopped = true;
                 return Step::Stop;
             }
@@ -1104,21 +1102,24 @@ impl<'a> Search<'a> {
         (primary, total, shipments) < (best.primary, best.total, best.shipments)
     }
 
-    /// `current` with the shipment from `from` closed: each of its lines
-    /// moved to whichever other supplier in `shipping` ships it wholly for
-    /// the least goods plus linear freight floor (lower supplier on ties),
-    /// units left out unchanged. Single-line moves cannot close a shipment
-    /// whose lines only pay off together; `None` when some line has nowhere
-    /// else to go (or `from` ships part of a split line).
-    fn dropped(&self, current: &[u32], from: u32, shipping: &[u32]) -> Option<Vec<u32>> {
+    /// `current` with the shipment from `from` (`parts`) closed: each of its
+    /// lines moved to whichever other shipment of `base` ships it wholly
+    /// for the least goods plus linear freight floor (lower supplier on
+    /// ties), units left out unchanged. Single-line moves cannot close a
+    /// shipment whose lines only pay off together; `None` when some line
+    /// has nowhere else to go (or `from` ships part of a split line).
+    fn dropped(
+        &self,
+        current: &[u32],
+        from: u32,
+        parts: &[(usize, Part)],
+        base: &Base,
+    ) -> Option<Vec<u32>> {
         let problem = self.problem;
         let mut next = current.to_vec();
-        for (l, &o) in current.iter().enumerate() {
+        for &(l, _) in parts {
             let line = &problem.lines[l];
-            let opt = &line.options[o as usize];
-            if !opt.parts.iter().any(|p| p.sup == from) {
-                continue;
-            }
+            let opt = &line.options[current[l] as usize];
             if opt.parts.len() != 1 {
                 return None;
             }
@@ -1131,7 +1132,7 @@ impl<'a> Search<'a> {
                     let fits = alt.missing == opt.missing
                         && alt.parts.len() == 1
                         && to != from
-                        && shipping.contains(&to)
+                        && base.iter().any(|(k, _, _)| *k == to)
                         && !self.cache.banned(l, to);
                     let linear = self.prep.part_units[l][c as usize][0]?;
                     fits.then_some((alt.goods.saturating_add(linear), to, c))
