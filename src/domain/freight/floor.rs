@@ -503,21 +503,19 @@ pub(super) fn per_parcel_fuel(pricer: &Pricer<'_>) -> i64 {
     to_units(pricer.surcharges_fuelled)
 }
 
-/// One lane service as the floor sees it.
+/// One lane service as the floor sees it: one with a floor of its price row.
 #[derive(Clone, Copy)]
-pub(super) struct FloorService<'a> {
+pub(super) struct FloorService<'s, 'a> {
     pub(super) row: &'a RowFloor,
-    pub(super) pricer: Pricer<'a>,
-    pub(super) transit_days: u32,
-    /// One parcel's residential and delivery-area surcharges with fuel,
-    /// ten-thousandths rounded down (see [`FreightFloor::linear`]).
-    pub(super) per_parcel_fuel: i64,
+    pub(super) lane: &'s super::LaneService<'a>,
 }
 
 /// The least amount and the fewest transit days of any shipment on one lane,
 /// from the profile of its units. Built by [`super::Freight::floor`].
 pub struct FreightFloor<'a> {
-    pub(super) services: std::sync::Arc<[FloorService<'a>]>,
+    /// The lane's services, shared with the lane; those without a floor
+    /// of their row are skipped (see [`FreightFloor::services`]).
+    pub(super) lane_services: std::sync::Arc<[super::LaneService<'a>]>,
     pub(super) boxes: &'a [BoxSpec],
     /// Share of a box's inner volume several units may fill.
     pub(super) fill_pct: u32,
@@ -533,7 +531,7 @@ pub struct FreightFloor<'a> {
 impl std::fmt::Debug for FreightFloor<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FreightFloor")
-            .field("services", &self.services.len())
+            .field("services", &self.services().count())
             .field("handling_fee", &self.handling_fee)
             .finish()
     }
@@ -576,15 +574,19 @@ impl Count {
     /// The carriage of these parcels on `s`, with their per-parcel
     /// surcharges and boxes, without additional handling.
     #[inline]
-    fn carriage(&self, s: &FloorService<'_>, by_volume: u32) -> i64 {
-        let by_weight = if s.pricer.service.dim.metric {
+    fn carriage(&self, s: &FloorService<'_, '_>, by_volume: u32) -> i64 {
+        let by_weight = if s.lane.pricer.service.dim.metric {
             self.kg
         } else {
             self.lb
         };
         s.row
             .parcels_at_fuel(self.parcels, by_weight.max(by_volume))
-            .saturating_add(s.per_parcel_fuel.saturating_mul(i64::from(self.parcels)))
+            .saturating_add(
+                s.lane
+                    .per_parcel_fuel
+                    .saturating_mul(i64::from(self.parcels)),
+            )
             .saturating_add(self.boxes)
     }
 
@@ -637,7 +639,17 @@ fn round_cents_units(units: i64) -> i64 {
     cents * 100
 }
 
-impl FreightFloor<'_> {
+impl<'a> FreightFloor<'a> {
+    /// The lane's services that have a floor of their price row.
+    pub(super) fn services(&self) -> impl Iterator<Item = FloorService<'_, 'a>> + '_ {
+        self.lane_services.iter().filter_map(|lane| {
+            Some(FloorService {
+                row: lane.floor?,
+                lane,
+            })
+        })
+    }
+
     /// The profile of one unit of `item` on this lane, or `None` when no
     /// service can carry it at all.
     pub fn unit(&self, item: &Item) -> Option<ShipmentProfile> {
@@ -709,18 +721,16 @@ impl FreightFloor<'_> {
         let facts = ParcelFacts::new(item.weight_g, dims);
         // In hundred-millionths where every service's amounts are whole
         // there (the same least charge), else in `Decimal`.
-        let units = if self.services.iter().all(|s| s.pricer.e8.is_some()) {
+        let units = if self.services().all(|s| s.lane.pricer.e8.is_some()) {
             let least = self
-                .services
-                .iter()
-                .filter_map(|s| s.pricer.charge_e8(&facts)?.ok())
+                .services()
+                .filter_map(|s| s.lane.pricer.charge_e8(&facts)?.ok())
                 .min()?;
             i64::try_from(least.div_euclid(10_000)).unwrap_or(i64::MAX / 4)
         } else {
             let least = self
-                .services
-                .iter()
-                .filter_map(|s| s.pricer.charge(&facts).ok())
+                .services()
+                .filter_map(|s| s.lane.pricer.charge(&facts).ok())
                 .min()?;
             to_units(least)
         };
@@ -751,9 +761,8 @@ impl FreightFloor<'_> {
     /// costs on any of those services is at least this.
     pub fn amount_within(&self, profile: &ShipmentProfile, transit_max: u32) -> Option<i64> {
         let within = || {
-            self.services
-                .iter()
-                .filter(move |s| s.transit_days <= transit_max)
+            self.services()
+                .filter(move |s| s.lane.transit_days <= transit_max)
         };
         within().next()?;
         if !profile.boxed() {
@@ -774,7 +783,7 @@ impl FreightFloor<'_> {
         let mut last_carrier: Option<(*const Carrier, Handling)> = None;
         let mut carriage = i64::MAX;
         for s in within() {
-            let dim = s.pricer.service.dim;
+            let dim = s.lane.pricer.service.dim;
             let by_volume = match last_dim {
                 Some((rule, units)) if rule == dim => units,
                 _ => {
@@ -786,16 +795,16 @@ impl FreightFloor<'_> {
                     units
                 }
             };
-            let plain = first.carriage(s, by_volume);
+            let plain = first.carriage(&s, by_volume);
             // What a parcel heavy, long or large enough for additional
             // handling or oversize pays at least (oversize supersedes
             // additional handling).
-            let handling_fuel = s.pricer.service.fuelled.least_handling_units;
+            let handling_fuel = s.lane.pricer.service.fuelled.least_handling_units;
             if !handled || handling_fuel == 0 {
                 carriage = carriage.min(plain);
                 continue;
             }
-            let carrier = s.pricer.carrier;
+            let carrier = s.lane.pricer.carrier;
             let handling = match last_carrier {
                 Some((c, h)) if std::ptr::eq(c, carrier) => h,
                 _ => {
@@ -817,7 +826,7 @@ impl FreightFloor<'_> {
                     let mut best = plain.saturating_add(handling_fuel);
                     for parcels in least + 1..=least.saturating_add(HANDLING_COUNTS) {
                         let count = Count::new(self, profile, parcels);
-                        let more = count.carriage(s, by_volume);
+                        let more = count.carriage(&s, by_volume);
                         if parcels == least.saturating_add(HANDLING_COUNTS) || !count.over(&limits)
                         {
                             best = best.min(more);
@@ -852,11 +861,11 @@ impl FreightFloor<'_> {
         let least = |acc: &mut Option<(i64, i64)>, o: i64, per: i64| {
             *acc = Some(acc.map_or((o, per), |(a, b)| (a.min(o), b.min(per))));
         };
-        for s in self.services.iter() {
+        for s in self.services() {
             let (a, per) = s.row.tangent_by_weight(reference.boxed_weight_g);
-            least(&mut weight, a + s.per_parcel_fuel, per);
+            least(&mut weight, a + s.lane.per_parcel_fuel, per);
             let (a, per) = s.row.tangent_by_space(reference.boxed_space_mm3);
-            least(&mut space, a + s.per_parcel_fuel, per);
+            least(&mut space, a + s.lane.per_parcel_fuel, per);
         }
         const CENT: i64 = 100;
         let fixed = self.limits.least_cost_units + self.handling_fee_units - CENT;
@@ -876,9 +885,8 @@ impl FreightFloor<'_> {
 
     /// The fewest transit days of any service on this lane.
     pub fn transit_days(&self) -> u32 {
-        self.services
-            .iter()
-            .map(|s| s.transit_days)
+        self.services()
+            .map(|s| s.lane.transit_days)
             .min()
             .unwrap_or(0)
     }
@@ -1023,12 +1031,12 @@ mod tests {
             let mut dims = [it.length_mm, it.width_mm, it.height_mm];
             dims.sort_unstable_by(|a, b| b.cmp(a));
             let facts = ParcelFacts::new(it.weight_g, dims);
-            let least = floor.services.iter().filter_map(|s| s.pricer.charge(&facts).ok()).min();
+            let least = floor.services().filter_map(|s| s.lane.pricer.charge(&facts).ok()).min();
             let expected = least.map(|d| {
                 let units = to_units(d);
                 units - units.rem_euclid(100)
             });
-            prop_assert!(floor.services.iter().all(|s| s.pricer.e8.is_some()));
+            prop_assert!(floor.services().all(|s| s.lane.pricer.e8.is_some()));
             prop_assert_eq!(floor.own_unit(&it).map(|p| p.own_charge), expected);
         }
     }

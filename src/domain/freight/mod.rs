@@ -250,14 +250,11 @@ impl Cents {
 /// ([`Freight::lane_between`]) and then used for any number of shipments on
 /// that lane: a planner rates many shipments per supplier of a basket.
 pub struct Lane<'a> {
-    /// Every service that serves it, in file order; never empty.
-    services: Vec<LaneService<'a>>,
-    /// The service packing minimises, found when first packing on the lane
-    /// (a floor alone never needs it): see [`Lane::reference`].
-    reference: std::cell::OnceCell<Option<Pricer<'a>>>,
-    /// The services that have a floor, found when first asked: shared by
-    /// every [`FreightFloor`] on the lane, whatever its handling fee.
-    floors: std::cell::OnceCell<Arc<[floor::FloorService<'a>]>>,
+    /// Every service that serves it, in file order; never empty. Shared
+    /// with every [`FreightFloor`] on the lane, whatever its handling fee.
+    services: Arc<[LaneService<'a>]>,
+    /// The service packing minimises: see [`Lane::reference`].
+    reference: Option<Pricer<'a>>,
 }
 
 /// What tells apart the lanes to one destination: the origin's country and,
@@ -280,37 +277,10 @@ pub struct Place {
 }
 
 impl<'a> Lane<'a> {
-    /// The services that have a floor, with what a floor needs of each.
-    fn floor_services(&self) -> Arc<[floor::FloorService<'a>]> {
-        Arc::clone(self.floors.get_or_init(|| {
-            self.services
-                .iter()
-                .filter_map(|l| {
-                    Some(floor::FloorService {
-                        row: l.floor?,
-                        pricer: l.pricer,
-                        transit_days: l.transit_days,
-                        per_parcel_fuel: floor::per_parcel_fuel(&l.pricer),
-                    })
-                })
-                .collect()
-        }))
-    }
-
     /// The service packing minimises: the lane's cheapest for a 1 lb parcel
-    /// (first in file order on ties).
+    /// (first in file order on ties), found with the lane's services.
     fn reference(&self) -> Option<Pricer<'a>> {
-        *self.reference.get_or_init(|| {
-            let tiny = ParcelFacts::new(1, [1, 1, 1]);
-            self.services
-                .iter()
-                .filter_map(|l| l.pricer.charge(&tiny).ok().map(|c| (c, l.pricer)))
-                .fold(None::<(Decimal, Pricer<'_>)>, |best, (c, p)| match best {
-                    Some((bc, _)) if bc <= c => best,
-                    _ => Some((c, p)),
-                })
-                .map(|(_, p)| p)
-        })
+        self.reference
     }
 }
 
@@ -328,6 +298,50 @@ struct LaneService<'a> {
     transit_days: u32,
     /// The floor of its price row on this lane.
     floor: Option<&'a floor::RowFloor>,
+    /// One parcel's lane surcharges with fuel, as the floor counts them
+    /// ([`floor::per_parcel_fuel`]).
+    per_parcel_fuel: i64,
+}
+
+/// What a lane's services depend on: its key, whether the destination is
+/// residential, and the destination's delivery-area tier with each carrier
+/// (0 off the domestic country). Every destination of one class has the
+/// same services at the same prices, so their lanes are worked out once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct LaneClass {
+    key: LaneKey,
+    residential: bool,
+    tiers: [u8; CLASS_CARRIERS_MAX],
+}
+
+/// Carriers a [`LaneClass`] has room for; tables with more work lanes out
+/// for each destination.
+const CLASS_CARRIERS_MAX: usize = 8;
+
+/// Lane classes kept at most. They are few (countries, zones, two kinds of
+/// address, a handful of tiers), so this only bounds memory against
+/// unusual tables; past it lanes are worked out each time.
+const LANE_CLASSES_MAX: usize = 16_384;
+
+/// A lane's services by index into the tables, with what pricing on each
+/// needs beyond the tables themselves (see [`LaneClass`]).
+#[derive(Debug)]
+struct LaneSpec {
+    services: Vec<SpecService>,
+    /// The index in `services` of the service packing minimises (see
+    /// [`Lane::reference`]).
+    reference: Option<usize>,
+}
+
+/// One service of a [`LaneSpec`].
+#[derive(Clone, Copy, Debug)]
+struct SpecService {
+    service: usize,
+    zone: usize,
+    transit_days: u32,
+    surcharges_fuelled: Decimal,
+    surcharges_e8: Option<rating::E8>,
+    per_parcel_fuel: i64,
 }
 
 /// Loaded rate tables, zones, box catalog and settings.
@@ -335,6 +349,10 @@ pub struct Freight {
     model: Model,
     /// Per service, per zone: the row's lower envelope, for [`Freight::floor`].
     floors: Vec<floor::ServiceFloors>,
+    /// The services of each lane class met so far: a quote's lanes then
+    /// cost lookups instead of pricing each service's surcharges and finding
+    /// the reference service again.
+    lane_specs: dashmap::DashMap<LaneClass, Arc<LaneSpec>, rustc_hash::FxBuildHasher>,
 }
 
 macro_rules! sample_files {
@@ -403,7 +421,11 @@ impl Freight {
     pub fn from_files(files: &[(String, Vec<u8>)]) -> Result<Freight, FreightError> {
         let model = tables::compile(files)?;
         let floors = model.services.iter().map(floor::service_floors).collect();
-        Ok(Freight { model, floors })
+        Ok(Freight {
+            model,
+            floors,
+            lane_specs: dashmap::DashMap::default(),
+        })
     }
 
     /// The shipped SAMPLE tables (embedded at build time), as (relative path, contents).
@@ -680,8 +702,20 @@ impl Freight {
         destination: Endpoint<'_>,
     ) -> Result<Lane<'_>, FreightError> {
         let m = &self.model;
-        let services = self.lane(key, destination);
-        if services.is_empty() {
+        let spec = match self.class_of(key, destination) {
+            Some(class) => match self.lane_specs.get(&class) {
+                Some(known) => Arc::clone(&known),
+                None => {
+                    let spec = Arc::new(self.lane_spec(key, destination));
+                    if self.lane_specs.len() < LANE_CLASSES_MAX {
+                        self.lane_specs.insert(class, Arc::clone(&spec));
+                    }
+                    spec
+                }
+            },
+            None => Arc::new(self.lane_spec(key, destination)),
+        };
+        if spec.services.is_empty() {
             let o = String::from_utf8_lossy(&m.countries[key.origin].key).into_owned();
             let d = String::from_utf8_lossy(&m.countries[key.destination].key).into_owned();
             return Err(FreightError::NoService {
@@ -695,24 +729,87 @@ impl Freight {
                 ),
             });
         }
+        let services: Arc<[LaneService<'_>]> = spec
+            .services
+            .iter()
+            .map(|l| {
+                let s = &m.services[l.service];
+                LaneService {
+                    pricer: Pricer::known(
+                        &m.carriers[s.carrier],
+                        s,
+                        l.zone,
+                        l.surcharges_fuelled,
+                        l.surcharges_e8,
+                    ),
+                    transit_days: l.transit_days,
+                    floor: self
+                        .floors
+                        .get(l.service)
+                        .and_then(|f| f.get(l.zone))
+                        .and_then(Option::as_ref),
+                    per_parcel_fuel: l.per_parcel_fuel,
+                }
+            })
+            .collect();
+        let reference = spec
+            .reference
+            .and_then(|r| services.get(r))
+            .map(|l| l.pricer);
         Ok(Lane {
             services,
-            reference: std::cell::OnceCell::new(),
-            floors: std::cell::OnceCell::new(),
+            reference,
         })
     }
 
-    /// Every service that serves the lane (route, zone, delivery type), in file order.
-    fn lane(&self, key: LaneKey, destination_at: Endpoint<'_>) -> Vec<LaneService<'_>> {
+    /// The class of the lane of `key` to `destination`; `None` for tables
+    /// with more carriers than a class has room for.
+    fn class_of(&self, key: LaneKey, destination: Endpoint<'_>) -> Option<LaneClass> {
+        let m = &self.model;
+        if m.carriers.len() > CLASS_CARRIERS_MAX {
+            return None;
+        }
+        let mut tiers = [0u8; CLASS_CARRIERS_MAX];
+        if self.domestic(key) {
+            for (tier, carrier) in tiers.iter_mut().zip(&m.carriers) {
+                if let Some(da) = &carrier.delivery_area {
+                    *tier = da.tier(destination.postal_code);
+                }
+            }
+        }
+        Some(LaneClass {
+            key,
+            residential: destination.residential,
+            tiers,
+        })
+    }
+
+    /// Whether the lane of `key` lies within the domestic country.
+    fn domestic(&self, key: LaneKey) -> bool {
+        let m = &self.model;
+        let (origin_key, dest_key) = (
+            m.countries[key.origin].key,
+            m.countries[key.destination].key,
+        );
+        origin_key == dest_key && origin_key == m.settings.domestic_country
+    }
+
+    /// Every service that serves the lane (route, zone, delivery type), in
+    /// file order, and the one packing minimises.
+    fn lane_spec(&self, key: LaneKey, destination_at: Endpoint<'_>) -> LaneSpec {
         let m = &self.model;
         let dest = key.destination;
         let (origin_key, dest_key) = (m.countries[key.origin].key, m.countries[dest].key);
-        let domestic = origin_key == dest_key && origin_key == m.settings.domestic_country;
+        let domestic = self.domestic(key);
         let domestic_zone = key.domestic_zone;
         let residential = destination_at.residential;
         // Delivery-area tier per carrier, looked up once (no allocation for up to 8 carriers).
         let mut das_tier: [Option<u8>; 8] = [None; 8];
         let mut out = Vec::with_capacity(m.services.len());
+        // The reference service: the cheapest for a 1 lb parcel, first in
+        // file order on ties.
+        let tiny = ParcelFacts::new(1, [1, 1, 1]);
+        let mut reference: Option<(Decimal, usize)> = None;
         for (si, s) in m.services.iter().enumerate() {
             let Some(carrier) = m.carriers.get(s.carrier) else {
                 continue;
@@ -752,20 +849,33 @@ impl Freight {
                 }
                 _ => Decimal::ZERO,
             };
-            let Some(pricer) = Pricer::new(carrier, s, zone, residential, delivery_area) else {
+            let Some((surcharges_fuelled, surcharges_e8)) =
+                Pricer::lane_surcharges(s, residential, delivery_area)
+            else {
                 continue;
             };
-            out.push(LaneService {
-                pricer,
+            let Some(pricer) = Pricer::at(carrier, s, zone, surcharges_fuelled, surcharges_e8)
+            else {
+                continue;
+            };
+            if let Ok(c) = pricer.charge(&tiny) {
+                if reference.is_none_or(|(best, _)| c < best) {
+                    reference = Some((c, out.len()));
+                }
+            }
+            out.push(SpecService {
+                service: si,
+                zone,
                 transit_days: *transit_days,
-                floor: self
-                    .floors
-                    .get(si)
-                    .and_then(|f| f.get(zone))
-                    .and_then(Option::as_ref),
+                surcharges_fuelled,
+                surcharges_e8,
+                per_parcel_fuel: floor::per_parcel_fuel(&pricer),
             });
         }
-        out
+        LaneSpec {
+            services: out,
+            reference: reference.map(|(_, i)| i),
+        }
     }
 
     /// The least any shipment from `origin` to `destination` can cost, and the
@@ -784,7 +894,7 @@ impl Freight {
     /// [`Freight::floor`] on a lane already found.
     pub fn floor_on<'a>(&'a self, lane: &Lane<'a>, handling_fee: Decimal) -> FreightFloor<'a> {
         FreightFloor {
-            services: lane.floor_services(),
+            lane_services: Arc::clone(&lane.services),
             boxes: &self.model.boxes,
             fill_pct: self.model.settings.fill_factor_pct,
             handling_fee,
@@ -923,7 +1033,7 @@ impl Freight {
         };
         let mut priced: Vec<(Cents, ServiceRate)> = Vec::with_capacity(lane.services.len());
         let mut worst: Option<Refusal> = None;
-        for l in &lane.services {
+        for l in lane.services.iter() {
             // `Err(None)`: past what the sum can hold.
             let total = match fixed_e8 {
                 Some(fixed) => parcels

@@ -224,7 +224,20 @@ impl<'a> Pricer<'a> {
         residential: bool,
         delivery_area: Decimal,
     ) -> Option<Self> {
-        let fuelled = service.fuelled.prices.get(zone)?.as_deref()?;
+        let (surcharges_fuelled, surcharges_e8) =
+            Self::lane_surcharges(service, residential, delivery_area)?;
+        Self::at(carrier, service, zone, surcharges_fuelled, surcharges_e8)
+    }
+
+    /// What every parcel on `service` pays to a destination that is
+    /// `residential` or not, with `delivery_area`'s surcharge, times fuel:
+    /// in `Decimal`, and in hundred-millionths where exact there. `None`
+    /// when the product overflows (it cannot with amounts the tables accept).
+    pub fn lane_surcharges(
+        service: &Service,
+        residential: bool,
+        delivery_area: Decimal,
+    ) -> Option<(Decimal, Option<E8>)> {
         let mut surcharges_fuelled = if delivery_area.is_zero() {
             Decimal::ZERO
         } else {
@@ -233,19 +246,57 @@ impl<'a> Pricer<'a> {
         if residential {
             surcharges_fuelled = surcharges_fuelled.checked_add(service.fuelled.residential)?;
         }
+        Some((surcharges_fuelled, to_e8(surcharges_fuelled)))
+    }
+
+    /// The pricer of `service` at `zone` with surcharges already found by
+    /// [`Pricer::lane_surcharges`]; `None` when the service does not price
+    /// the zone.
+    pub fn at(
+        carrier: &'a Carrier,
+        service: &'a Service,
+        zone: usize,
+        surcharges_fuelled: Decimal,
+        surcharges_e8: Option<E8>,
+    ) -> Option<Self> {
+        service.fuelled.prices.get(zone)?.as_deref()?;
+        Some(Self::known(
+            carrier,
+            service,
+            zone,
+            surcharges_fuelled,
+            surcharges_e8,
+        ))
+    }
+
+    /// [`Pricer::at`] for a zone the service is known to price (an earlier
+    /// `at` said so); were it not, the pricer would refuse every parcel.
+    pub fn known(
+        carrier: &'a Carrier,
+        service: &'a Service,
+        zone: usize,
+        surcharges_fuelled: Decimal,
+        surcharges_e8: Option<E8>,
+    ) -> Self {
+        let fuelled = service
+            .fuelled
+            .prices
+            .get(zone)
+            .and_then(Option::as_deref)
+            .unwrap_or_default();
         let e8 = service.fuelled.e8.as_ref().and_then(|e| {
             Some(PricerE8 {
                 fuelled: e.prices.get(zone)?.as_deref()?,
-                surcharges: to_e8(surcharges_fuelled)?,
+                surcharges: surcharges_e8?,
             })
         });
-        Some(Self {
+        Self {
             carrier,
             service,
             fuelled,
             surcharges_fuelled,
             e8,
-        })
+        }
     }
 
     /// The charge for one parcel before rounding, or why the service refuses it.

@@ -1439,3 +1439,62 @@ fn origins_with_one_lane_key_rate_alike() {
         assert_eq!(far == near, destination.country_code == "GB");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// A lane found through its class, after other destinations filled the
+    /// classes, rates exactly as one worked out for the destination alone:
+    /// the class holds everything the services depend on (zone, kind of
+    /// address, delivery-area tiers).
+    #[test]
+    fn lanes_from_their_class_rate_as_lanes_worked_out_alone(
+        zips in proptest::collection::vec(
+            prop_oneof![
+                Just("03901"), Just("04631"), Just("12812"), Just("12813"),
+                Just("59935"), Just("59901"), Just("96701"), Just("99501"),
+                Just("10001"), Just("10018"), Just("94105"), Just("60601"),
+            ],
+            1..12,
+        ),
+        residential in proptest::collection::vec(any::<bool>(), 12),
+        weight_g in 100u32..30_000,
+        origin in prop_oneof![Just("10001"), Just("98101"), Just("33101")],
+    ) {
+        let shared = Freight::sample();
+        let lines = [ItemLine { item: item(weight_g, 300, 200, 100), quantity: 2 }];
+        for (zip, res) in zips.iter().zip(&residential) {
+            let r = req(us(origin, false), us(zip, *res), &lines);
+            let alone = Freight::sample().rate(&r);
+            prop_assert_eq!(shared.rate(&r), alone, "to {} (residential {})", zip, res);
+        }
+    }
+}
+
+#[test]
+fn lanes_of_one_zone_keep_their_delivery_area_surcharges_apart() {
+    let f = Freight::sample();
+    let lines = [ItemLine {
+        item: SMALL,
+        quantity: 1,
+    }];
+    // 12812 is in FedEx's delivery area and 12813 is not, in the same zone
+    // from 10001: the class of the first lane must not serve the second.
+    let ground = |zip: &str| {
+        let r = f
+            .rate(&req(us("10001", true), us(zip, true), &lines))
+            .unwrap();
+        find(&r, "FedEx Ground")
+            .or_else(|| find(&r, "FedEx Home Delivery"))
+            .unwrap()
+            .amount
+    };
+    let (area, plain) = (ground("12812"), ground("12813"));
+    assert_eq!(
+        f.lane_key(us("10001", true), us("12812", true)).unwrap(),
+        f.lane_key(us("10001", true), us("12813", true)).unwrap()
+    );
+    assert!(area > plain, "delivery area {area} against {plain}");
+    // And again in the other order, each now from its class.
+    assert_eq!((ground("12813"), ground("12812")), (plain, area));
+}
