@@ -307,16 +307,13 @@ struct LaneService<'a> {
 /// residential, and the destination's delivery-area tier with each carrier
 /// (0 off the domestic country). Every destination of one class has the
 /// same services at the same prices, so their lanes are worked out once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct LaneClass {
     key: LaneKey,
     residential: bool,
-    tiers: [u8; CLASS_CARRIERS_MAX],
+    /// By carrier, in table order.
+    tiers: smallvec::SmallVec<[u8; 8]>,
 }
-
-/// Carriers a [`LaneClass`] has room for; tables with more work lanes out
-/// for each destination.
-const CLASS_CARRIERS_MAX: usize = 8;
 
 /// Lane classes kept at most. They are few (countries, zones, two kinds of
 /// address, a handful of tiers), so this only bounds memory against
@@ -702,18 +699,16 @@ impl Freight {
         destination: Endpoint<'_>,
     ) -> Result<Lane<'_>, FreightError> {
         let m = &self.model;
-        let spec = match self.class_of(key, destination) {
-            Some(class) => match self.lane_specs.get(&class) {
-                Some(known) => Arc::clone(&known),
-                None => {
-                    let spec = Arc::new(self.lane_spec(key, destination));
-                    if self.lane_specs.len() < LANE_CLASSES_MAX {
-                        self.lane_specs.insert(class, Arc::clone(&spec));
-                    }
-                    spec
+        let class = self.class_of(key, destination);
+        let spec = match self.lane_specs.get(&class) {
+            Some(known) => Arc::clone(&known),
+            None => {
+                let spec = Arc::new(self.lane_spec(&class));
+                if self.lane_specs.len() < LANE_CLASSES_MAX {
+                    self.lane_specs.insert(class, Arc::clone(&spec));
                 }
-            },
-            None => Arc::new(self.lane_spec(key, destination)),
+                spec
+            }
         };
         if spec.services.is_empty() {
             let o = String::from_utf8_lossy(&m.countries[key.origin].key).into_owned();
@@ -762,26 +757,23 @@ impl Freight {
         })
     }
 
-    /// The class of the lane of `key` to `destination`; `None` for tables
-    /// with more carriers than a class has room for.
-    fn class_of(&self, key: LaneKey, destination: Endpoint<'_>) -> Option<LaneClass> {
-        let m = &self.model;
-        if m.carriers.len() > CLASS_CARRIERS_MAX {
-            return None;
-        }
-        let mut tiers = [0u8; CLASS_CARRIERS_MAX];
-        if self.domestic(key) {
-            for (tier, carrier) in tiers.iter_mut().zip(&m.carriers) {
-                if let Some(da) = &carrier.delivery_area {
-                    *tier = da.tier(destination.postal_code);
-                }
-            }
-        }
-        Some(LaneClass {
+    /// The class of the lane of `key` to `destination`.
+    fn class_of(&self, key: LaneKey, destination: Endpoint<'_>) -> LaneClass {
+        let domestic = self.domestic(key);
+        let tiers = self
+            .model
+            .carriers
+            .iter()
+            .map(|carrier| match (&carrier.delivery_area, domestic) {
+                (Some(da), true) => da.tier(destination.postal_code),
+                _ => 0,
+            })
+            .collect();
+        LaneClass {
             key,
             residential: destination.residential,
             tiers,
-        })
+        }
     }
 
     /// Whether the lane of `key` lies within the domestic country.
@@ -796,15 +788,14 @@ impl Freight {
 
     /// Every service that serves the lane (route, zone, delivery type), in
     /// file order, and the one packing minimises.
-    fn lane_spec(&self, key: LaneKey, destination_at: Endpoint<'_>) -> LaneSpec {
+    fn lane_spec(&self, class: &LaneClass) -> LaneSpec {
         let m = &self.model;
+        let key = class.key;
         let dest = key.destination;
         let (origin_key, dest_key) = (m.countries[key.origin].key, m.countries[dest].key);
         let domestic = self.domestic(key);
         let domestic_zone = key.domestic_zone;
-        let residential = destination_at.residential;
-        // Delivery-area tier per carrier, looked up once (no allocation for up to 8 carriers).
-        let mut das_tier: [Option<u8>; 8] = [None; 8];
+        let residential = class.residential;
         let mut out = Vec::with_capacity(m.services.len());
         // The reference service: the cheapest for a 1 lb parcel, first in
         // file order on ties.
@@ -837,16 +828,10 @@ impl Freight {
             if !delivers {
                 continue;
             }
-            let delivery_area = match (&carrier.delivery_area, domestic) {
-                (Some(da), true) => {
-                    let tier = match das_tier.get_mut(s.carrier) {
-                        Some(slot) => {
-                            *slot.get_or_insert_with(|| da.tier(destination_at.postal_code))
-                        }
-                        None => da.tier(destination_at.postal_code),
-                    };
-                    da.amount(tier, residential)
-                }
+            // The class holds a tier for carriers with a delivery area on
+            // domestic lanes only; elsewhere there is no such surcharge.
+            let delivery_area = match (&carrier.delivery_area, class.tiers.get(s.carrier)) {
+                (Some(da), Some(&tier)) if domestic => da.amount(tier, residential),
                 _ => Decimal::ZERO,
             };
             let Some((surcharges_fuelled, surcharges_e8)) =

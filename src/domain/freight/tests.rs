@@ -1445,8 +1445,9 @@ proptest! {
 
     /// A lane found through its class, after other destinations filled the
     /// classes, rates exactly as one worked out for the destination alone:
-    /// the class holds everything the services depend on (zone, kind of
-    /// address, delivery-area tiers).
+    /// what earlier destinations left behind never changes a rating. (That
+    /// the class's residential flag and tiers price correctly is what the
+    /// surcharge tests above check.)
     #[test]
     fn lanes_from_their_class_rate_as_lanes_worked_out_alone(
         zips in proptest::collection::vec(
