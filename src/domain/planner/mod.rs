@@ -20,6 +20,7 @@ mod bounds;
 pub mod breaks;
 mod cache;
 mod evaluate;
+mod lagrange;
 mod problem;
 mod search;
 

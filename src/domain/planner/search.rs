@@ -8,7 +8,9 @@
 //! every open shipment its exact freight once no remaining line can join it
 //! (else its floor at its current weight), and the facility-location bound
 //! of the remaining lines (see `bounds`), whose dual ascent runs once per
-//! node and is repaired for each option. A search that runs past a few
+//! node and is repaired for each option; a CHEAPEST search still running
+//! after a few hundred nodes also bounds the remaining lines by each
+//! supplier's subsets of them (see `lagrange`). A search that runs past a few
 //! hundred nodes (a few dozen on baskets of 16 lines or more) improves its
 //! best plan by local moves once (`local_search`), which only tightens the
 //! cut. Everything is deterministic: the
@@ -22,6 +24,7 @@ use smallvec::SmallVec;
 use super::bounds::{disjoint_lines, facility_bound, repaired_bound, Scratch, UflLine};
 use super::cache::{Cache, Items, UnitFloor};
 use super::evaluate::{self, Score};
+use super::lagrange::{Lagrange, Member};
 use super::problem::{Part, Problem, Units};
 use super::{LinearFloor, Objective, PlanOptions, Rater, ShipmentProfile};
 
@@ -69,6 +72,35 @@ fn local_search_at(lines: usize) -> u64 {
 /// (`Search::undominated_private`): it rates them to compare, which cost
 /// one-line quotes more than the small search it spared.
 const DOMINANCE_LINES_MIN: usize = 3;
+
+/// Nodes after which a CHEAPEST search still running bounds the lines left
+/// by their suppliers' subsets as well (`lagrange`). Its multipliers cost
+/// more than most searches that finish sooner, and under a deadline of a
+/// millisecond they would take time the search needs to find a good plan.
+#[cfg(not(test))]
+const LAGRANGE_AT_NODES: u64 = 256;
+
+/// In tests, early, so that the brute-force comparisons' small baskets use it.
+#[cfg(test)]
+const LAGRANGE_AT_NODES: u64 = 2;
+
+/// Lines from which a search never uses the suppliers' subsets bound: such
+/// baskets plan under a deadline that no proof fits in, where the time its
+/// multipliers take is better spent improving the plan.
+const LAGRANGE_LINES_MAX: usize = 32;
+
+/// Passes of the multipliers' ascent (it stops sooner once none rises).
+const LAGRANGE_PASSES: usize = 10;
+
+/// Freight floors the multipliers' ascent may look up, in all.
+const LAGRANGE_ASCENT_EVALS: u32 = 5_000;
+
+/// Freight floors one open shipment's correction may look up.
+const LAGRANGE_NODE_EVALS: u32 = 64;
+
+/// Floors the corrections may look up between two looks at the clock (a
+/// floor not met before costs about as much as a hundred looks).
+const LAGRANGE_EVALS_PER_LOOK: u64 = 64;
 
 /// Plans one local search may score (each may rate a few new shipments).
 const LOCAL_SEARCH_EVALS_MAX: usize = 512;
@@ -282,7 +314,11 @@ struct Search<'a> {
     stopped: bool,
     /// Ratings made when the clock was last read (see [`Search::clock_due`]).
     ratings_at_clock: u64,
+    /// Floors the suppliers' subsets bound had looked up then.
+    lagrange_spent_at_clock: u64,
     scratch: Scratch,
+    /// The suppliers' subsets bound, once the search has run long enough.
+    lagrange: Option<Lagrange>,
 }
 
 /// Searches for the best assignment under `objective`; `None` when no
@@ -425,7 +461,9 @@ impl<'a> Search<'a> {
             local_searched: false,
             stopped: false,
             ratings_at_clock: 0,
+            lagrange_spent_at_clock: 0,
             scratch: Scratch::default(),
+            lagrange: None,
         };
         if fresh {
             s.prepare();
@@ -1226,13 +1264,20 @@ impl<'a> Search<'a> {
     }
 
     /// Whether the clock is due for a look beyond the regular count: after
-    /// any exact rating since the last look. A rating costs a thousand times
-    /// a look, and nodes that rate (big baskets have many) would otherwise
-    /// carry the search well past its deadline between two looks.
+    /// any exact rating since the last look, or once the suppliers' subsets
+    /// bound has looked up `LAGRANGE_EVALS_PER_LOOK` floors. A rating costs
+    /// a thousand times a look, and nodes that rate (big baskets have many)
+    /// would otherwise carry the search well past its deadline between two
+    /// looks.
     fn clock_due(&mut self) -> bool {
         let ratings = self.cache.stats.ratings;
-        let due = ratings != self.ratings_at_clock;
+        let spent = self.lagrange.as_ref().map_or(0, Lagrange::spent);
+        let due = ratings != self.ratings_at_clock
+            || spent >= self.lagrange_spent_at_clock + LAGRANGE_EVALS_PER_LOOK;
         self.ratings_at_clock = ratings;
+        if due {
+            self.lagrange_spent_at_clock = spent;
+        }
         due
     }
 
@@ -1266,6 +1311,13 @@ impl<'a> Search<'a> {
             if self.stopped {
                 return;
             }
+        }
+        if self.lagrange.is_none()
+            && self.objective == Objective::Cheapest
+            && self.problem.lines.len() < LAGRANGE_LINES_MAX
+            && self.nodes >= LAGRANGE_AT_NODES
+        {
+            self.start_lagrange();
         }
         let l = self.prep.order[depth];
         let problem = self.problem;
@@ -1567,6 +1619,10 @@ impl<'a> Search<'a> {
                     .unwrap_or(amount);
             }
         }
+        let mut total = self.goods + freight + fixed + lower;
+        if self.lagrange.is_some() {
+            total = total.max(self.lagrange_bound(depth));
+        }
         Score {
             missing,
             primary: match self.objective {
@@ -1574,9 +1630,107 @@ impl<'a> Search<'a> {
                 Objective::Fastest => latest,
                 Objective::FewestShipments => shipments,
             },
-            total: self.goods + freight + fixed + lower,
+            total,
             shipments,
         }
+    }
+
+    /// Builds the suppliers' subsets bound (`lagrange`) for the lines this
+    /// search places: each line's options from one supplier with its fewest
+    /// missing units, multipliers raised once.
+    fn start_lagrange(&mut self) {
+        let problem = self.problem;
+        let mut members: Vec<Vec<Member>> = vec![Vec::new(); problem.suppliers.len()];
+        let mut fixed: Vec<Option<Units>> = vec![Some(0); problem.lines.len()];
+        for &l in &self.prep.order {
+            match &self.prep.line_bounds[l] {
+                LineBound::Fixed(goods) => fixed[l] = Some(*goods),
+                LineBound::Facility(_) => {
+                    fixed[l] = None;
+                    for &o in &self.prep.usable[l] {
+                        let opt = &problem.lines[l].options[o as usize];
+                        if opt.missing != self.prep.min_missing[l]
+                            || opt.parts.len() != 1
+                            || self.cache.option_banned(problem, l, o as usize)
+                        {
+                            continue;
+                        }
+                        let p = opt.parts[0];
+                        let Some(unit) = self.cache.unit_profile(problem, self.rater, l, p.sup)
+                        else {
+                            continue;
+                        };
+                        let ms = &mut members[p.sup as usize];
+                        match ms.iter_mut().find(|m| m.line == l) {
+                            Some(m) => m.goods = m.goods.min(opt.goods),
+                            None => ms.push(Member {
+                                line: l,
+                                goods: opt.goods,
+                                unit,
+                                units: p.units,
+                            }),
+                        }
+                    }
+                }
+            }
+        }
+        let mut lagrange = Lagrange::new(members, &fixed, &self.prep.order);
+        let (cache, rater, deadline) = (&mut *self.cache, self.rater, self.deadline);
+        lagrange.raise(
+            &fixed,
+            &self.prep.order,
+            LAGRANGE_PASSES,
+            &mut |k, p| cache.floor(problem, rater, k, p).map(|f| f.amount),
+            LAGRANGE_ASCENT_EVALS,
+            || Instant::now() >= deadline,
+        );
+        self.lagrange = Some(lagrange);
+    }
+
+    /// The suppliers' subsets bound on the total of every completion of the
+    /// node whose first `depth` lines are placed: goods placed, the lines
+    /// left at their multipliers, each closed and rated shipment at its
+    /// rating, and each other open one at its floor less what the lines that
+    /// may still join it can take off (`Lagrange::correction`).
+    fn lagrange_bound(&mut self, depth: usize) -> Units {
+        let Some(mut lagrange) = self.lagrange.take() else {
+            return Units::MIN;
+        };
+        let (problem, rater) = (self.problem, self.rater);
+        let mut total = self.goods + lagrange.after(depth);
+        for &k in &self.open_list {
+            let ku = k as usize;
+            if let Some((amount, _, _)) = self.exact[ku].filter(|_| self.remaining[ku] == 0) {
+                total += amount;
+                continue;
+            }
+            let amount = self.floor[ku].amount;
+            total += amount;
+            if self.remaining[ku] == 0 {
+                continue;
+            }
+            if let Some(c) = lagrange.known(k, depth, &self.profile[ku]) {
+                total += c;
+            } else {
+                let cache = &mut *self.cache;
+                let banned: SmallVec<[bool; 16]> = lagrange
+                    .members(k)
+                    .iter()
+                    .map(|m| cache.banned(m.line, k))
+                    .collect();
+                total += lagrange.correction(
+                    k,
+                    depth,
+                    &self.profile[ku],
+                    amount,
+                    &banned,
+                    &mut |p| cache.floor(problem, rater, k, p).map(|f| f.amount),
+                    LAGRANGE_NODE_EVALS,
+                );
+            }
+        }
+        self.lagrange = Some(lagrange);
+        total
     }
 
     /// The least freight of open shipment `k` (not closed and rated): the

@@ -1,0 +1,449 @@
+//! A bound that prices each supplier's lines together.
+//!
+//! The facility-location bound (`bounds`) charges each line linear freight,
+//! and freight does not add up per unit: one long or bulky unit sizes a box
+//! that further units fill at no charge, and every parcel past the first
+//! pays its own opening. Against the freight floor of a whole shipment the
+//! linear floors come to about four fifths, and on 20-line baskets the
+//! search's proofs spend their nodes on that gap.
+//!
+//! Here every line left gets a multiplier `v`. A completion pays, per
+//! supplier `k` shipping lines `S`, their goods plus at least the freight
+//! floor of `S` (`floor_k(S)`), so its cost is at least the multipliers of
+//! the lines left plus, per supplier, the least over subsets `S` of
+//! `goods(S) + floor_k(S) - v(S)`: a Lagrangian relaxation of "each line
+//! ships once", valid for any `v`. [`Lagrange::raise`] raises the
+//! multipliers while no subset of any supplier's lines goes below zero
+//! (each raise checks every subset holding the line), so suppliers with no
+//! shipment open add nothing at any node and only open shipments need a
+//! search over the subsets of the lines that may still join them
+//! ([`Lagrange::correction`]). The subset searches use the floor of every
+//! profile they meet, so a floor that falls as units are added (it may: it
+//! is worked out per profile) never lets a bound rise above a price.
+
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+
+use super::problem::Units;
+use super::ShipmentProfile;
+
+/// One line a supplier may ship within the bound: its option from that
+/// supplier alone, with the fewest missing units.
+#[derive(Debug, Clone)]
+pub(super) struct Member {
+    /// Plannable line.
+    pub line: usize,
+    /// Its goods from this supplier.
+    pub goods: Units,
+    /// One unit's profile from this supplier.
+    pub unit: ShipmentProfile,
+    /// Units the option takes.
+    pub units: u32,
+}
+
+/// A line that may join a subset: what it saves against its multiplier.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Candidate<'a> {
+    /// Multiplier less goods; only lines where it is positive can lower a
+    /// subset's excess (the floor never falls along a search path).
+    pub benefit: Units,
+    /// One unit's profile from the supplier.
+    pub unit: &'a ShipmentProfile,
+    /// Units the line takes.
+    pub units: u32,
+}
+
+/// The least over subsets `S` of `cands` (the empty one included) of the
+/// freight floor of `base` with `S` added, less `offset` and the benefits
+/// of `S`; `None` when `base` itself cannot ship. Along each path of the
+/// search the floor counts as the largest met so far (a shipment holding
+/// more units has every smaller profile's floor under its price), which is
+/// also what lets a branch stop once even all the benefits left cannot beat
+/// the best. `evals` caps the floors looked up: at zero, each branch not
+/// searched counts the least it could reach, so the result still bounds the
+/// true least from below.
+pub(super) fn least_excess(
+    base: &ShipmentProfile,
+    offset: Units,
+    cands: &[Candidate<'_>],
+    floor: &mut impl FnMut(&ShipmentProfile) -> Option<Units>,
+    evals: &mut u32,
+) -> Option<Units> {
+    let f = floor(base)?;
+    let mut order: SmallVec<[Candidate<'_>; 16]> =
+        cands.iter().copied().filter(|c| c.benefit > 0).collect();
+    // Largest benefit first: the bound on what a branch can still gain
+    // shrinks fastest, so branches stop early.
+    order.sort_by_key(|c| std::cmp::Reverse(c.benefit));
+    // From each position on: all the benefits a branch can still gain.
+    let mut gain: SmallVec<[Units; 17]> = SmallVec::from_elem(0, order.len() + 1);
+    for i in (0..order.len()).rev() {
+        gain[i] = gain[i + 1] + order[i].benefit;
+    }
+    let mut search = Subsets {
+        offset,
+        order: &order,
+        gain: &gain,
+        floor,
+        evals,
+        best: f - offset,
+    };
+    search.descend(base, f, 0, 0);
+    Some(search.best)
+}
+
+/// One [`least_excess`] search.
+struct Subsets<'s, 'a, F> {
+    offset: Units,
+    order: &'s [Candidate<'a>],
+    gain: &'s [Units],
+    floor: &'s mut F,
+    evals: &'s mut u32,
+    best: Units,
+}
+
+impl<F: FnMut(&ShipmentProfile) -> Option<Units>> Subsets<'_, '_, F> {
+    /// Extends `profile` (floor at least `f`, benefits `gained`) by
+    /// candidates from `from` on.
+    fn descend(&mut self, profile: &ShipmentProfile, f: Units, from: usize, gained: Units) {
+        for j in from..self.order.len() {
+            // Every subset from here holds this profile, so its floor is at
+            // least `f`; the benefits it can add are at most `gain[j]`.
+            let reach = f - self.offset - gained - self.gain[j];
+            if reach >= self.best {
+                return;
+            }
+            if *self.evals == 0 {
+                self.best = reach;
+                return;
+            }
+            *self.evals -= 1;
+            let c = self.order[j];
+            let mut next = *profile;
+            next.add(c.unit, c.units);
+            // A profile no service can carry: nor can any holding more.
+            let Some(g) = (self.floor)(&next) else {
+                continue;
+            };
+            let (g, gained) = (g.max(f), gained + c.benefit);
+            self.best = self.best.min(g - self.offset - gained);
+            self.descend(&next, g, j + 1, gained);
+        }
+    }
+}
+
+/// Freight floors one line's raise may look up (across its suppliers).
+const LINE_EVALS_MAX: u32 = 64;
+
+/// Multipliers per line and the suppliers' members, for one search.
+#[derive(Debug)]
+pub(super) struct Lagrange {
+    /// Per plannable line: its multiplier (0 for lines outside the bound).
+    mult: Vec<Units>,
+    /// Per supplier: the lines it may ship within the bound.
+    members: Vec<Vec<Member>>,
+    /// Per plannable line: its position in the search order.
+    position: Vec<usize>,
+    /// Per depth: the multipliers (or fixed goods) of the lines from there on.
+    after: Vec<Units>,
+    /// Corrections of open shipments, per (supplier, depth, profile).
+    memo: FxHashMap<(u32, u32, ShipmentProfile), Units>,
+    /// Floors the corrections have looked up so far.
+    spent: u64,
+}
+
+impl Lagrange {
+    /// Multipliers at each line's cheapest goods within the bound (where
+    /// no supplier's subset can go below zero: floors are not negative).
+    /// `fixed[l]` is the goods bound of a line outside it (`None` for a
+    /// member line); `order` is the search order.
+    pub fn new(members: Vec<Vec<Member>>, fixed: &[Option<Units>], order: &[usize]) -> Self {
+        let n = fixed.len();
+        let mut mult = vec![Units::MAX; n];
+        for m in members.iter().flatten() {
+            mult[m.line] = mult[m.line].min(m.goods);
+        }
+        for (l, v) in mult.iter_mut().enumerate() {
+            if *v == Units::MAX || fixed[l].is_some() {
+                *v = 0;
+            }
+        }
+        let mut position = vec![0; n];
+        for (d, &l) in order.iter().enumerate() {
+            position[l] = d;
+        }
+        let mut lag = Self {
+            mult,
+            members,
+            position,
+            after: Vec::new(),
+            memo: FxHashMap::default(),
+            spent: 0,
+        };
+        lag.sum_after(fixed, order);
+        lag
+    }
+
+    fn sum_after(&mut self, fixed: &[Option<Units>], order: &[usize]) {
+        self.after = vec![0; order.len() + 1];
+        for d in (0..order.len()).rev() {
+            let l = order[d];
+            self.after[d] = self.after[d + 1] + fixed[l].unwrap_or(self.mult[l]);
+        }
+    }
+
+    /// Raises the multipliers, `passes` times over `order`: each line by
+    /// the least slack of any subset holding it at any of its suppliers,
+    /// at most to its next dearer goods (small steps leave room for the
+    /// lines after it, as in dual ascent). `floor(k, profile)` is supplier
+    /// `k`'s freight floor. `evals` caps the floors looked up in all, and
+    /// `late()`, asked before each line, stops the ascent where it is (the
+    /// multipliers hold at every step).
+    pub fn raise(
+        &mut self,
+        fixed: &[Option<Units>],
+        order: &[usize],
+        passes: usize,
+        floor: &mut impl FnMut(u32, &ShipmentProfile) -> Option<Units>,
+        mut evals: u32,
+        mut late: impl FnMut() -> bool,
+    ) {
+        // Per line: the suppliers where it is a member, and where.
+        let mut at: Vec<SmallVec<[(u32, usize); 8]>> = vec![SmallVec::new(); fixed.len()];
+        for (k, ms) in self.members.iter().enumerate() {
+            for (i, m) in ms.iter().enumerate() {
+                at[m.line].push((k as u32, i));
+            }
+        }
+        for _ in 0..passes {
+            let mut raised = false;
+            for &l in order {
+                if fixed[l].is_some() || at[l].is_empty() {
+                    continue;
+                }
+                if late() {
+                    evals = 0;
+                    break;
+                }
+                let v = self.mult[l];
+                let mut step = at[l]
+                    .iter()
+                    .map(|&(k, i)| self.members[k as usize][i].goods)
+                    .filter(|&g| g > v)
+                    .map(|g| g - v)
+                    .min()
+                    .unwrap_or(Units::MAX);
+                // A line's checks share a small part of the budget, so the
+                // clock is read often even where a supplier has many lines.
+                let mut line_evals = evals.min(LINE_EVALS_MAX);
+                let spent_from = line_evals;
+                for &(k, i) in &at[l] {
+                    let ms = &self.members[k as usize];
+                    let me = &ms[i];
+                    let cands: SmallVec<[Candidate<'_>; 16]> = ms
+                        .iter()
+                        .filter(|m| m.line != l)
+                        .map(|m| Candidate {
+                            benefit: self.mult[m.line] - m.goods,
+                            unit: &m.unit,
+                            units: m.units,
+                        })
+                        .collect();
+                    let mut base = ShipmentProfile::default();
+                    base.add(&me.unit, me.units);
+                    let mut at_k = |p: &ShipmentProfile| floor(k, p);
+                    // Slack of the subsets holding `l`: its own floor and
+                    // goods less its multiplier, then the others' benefits.
+                    let slack =
+                        least_excess(&base, v - me.goods, &cands, &mut at_k, &mut line_evals);
+                    if let Some(slack) = slack {
+                        step = step.min(slack);
+                    }
+                }
+                evals -= spent_from - line_evals;
+                if step > 0 && step < Units::MAX {
+                    self.mult[l] = v + step;
+                    raised = true;
+                }
+            }
+            if !raised || evals == 0 {
+                break;
+            }
+        }
+        self.sum_after(fixed, order);
+    }
+
+    /// The correction [`Lagrange::correction`] keeps for these arguments,
+    /// if it worked one out.
+    pub fn known(&self, k: u32, depth: usize, profile: &ShipmentProfile) -> Option<Units> {
+        self.memo.get(&(k, depth as u32, *profile)).copied()
+    }
+
+    /// Floors the corrections have looked up so far: a search reads the
+    /// clock more often while they are many.
+    pub fn spent(&self) -> u64 {
+        self.spent
+    }
+
+    /// The lines supplier `k` may ship within the bound.
+    pub fn members(&self, k: u32) -> &[Member] {
+        &self.members[k as usize]
+    }
+
+    /// The bound's multipliers and fixed goods of the lines from `depth` on.
+    pub fn after(&self, depth: usize) -> Units {
+        self.after[depth]
+    }
+
+    /// What the lines that may still join the open shipment from `k` can
+    /// take off the bound at this node (zero or less): the least over
+    /// subsets of them of the floor they raise the shipment's `profile` to,
+    /// less its floor `amount` and their multipliers over their goods.
+    /// `depth` is the node's depth (lines from there on may join);
+    /// `banned[i]` says member `i` of `k` was since found not to ship
+    /// from it (a correction kept from before a ban is only lower). Kept for
+    /// [`Lagrange::known`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn correction(
+        &mut self,
+        k: u32,
+        depth: usize,
+        profile: &ShipmentProfile,
+        amount: Units,
+        banned: &[bool],
+        floor: &mut impl FnMut(&ShipmentProfile) -> Option<Units>,
+        evals: u32,
+    ) -> Units {
+        let key = (k, depth as u32, *profile);
+        let cands: SmallVec<[Candidate<'_>; 16]> = self.members[k as usize]
+            .iter()
+            .zip(banned)
+            .filter(|(m, &banned)| !banned && self.position[m.line] >= depth)
+            .map(|(m, _)| m)
+            .map(|m| Candidate {
+                benefit: self.mult[m.line] - m.goods,
+                unit: &m.unit,
+                units: m.units,
+            })
+            .collect();
+        let mut left = evals;
+        let c = least_excess(profile, amount, &cands, floor, &mut left)
+            .unwrap_or(0)
+            .min(0);
+        self.spent += u64::from(evals - left);
+        self.memo.insert(key, c);
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A floor that does not add up: a box sized by the longest unit
+    /// (`boxed_volume_mm3` as its length), weight beyond it at a rate, and a
+    /// second parcel's opening past a capacity.
+    fn toy_floor(p: &ShipmentProfile) -> Option<Units> {
+        if p.boxed_weight_g > 60_000 {
+            return None;
+        }
+        let parcels = p.boxed_weight_g.div_ceil(20_000).max(1) as i64;
+        let billable = (p.boxed_weight_g as i64).max(p.boxed_volume_mm3 as i64);
+        Some(500 * parcels + billable / 100)
+    }
+
+    fn unit(weight: u64, length: u64) -> ShipmentProfile {
+        ShipmentProfile {
+            boxed_weight_g: weight,
+            boxed_volume_mm3: length,
+            ..ShipmentProfile::default()
+        }
+    }
+
+    fn brute(base: &ShipmentProfile, offset: Units, cands: &[Candidate<'_>]) -> Option<Units> {
+        toy_floor(base)?;
+        let mut best = Units::MAX;
+        for mask in 0u32..(1 << cands.len()) {
+            let mut p = *base;
+            let mut gained = 0;
+            for (i, c) in cands.iter().enumerate() {
+                if mask >> i & 1 == 1 {
+                    p.add(c.unit, c.units);
+                    gained += c.benefit;
+                }
+            }
+            if let Some(f) = toy_floor(&p) {
+                best = best.min(f - offset - gained);
+            }
+        }
+        Some(best)
+    }
+
+    proptest! {
+        /// The subset search finds the least excess (the toy floor only
+        /// grows with units), and under a cap on floors never reports more.
+        #[test]
+        fn least_excess_is_the_least_and_a_cap_only_lowers_it(
+            units in proptest::collection::vec((1u64..30_000, 0u64..40_000, 1u32..3, -800i64..800), 0..7),
+            base in (0u64..20_000, 0u64..30_000),
+            offset in -500i64..2_000,
+            cap in 0u32..40,
+        ) {
+            let profiles: Vec<ShipmentProfile> = units.iter().map(|&(w, l, _, _)| unit(w, l)).collect();
+            let cands: Vec<Candidate<'_>> = units
+                .iter()
+                .zip(&profiles)
+                .map(|(&(_, _, n, b), p)| Candidate { benefit: b, unit: p, units: n })
+                .collect();
+            let base = unit(base.0, base.1);
+            let want = brute(&base, offset, &cands);
+            let mut evals = u32::MAX;
+            let got = least_excess(&base, offset, &cands, &mut toy_floor, &mut evals);
+            prop_assert_eq!(got, want);
+            let mut evals = cap;
+            let capped = least_excess(&base, offset, &cands, &mut toy_floor, &mut evals);
+            if let (Some(c), Some(w)) = (capped, want) {
+                prop_assert!(c <= w, "capped {} above the least {}", c, w);
+            }
+        }
+
+        /// After raising, no subset of any supplier's members costs less
+        /// than its multipliers: goods plus floor at least the sum of `v`.
+        #[test]
+        fn raised_multipliers_keep_every_subset_feasible(
+            lines in 1usize..6,
+            offers in proptest::collection::vec((0usize..6, 0u32..3, 100i64..3_000, 1u64..25_000, 0u64..30_000), 1..14),
+            passes in 1usize..4,
+        ) {
+            let mut members: Vec<Vec<Member>> = vec![Vec::new(); 3];
+            for &(l, k, goods, w, len) in &offers {
+                let l = l % lines;
+                if members[k as usize].iter().any(|m| m.line == l) {
+                    continue;
+                }
+                members[k as usize].push(Member { line: l, goods, unit: unit(w, len), units: 1 });
+            }
+            let fixed = vec![None; lines];
+            let order: Vec<usize> = (0..lines).collect();
+            let mut lag = Lagrange::new(members.clone(), &fixed, &order);
+            lag.raise(&fixed, &order, passes, &mut |_, p| toy_floor(p), u32::MAX, || false);
+            for ms in &members {
+                for mask in 1u32..(1 << ms.len()) {
+                    let mut p = ShipmentProfile::default();
+                    let mut slack = 0;
+                    for (i, m) in ms.iter().enumerate() {
+                        if mask >> i & 1 == 1 {
+                            p.add(&m.unit, m.units);
+                            slack += m.goods - lag.mult[m.line];
+                        }
+                    }
+                    if let Some(f) = toy_floor(&p) {
+                        prop_assert!(f + slack >= 0, "subset {:b} below its multipliers by {}", mask, -(f + slack));
+                    }
+                }
+            }
+        }
+    }
+}
