@@ -99,7 +99,8 @@ const LAGRANGE_ASCENT_EVALS: u32 = 5_000;
 const LAGRANGE_NODE_EVALS: u32 = 64;
 
 /// Floors the corrections may look up between two looks at the clock (a
-/// floor not met before costs about as much as a hundred looks).
+/// floor not looked up before is worked out over the lane's services, far
+/// dearer than a look).
 const LAGRANGE_EVALS_PER_LOOK: u64 = 64;
 
 /// Plans one local search may score (each may rate a few new shipments).
@@ -1675,14 +1676,16 @@ impl<'a> Search<'a> {
             }
         }
         let mut lagrange = Lagrange::new(members, &fixed, &self.prep.order);
+        // As for nodes, the deadline counts only once a plan is held.
         let (cache, rater, deadline) = (&mut *self.cache, self.rater, self.deadline);
+        let has_plan = self.best.is_some();
         lagrange.raise(
             &fixed,
             &self.prep.order,
             LAGRANGE_PASSES,
             &mut |k, p| cache.floor(problem, rater, k, p).map(|f| f.amount),
             LAGRANGE_ASCENT_EVALS,
-            || Instant::now() >= deadline,
+            || has_plan && Instant::now() >= deadline,
         );
         self.lagrange = Some(lagrange);
     }
