@@ -142,6 +142,11 @@ pub(super) struct Lagrange {
     mult: Vec<Units>,
     /// Per supplier: the lines it may ship within the bound.
     members: Vec<Vec<Member>>,
+    /// Per plannable line: the goods bound of a line outside the bound
+    /// (`None` for a member line).
+    fixed: Vec<Option<Units>>,
+    /// Plannable lines in search order.
+    order: Vec<usize>,
     /// Per plannable line: its position in the search order.
     position: Vec<usize>,
     /// Per depth: the multipliers (or fixed goods) of the lines from there on.
@@ -157,7 +162,7 @@ impl Lagrange {
     /// no supplier's subset can go below zero: floors are not negative).
     /// `fixed[l]` is the goods bound of a line outside it (`None` for a
     /// member line); `order` is the search order.
-    pub fn new(members: Vec<Vec<Member>>, fixed: &[Option<Units>], order: &[usize]) -> Self {
+    pub fn new(members: Vec<Vec<Member>>, fixed: Vec<Option<Units>>, order: &[usize]) -> Self {
         let n = fixed.len();
         let mut mult = vec![Units::MAX; n];
         for m in members.iter().flatten() {
@@ -175,24 +180,26 @@ impl Lagrange {
         let mut lag = Self {
             mult,
             members,
+            fixed,
+            order: order.to_vec(),
             position,
             after: Vec::new(),
             memo: FxHashMap::default(),
             spent: 0,
         };
-        lag.sum_after(fixed, order);
+        lag.sum_after();
         lag
     }
 
-    fn sum_after(&mut self, fixed: &[Option<Units>], order: &[usize]) {
-        self.after = vec![0; order.len() + 1];
-        for d in (0..order.len()).rev() {
-            let l = order[d];
-            self.after[d] = self.after[d + 1] + fixed[l].unwrap_or(self.mult[l]);
+    fn sum_after(&mut self) {
+        self.after = vec![0; self.order.len() + 1];
+        for d in (0..self.order.len()).rev() {
+            let l = self.order[d];
+            self.after[d] = self.after[d + 1] + self.fixed[l].unwrap_or(self.mult[l]);
         }
     }
 
-    /// Raises the multipliers, `passes` times over `order`: each line by
+    /// Raises the multipliers, `passes` times in search order: each line by
     /// the least slack of any subset holding it at any of its suppliers,
     /// at most to its next dearer goods (small steps leave room for the
     /// lines after it, as in dual ascent). `floor(k, profile)` is supplier
@@ -201,15 +208,13 @@ impl Lagrange {
     /// multipliers hold at every step).
     pub fn raise(
         &mut self,
-        fixed: &[Option<Units>],
-        order: &[usize],
         passes: usize,
         floor: &mut impl FnMut(u32, &ShipmentProfile) -> Option<Units>,
         mut evals: u32,
         mut late: impl FnMut() -> bool,
     ) {
         // Per line: the suppliers where it is a member, and where.
-        let mut at: Vec<SmallVec<[(u32, usize); 8]>> = vec![SmallVec::new(); fixed.len()];
+        let mut at: Vec<SmallVec<[(u32, usize); 8]>> = vec![SmallVec::new(); self.fixed.len()];
         for (k, ms) in self.members.iter().enumerate() {
             for (i, m) in ms.iter().enumerate() {
                 at[m.line].push((k as u32, i));
@@ -217,8 +222,8 @@ impl Lagrange {
         }
         for _ in 0..passes {
             let mut raised = false;
-            for &l in order {
-                if fixed[l].is_some() || at[l].is_empty() {
+            for &l in &self.order {
+                if self.fixed[l].is_some() || at[l].is_empty() {
                     continue;
                 }
                 if late() {
@@ -270,7 +275,7 @@ impl Lagrange {
                 break;
             }
         }
-        self.sum_after(fixed, order);
+        self.sum_after();
     }
 
     /// The correction [`Lagrange::correction`] keeps for these arguments,
@@ -427,8 +432,8 @@ mod tests {
             }
             let fixed = vec![None; lines];
             let order: Vec<usize> = (0..lines).collect();
-            let mut lag = Lagrange::new(members.clone(), &fixed, &order);
-            lag.raise(&fixed, &order, passes, &mut |_, p| toy_floor(p), u32::MAX, || false);
+            let mut lag = Lagrange::new(members.clone(), fixed, &order);
+            lag.raise(passes, &mut |_, p| toy_floor(p), u32::MAX, || false);
             for ms in &members {
                 for mask in 1u32..(1 << ms.len()) {
                     let mut p = ShipmentProfile::default();

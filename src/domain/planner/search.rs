@@ -1621,8 +1621,9 @@ impl<'a> Search<'a> {
             }
         }
         let mut total = self.goods + freight + fixed + lower;
-        if self.lagrange.is_some() {
-            total = total.max(self.lagrange_bound(depth));
+        if let Some(mut lagrange) = self.lagrange.take() {
+            total = total.max(self.lagrange_bound(&mut lagrange, depth));
+            self.lagrange = Some(lagrange);
         }
         Score {
             missing,
@@ -1675,13 +1676,11 @@ impl<'a> Search<'a> {
                 }
             }
         }
-        let mut lagrange = Lagrange::new(members, &fixed, &self.prep.order);
+        let mut lagrange = Lagrange::new(members, fixed, &self.prep.order);
         // As for nodes, the deadline counts only once a plan is held.
         let (cache, rater, deadline) = (&mut *self.cache, self.rater, self.deadline);
         let has_plan = self.best.is_some();
         lagrange.raise(
-            &fixed,
-            &self.prep.order,
             LAGRANGE_PASSES,
             &mut |k, p| cache.floor(problem, rater, k, p).map(|f| f.amount),
             LAGRANGE_ASCENT_EVALS,
@@ -1695,10 +1694,7 @@ impl<'a> Search<'a> {
     /// left at their multipliers, each closed and rated shipment at its
     /// rating, and each other open one at its floor less what the lines that
     /// may still join it can take off (`Lagrange::correction`).
-    fn lagrange_bound(&mut self, depth: usize) -> Units {
-        let Some(mut lagrange) = self.lagrange.take() else {
-            return Units::MIN;
-        };
+    fn lagrange_bound(&mut self, lagrange: &mut Lagrange, depth: usize) -> Units {
         let (problem, rater) = (self.problem, self.rater);
         let mut total = self.goods + lagrange.after(depth);
         for &k in &self.open_list {
@@ -1732,7 +1728,6 @@ impl<'a> Search<'a> {
                 );
             }
         }
-        self.lagrange = Some(lagrange);
         total
     }
 
