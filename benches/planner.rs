@@ -282,11 +282,12 @@ fn figures(world: &World, stocked: &[(ProductId, usize)]) {
                 hist.record(elapsed.as_micros() as u64).ok();
                 if detail {
                     println!(
-                        "  {n}x{k} #{i:<2} {:>9} us {:>7} nodes {:>5} ratings {} shipments{}",
+                        "  {n}x{k} #{i:<2} {:>9} us {:>7} nodes {:>5} ratings {} shipments, total {}{}",
                         elapsed.as_micros(),
                         planner.stats().nodes,
                         planner.stats().ratings,
                         p.shipments.len(),
+                        p.goods + p.freight,
                         if p.proven_optimal {
                             ""
                         } else {

@@ -40,6 +40,14 @@ pub(super) struct Scratch {
     first: Vec<u32>,
 }
 
+impl Scratch {
+    /// The duals of the last [`facility_bound`], one per line it was given,
+    /// in that order.
+    pub(super) fn duals(&self) -> &[Units] {
+        &self.dual
+    }
+}
+
 /// The end of a facility's chain of entries.
 const NONE: u32 = u32::MAX;
 

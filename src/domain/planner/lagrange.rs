@@ -12,11 +12,14 @@
 //! floor of `S` (`floor_k(S)`), so its cost is at least the multipliers of
 //! the lines left plus, per supplier, the least over subsets `S` of
 //! `goods(S) + floor_k(S) - v(S)`: a Lagrangian relaxation of "each line
-//! ships once", valid for any `v`. [`Lagrange::raise`] raises the
-//! multipliers while no subset of any supplier's lines goes below zero
-//! (each raise checks every subset holding the line), so suppliers with no
-//! shipment open add nothing at any node and only open shipments need a
-//! search over the subsets of the lines that may still join them
+//! ships once", valid for any `v`. The multipliers start from the
+//! facility-location bound's duals ([`Lagrange::seed`]), which hold for
+//! every subset once the subset's linear freight floor counts as a floor
+//! too; [`Lagrange::raise`] raises them further while no subset of any
+//! supplier's lines goes below zero (each raise checks every subset holding
+//! the line), so suppliers with no shipment open add nothing at any node
+//! and only open shipments need a search over the subsets of the lines that
+//! may still join them
 //! ([`Lagrange::correction`]). The subset searches use the floor of every
 //! profile they meet, so a floor that falls as units are added (it may: it
 //! is worked out per profile) never lets a bound rise above a price.
@@ -35,6 +38,9 @@ pub(super) struct Member {
     pub line: usize,
     /// Its goods from this supplier.
     pub goods: Units,
+    /// The linear freight floor its units add at this supplier, as the
+    /// facility-location bound counts it.
+    pub lin: Units,
     /// One unit's profile from this supplier.
     pub unit: ShipmentProfile,
     /// Units the option takes.
@@ -135,11 +141,21 @@ impl<F: FnMut(&ShipmentProfile) -> Option<Units>> Subsets<'_, '_, F> {
 /// Freight floors one line's raise may look up (across its suppliers).
 const LINE_EVALS_MAX: u32 = 64;
 
+/// Freight floors the check of one seeded line may look up. Seeds sit
+/// high, so many subsets look as if they might break them; a capped search
+/// then lowers a seed that holds, and the ascent does not win it back.
+const CHECK_EVALS_MAX: u32 = 1_024;
+
 /// Multipliers per line and the suppliers' members, for one search.
 #[derive(Debug)]
 pub(super) struct Lagrange {
     /// Per plannable line: its multiplier (0 for lines outside the bound).
     mult: Vec<Units>,
+    /// Per plannable line: a multiplier no subset can go below (its
+    /// cheapest goods within the bound, or 0).
+    safe: Vec<Units>,
+    /// Per plannable line: seeded above `safe` and not yet checked.
+    unchecked: Vec<bool>,
     /// Per supplier: the lines it may ship within the bound.
     members: Vec<Vec<Member>>,
     /// Per plannable line: the goods bound of a line outside the bound
@@ -178,6 +194,8 @@ impl Lagrange {
             position[l] = d;
         }
         let mut lag = Self {
+            safe: mult.clone(),
+            unchecked: vec![false; n],
             mult,
             members,
             fixed,
@@ -189,6 +207,46 @@ impl Lagrange {
         };
         lag.sum_after();
         lag
+    }
+
+    /// Starts the ascent from `seeds` (plannable line, multiplier), such as
+    /// the duals of the facility-location bound. `openings[k]` is what that
+    /// bound lets supplier `k`'s boxed and own-packaging lines charge beyond
+    /// their goods and linear floors (`Member::lin`). Where a supplier's
+    /// members charge no more, every subset of them costs at least its
+    /// multipliers under floors at least the linear floor of the subset
+    /// (the opening of its kinds of unit plus its units' linear floors),
+    /// which is what [`Lagrange::raise`] must then be given. Seeded lines
+    /// at any other supplier are checked in the ascent's first pass and
+    /// lowered where a subset holding them goes below zero; lines it does
+    /// not reach go back to their safe value.
+    pub fn seed(
+        &mut self,
+        seeds: impl IntoIterator<Item = (usize, Units)>,
+        openings: &[(Units, Units)],
+    ) {
+        for (l, v) in seeds {
+            if self.fixed[l].is_none() && v > self.safe[l] {
+                self.mult[l] = v;
+            }
+        }
+        for (ms, &(boxed, own)) in self.members.iter().zip(openings) {
+            let (mut charged_boxed, mut charged_own) = (0, 0);
+            for m in ms {
+                let charge = (self.mult[m.line] - m.goods - m.lin).max(0);
+                if m.unit.boxed_weight_g > 0 {
+                    charged_boxed += charge;
+                } else {
+                    charged_own += charge;
+                }
+            }
+            if charged_boxed > boxed || charged_own > own {
+                for m in ms {
+                    self.unchecked[m.line] |= self.mult[m.line] > self.safe[m.line];
+                }
+            }
+        }
+        self.sum_after();
     }
 
     fn sum_after(&mut self) {
@@ -203,9 +261,12 @@ impl Lagrange {
     /// the least slack of any subset holding it at any of its suppliers,
     /// at most to its next dearer goods (small steps leave room for the
     /// lines after it, as in dual ascent). `floor(k, profile)` is supplier
-    /// `k`'s freight floor. `evals` caps the floors looked up in all, and
-    /// `late()`, asked before each line, stops the ascent where it is (the
-    /// multipliers hold at every step).
+    /// `k`'s freight floor (after [`Lagrange::seed`], at least the profile's
+    /// linear floor there). The first pass checks the seeded lines not
+    /// known to hold, lowering each where a subset goes below zero. `evals`
+    /// caps the floors looked up in all, and `late()`, asked before each
+    /// line, stops the ascent where it is (the multipliers hold at every
+    /// step; seeded lines not yet checked go back to their safe value).
     pub fn raise(
         &mut self,
         passes: usize,
@@ -231,6 +292,7 @@ impl Lagrange {
                     break;
                 }
                 let v = self.mult[l];
+                let checking = std::mem::take(&mut self.unchecked[l]);
                 let mut step = at[l]
                     .iter()
                     .map(|&(k, i)| self.members[k as usize][i].goods)
@@ -240,7 +302,11 @@ impl Lagrange {
                     .unwrap_or(Units::MAX);
                 // A line's checks share a small part of the budget, so the
                 // clock is read often even where a supplier has many lines.
-                let mut line_evals = evals.min(LINE_EVALS_MAX);
+                let mut line_evals = evals.min(if checking {
+                    CHECK_EVALS_MAX
+                } else {
+                    LINE_EVALS_MAX
+                });
                 let spent_from = line_evals;
                 for &(k, i) in &at[l] {
                     let ms = &self.members[k as usize];
@@ -269,10 +335,20 @@ impl Lagrange {
                 if step > 0 && step < Units::MAX {
                     self.mult[l] = v + step;
                     raised = true;
+                } else if step < 0 && checking {
+                    // A seed too high: every subset holding the line now
+                    // meets its floor (a capped search only lowers more).
+                    // The safe value holds too, so the higher of the two.
+                    self.mult[l] = (v + step).max(self.safe[l]);
                 }
             }
             if !raised || evals == 0 {
                 break;
+            }
+        }
+        for (l, unchecked) in self.unchecked.iter_mut().enumerate() {
+            if std::mem::take(unchecked) {
+                self.mult[l] = self.safe[l];
             }
         }
         self.sum_after();
@@ -415,12 +491,16 @@ mod tests {
         }
 
         /// After raising, no subset of any supplier's members costs less
-        /// than its multipliers: goods plus floor at least the sum of `v`.
+        /// than its multipliers: goods plus floor at least the sum of `v`;
+        /// also from seeds of any height, and when the clock stops the
+        /// ascent part of the way through its first pass.
         #[test]
         fn raised_multipliers_keep_every_subset_feasible(
             lines in 1usize..6,
             offers in proptest::collection::vec((0usize..6, 0u32..3, 100i64..3_000, 1u64..25_000, 0u64..30_000), 1..14),
             passes in 1usize..4,
+            seeds in proptest::option::of(proptest::collection::vec(0i64..8_000, 6)),
+            stop_after in proptest::option::of(0usize..6),
         ) {
             let mut members: Vec<Vec<Member>> = vec![Vec::new(); 3];
             for &(l, k, goods, w, len) in &offers {
@@ -428,12 +508,21 @@ mod tests {
                 if members[k as usize].iter().any(|m| m.line == l) {
                     continue;
                 }
-                members[k as usize].push(Member { line: l, goods, unit: unit(w, len), units: 1 });
+                members[k as usize].push(Member { line: l, goods, lin: 0, unit: unit(w, len), units: 1 });
             }
             let fixed = vec![None; lines];
             let order: Vec<usize> = (0..lines).collect();
             let mut lag = Lagrange::new(members.clone(), fixed, &order);
-            lag.raise(passes, &mut |_, p| toy_floor(p), u32::MAX, || false);
+            if let Some(seeds) = &seeds {
+                // No linear floor: a seed holds unchecked only where it
+                // charges nothing beyond goods.
+                lag.seed(seeds.iter().take(lines).copied().enumerate(), &[(0, 0); 3]);
+            }
+            let mut looks = 0;
+            lag.raise(passes, &mut |_, p| toy_floor(p), u32::MAX, || {
+                looks += 1;
+                stop_after.is_some_and(|n| looks > n)
+            });
             for ms in &members {
                 for mask in 1u32..(1 << ms.len()) {
                     let mut p = ShipmentProfile::default();
@@ -445,6 +534,109 @@ mod tests {
                         }
                     }
                     if let Some(f) = toy_floor(&p) {
+                        prop_assert!(f + slack >= 0, "subset {:b} below its multipliers by {}", mask, -(f + slack));
+                    }
+                }
+            }
+        }
+
+        /// Seeded with the facility-location bound's duals (each supplier's
+        /// opening and linear floor per unit weight), some raised further,
+        /// the ascent keeps every subset feasible under floors that count
+        /// the linear floor, also where the toy floor lies under it and the
+        /// clock stops it early.
+        #[test]
+        fn facility_duals_seed_a_feasible_ascent(
+            lines in 1usize..6,
+            offers in proptest::collection::vec((0usize..6, 0u32..3, 100i64..3_000, 1u64..25_000, 0u64..30_000, 0u8..4), 1..14),
+            (opening_boxed, opening_own) in (0i64..1_500).prop_flat_map(|b| (Just(b), 0..=b)),
+            per_kg in 0i64..60,
+            passes in 1usize..3,
+            stop_after in proptest::option::of(0usize..6),
+            bumps in proptest::collection::vec(prop_oneof![Just(0i64), 1i64..400], 6),
+        ) {
+            use super::super::bounds::{facility_bound, Scratch, UflLine};
+            let lin_of = |w: u64| per_kg * w as i64 / 1000;
+            // The toy floor, with own-packaging units' charges added, or the
+            // linear floor: the opening of the shipment's kinds of unit, own
+            // charges and boxed weight at a rate.
+            let phi = |p: &ShipmentProfile| {
+                let opening = if p.boxed_weight_g > 0 { opening_boxed } else { opening_own };
+                toy_floor(p).map(|f| (f + p.own_charge).max(opening + p.own_charge + lin_of(p.boxed_weight_g)))
+            };
+            let mut members: Vec<Vec<Member>> = vec![Vec::new(); 3];
+            for &(l, k, goods, w, len, kind) in &offers {
+                let l = l % lines;
+                if members[k as usize].iter().any(|m| m.line == l) {
+                    continue;
+                }
+                let (unit, lin) = if kind == 0 {
+                    let own = ShipmentProfile { own_charge: w as i64 / 20, ..ShipmentProfile::default() };
+                    (own, own.own_charge)
+                } else {
+                    (unit(w, len), lin_of(w))
+                };
+                members[k as usize].push(Member { line: l, goods, lin, unit, units: 1 });
+            }
+            // The facility-location bound's facilities: boxed and own lines
+            // of a supplier apart, the boxed ones opening for what the
+            // own-packaging opening leaves where the supplier has both.
+            let has_own: Vec<bool> = members.iter().map(|ms| ms.iter().any(|m| m.unit.boxed_weight_g == 0)).collect();
+            let openings: Vec<(Units, Units)> = has_own
+                .iter()
+                .map(|&own| (if own { opening_boxed - opening_own } else { opening_boxed }, opening_own))
+                .collect();
+            let ufl: Vec<UflLine> = (0..lines)
+                .map(|l| UflLine {
+                    line: l,
+                    costs: members
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(k, ms)| {
+                            ms.iter()
+                                .filter(|m| m.line == l)
+                                .map(move |m| (2 * k as u32 + u32::from(m.unit.boxed_weight_g == 0), m.goods, m.lin))
+                        })
+                        .collect(),
+                })
+                .collect();
+            let refs: Vec<&UflLine> = ufl.iter().collect();
+            let mut scratch = Scratch::default();
+            facility_bound(
+                &refs,
+                6,
+                |f| if f % 2 == 0 { openings[f as usize / 2].0 } else { openings[f as usize / 2].1 },
+                |_| true,
+                |_, _| true,
+                &mut scratch,
+            );
+            // Some seeds above the duals: those the ascent must check.
+            let seeds: Vec<(usize, Units)> = scratch
+                .duals()
+                .iter()
+                .zip(&bumps)
+                .map(|(v, b)| v + b)
+                .enumerate()
+                .collect();
+            let order: Vec<usize> = (0..lines).collect();
+            let mut lag = Lagrange::new(members.clone(), vec![None; lines], &order);
+            lag.seed(seeds, &openings);
+            let mut looks = 0;
+            lag.raise(passes, &mut |_, p| phi(p), u32::MAX, || {
+                looks += 1;
+                stop_after.is_some_and(|n| looks > n)
+            });
+            for ms in &members {
+                for mask in 1u32..(1 << ms.len()) {
+                    let mut p = ShipmentProfile::default();
+                    let mut slack = 0;
+                    for (i, m) in ms.iter().enumerate() {
+                        if mask >> i & 1 == 1 {
+                            p.add(&m.unit, m.units);
+                            slack += m.goods - lag.mult[m.line];
+                        }
+                    }
+                    if let Some(f) = phi(&p) {
                         prop_assert!(f + slack >= 0, "subset {:b} below its multipliers by {}", mask, -(f + slack));
                     }
                 }

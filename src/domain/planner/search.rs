@@ -9,7 +9,8 @@
 //! (else its floor at its current weight), and the facility-location bound
 //! of the remaining lines (see `bounds`), whose dual ascent runs once per
 //! node and is repaired for each option; a CHEAPEST search still running
-//! after a few hundred nodes also bounds the remaining lines by each
+//! after a few hundred nodes (from the first on baskets of 16 lines or more
+//! with few suppliers per line) also bounds the remaining lines by each
 //! supplier's subsets of them (see `lagrange`). A search that runs past a few
 //! hundred nodes (a few dozen on baskets of 16 lines or more) improves its
 //! best plan by local moves once (`local_search`), which only tightens the
@@ -83,6 +84,23 @@ const LAGRANGE_AT_NODES: u64 = 256;
 /// In tests, early, so that the brute-force comparisons' small baskets use it.
 #[cfg(test)]
 const LAGRANGE_AT_NODES: u64 = 2;
+
+/// Lines from which a CHEAPEST search may bound by the suppliers' subsets
+/// from its first node (see `Search::lagrange_from`): such baskets seldom
+/// finish within `LAGRANGE_AT_NODES`, and the bound saves most where it
+/// starts first.
+#[cfg(not(test))]
+const LAGRANGE_EARLY_LINES: usize = 16;
+
+/// In tests, within the brute-force comparisons' baskets, so that both
+/// starts are exercised.
+#[cfg(test)]
+const LAGRANGE_EARLY_LINES: usize = 4;
+
+/// Suppliers per line (on average over the basket's lines) up to which a
+/// basket of `LAGRANGE_EARLY_LINES` or more starts the suppliers' subsets
+/// bound at its first node.
+const LAGRANGE_EARLY_SUPPLIERS_PER_LINE: usize = 4;
 
 /// Lines from which a search never uses the suppliers' subsets bound: such
 /// baskets plan under a deadline that no proof fits in, where the time its
@@ -320,6 +338,9 @@ struct Search<'a> {
     scratch: Scratch,
     /// The suppliers' subsets bound, once the search has run long enough.
     lagrange: Option<Lagrange>,
+    /// Nodes after which the suppliers' subsets bound starts, decided at
+    /// the first node (`lagrange_from`).
+    lagrange_at: Option<u64>,
 }
 
 /// Searches for the best assignment under `objective`; `None` when no
@@ -465,6 +486,7 @@ impl<'a> Search<'a> {
             lagrange_spent_at_clock: 0,
             scratch: Scratch::default(),
             lagrange: None,
+            lagrange_at: None,
         };
         if fresh {
             s.prepare();
@@ -1313,10 +1335,13 @@ impl<'a> Search<'a> {
                 return;
             }
         }
+        if self.lagrange_at.is_none() {
+            self.lagrange_at = Some(self.lagrange_from());
+        }
         if self.lagrange.is_none()
             && self.objective == Objective::Cheapest
             && self.problem.lines.len() < LAGRANGE_LINES_MAX
-            && self.nodes >= LAGRANGE_AT_NODES
+            && self.lagrange_at.is_some_and(|at| self.nodes >= at)
         {
             self.start_lagrange();
         }
@@ -1637,6 +1662,24 @@ impl<'a> Search<'a> {
         }
     }
 
+    /// Nodes after which the suppliers' subsets bound starts: from the first
+    /// node for a basket of `LAGRANGE_EARLY_LINES` or more whose lines have
+    /// few suppliers each, else after `LAGRANGE_AT_NODES`. Where lines have
+    /// many suppliers the bound costs more per node (its subset searches
+    /// grow with the lines a supplier may ship), and under a deadline of a
+    /// millisecond that time goes better to finding plans. Decided by the
+    /// basket alone, not the clock, so that the order of the search, and
+    /// with it which of equal plans wins, stays the same for the same input.
+    fn lagrange_from(&self) -> u64 {
+        let lines = self.problem.lines.len();
+        let suppliers: usize = self.prep.bound_sups.iter().map(Vec::len).sum();
+        if lines >= LAGRANGE_EARLY_LINES && suppliers <= LAGRANGE_EARLY_SUPPLIERS_PER_LINE * lines {
+            0
+        } else {
+            LAGRANGE_AT_NODES
+        }
+    }
+
     /// Builds the suppliers' subsets bound (`lagrange`) for the lines this
     /// search places: each line's options from one supplier with its fewest
     /// missing units, multipliers raised once.
@@ -1668,6 +1711,7 @@ impl<'a> Search<'a> {
                             None => ms.push(Member {
                                 line: l,
                                 goods: opt.goods,
+                                lin: 0,
                                 unit,
                                 units: p.units,
                             }),
@@ -1676,13 +1720,55 @@ impl<'a> Search<'a> {
                 }
             }
         }
+        for (k, ms) in members.iter_mut().enumerate() {
+            if let Some(f) = self.prep.linear[k] {
+                for m in ms {
+                    m.lin = f.marginal(&m.unit, self.prep.by_space[k]) * Units::from(m.units);
+                }
+            }
+        }
+        let openings: Vec<(Units, Units)> = (0..problem.suppliers.len() as u32)
+            .map(|k| (self.new_opening(k, true), self.new_opening(k, false)))
+            .collect();
         let mut lagrange = Lagrange::new(members, fixed, &self.prep.order);
+        // The ascent starts from the root's facility-location duals: most
+        // of the way to where it ends, and known to hold without a floor
+        // looked up wherever the linear floors are counted (below).
+        let mut root = Scratch::default();
+        let seeds: SmallVec<[(usize, Units); 32]> = {
+            let lines = self.facility_lines(0);
+            facility_bound(
+                &lines,
+                2 * problem.suppliers.len(),
+                |f| self.new_opening(f / 2, f % 2 == 0),
+                |_| true,
+                |l, f| !self.cache.banned(l, f / 2),
+                &mut root,
+            );
+            lines
+                .iter()
+                .zip(root.duals())
+                .map(|(u, &v)| (u.line, v))
+                .collect()
+        };
+        lagrange.seed(seeds, &openings);
         // As for nodes, the deadline counts only once a plan is held.
         let (cache, rater, deadline) = (&mut *self.cache, self.rater, self.deadline);
         let has_plan = self.best.is_some();
+        let (linear, by_space) = (&self.prep.linear, &self.prep.by_space);
         lagrange.raise(
             LAGRANGE_PASSES,
-            &mut |k, p| cache.floor(problem, rater, k, p).map(|f| f.amount),
+            // The larger of the two floors: the linear one is what lets the
+            // facility-location duals hold from the start.
+            &mut |k, p| {
+                let ku = k as usize;
+                let by_line = linear[ku].map_or(0, |f| {
+                    f.opening(by_space[ku], p.boxed_weight_g > 0) + f.marginal(p, by_space[ku])
+                });
+                cache
+                    .floor(problem, rater, k, p)
+                    .map(|f| f.amount.max(by_line))
+            },
             LAGRANGE_ASCENT_EVALS,
             || has_plan && Instant::now() >= deadline,
         );
