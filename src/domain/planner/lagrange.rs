@@ -462,6 +462,33 @@ mod tests {
         Some(best)
     }
 
+    /// The first subset of a supplier's members (as a mask over them) whose
+    /// goods plus `floor` fall short of its multipliers, and by how much.
+    fn subset_below(
+        members: &[Vec<Member>],
+        mult: &[Units],
+        floor: impl Fn(&ShipmentProfile) -> Option<Units>,
+    ) -> Option<(u32, Units)> {
+        for ms in members {
+            for mask in 1u32..(1 << ms.len()) {
+                let mut p = ShipmentProfile::default();
+                let mut slack = 0;
+                for (i, m) in ms.iter().enumerate() {
+                    if mask >> i & 1 == 1 {
+                        p.add(&m.unit, m.units);
+                        slack += m.goods - mult[m.line];
+                    }
+                }
+                if let Some(f) = floor(&p) {
+                    if f + slack < 0 {
+                        return Some((mask, -(f + slack)));
+                    }
+                }
+            }
+        }
+        None
+    }
+
     proptest! {
         /// The subset search finds the least excess (the toy floor only
         /// grows with units), and under a cap on floors never reports more.
@@ -523,21 +550,8 @@ mod tests {
                 looks += 1;
                 stop_after.is_some_and(|n| looks > n)
             });
-            for ms in &members {
-                for mask in 1u32..(1 << ms.len()) {
-                    let mut p = ShipmentProfile::default();
-                    let mut slack = 0;
-                    for (i, m) in ms.iter().enumerate() {
-                        if mask >> i & 1 == 1 {
-                            p.add(&m.unit, m.units);
-                            slack += m.goods - lag.mult[m.line];
-                        }
-                    }
-                    if let Some(f) = toy_floor(&p) {
-                        prop_assert!(f + slack >= 0, "subset {:b} below its multipliers by {}", mask, -(f + slack));
-                    }
-                }
-            }
+            let below = subset_below(&members, &lag.mult, toy_floor);
+            prop_assert!(below.is_none(), "a subset (mask, shortfall) below its multipliers: {:?}", below);
         }
 
         /// Seeded with the facility-location bound's duals (each supplier's
@@ -626,21 +640,8 @@ mod tests {
                 looks += 1;
                 stop_after.is_some_and(|n| looks > n)
             });
-            for ms in &members {
-                for mask in 1u32..(1 << ms.len()) {
-                    let mut p = ShipmentProfile::default();
-                    let mut slack = 0;
-                    for (i, m) in ms.iter().enumerate() {
-                        if mask >> i & 1 == 1 {
-                            p.add(&m.unit, m.units);
-                            slack += m.goods - lag.mult[m.line];
-                        }
-                    }
-                    if let Some(f) = phi(&p) {
-                        prop_assert!(f + slack >= 0, "subset {:b} below its multipliers by {}", mask, -(f + slack));
-                    }
-                }
-            }
+            let below = subset_below(&members, &lag.mult, phi);
+            prop_assert!(below.is_none(), "a subset (mask, shortfall) below its multipliers: {:?}", below);
         }
     }
 }
