@@ -489,6 +489,21 @@ mod tests {
         None
     }
 
+    /// Raises `lag` with `floor` for every supplier and no cap on floors,
+    /// the clock stopping the ascent after `stop_after` looks if given.
+    fn raise_stopping(
+        lag: &mut Lagrange,
+        passes: usize,
+        floor: impl Fn(&ShipmentProfile) -> Option<Units>,
+        stop_after: Option<usize>,
+    ) {
+        let mut looks = 0;
+        lag.raise(passes, &mut |_, p| floor(p), u32::MAX, || {
+            looks += 1;
+            stop_after.is_some_and(|n| looks > n)
+        });
+    }
+
     proptest! {
         /// The subset search finds the least excess (the toy floor only
         /// grows with units), and under a cap on floors never reports more.
@@ -545,11 +560,7 @@ mod tests {
                 // charges nothing beyond goods.
                 lag.seed(seeds.iter().take(lines).copied().enumerate(), &[(0, 0); 3]);
             }
-            let mut looks = 0;
-            lag.raise(passes, &mut |_, p| toy_floor(p), u32::MAX, || {
-                looks += 1;
-                stop_after.is_some_and(|n| looks > n)
-            });
+            raise_stopping(&mut lag, passes, toy_floor, stop_after);
             let below = subset_below(&members, &lag.mult, toy_floor);
             prop_assert!(below.is_none(), "a subset (mask, shortfall) below its multipliers: {:?}", below);
         }
@@ -635,11 +646,7 @@ mod tests {
             let order: Vec<usize> = (0..lines).collect();
             let mut lag = Lagrange::new(members.clone(), vec![None; lines], &order);
             lag.seed(seeds, &openings);
-            let mut looks = 0;
-            lag.raise(passes, &mut |_, p| phi(p), u32::MAX, || {
-                looks += 1;
-                stop_after.is_some_and(|n| looks > n)
-            });
+            raise_stopping(&mut lag, passes, phi, stop_after);
             let below = subset_below(&members, &lag.mult, phi);
             prop_assert!(below.is_none(), "a subset (mask, shortfall) below its multipliers: {:?}", below);
         }

@@ -338,9 +338,8 @@ struct Search<'a> {
     scratch: Scratch,
     /// The suppliers' subsets bound, once the search has run long enough.
     lagrange: Option<Lagrange>,
-    /// Nodes after which the suppliers' subsets bound starts, decided at
-    /// the first node (`lagrange_from`).
-    lagrange_at: Option<u64>,
+    /// Nodes after which the suppliers' subsets bound starts (`lagrange_from`).
+    lagrange_at: u64,
 }
 
 /// Searches for the best assignment under `objective`; `None` when no
@@ -486,12 +485,13 @@ impl<'a> Search<'a> {
             lagrange_spent_at_clock: 0,
             scratch: Scratch::default(),
             lagrange: None,
-            lagrange_at: None,
+            lagrange_at: LAGRANGE_AT_NODES,
         };
         if fresh {
             s.prepare();
         }
         s.remaining.clone_from(&s.prep.remaining);
+        s.lagrange_at = s.lagrange_from();
         s
     }
 
@@ -1335,13 +1335,10 @@ impl<'a> Search<'a> {
                 return;
             }
         }
-        if self.lagrange_at.is_none() {
-            self.lagrange_at = Some(self.lagrange_from());
-        }
         if self.lagrange.is_none()
             && self.objective == Objective::Cheapest
             && self.problem.lines.len() < LAGRANGE_LINES_MAX
-            && self.lagrange_at.is_some_and(|at| self.nodes >= at)
+            && self.nodes >= self.lagrange_at
         {
             self.start_lagrange();
         }
@@ -1701,6 +1698,11 @@ impl<'a> Search<'a> {
                             continue;
                         }
                         let p = opt.parts[0];
+                        // The linear floor as the facility-location bound
+                        // counts it (`None`: the line cannot ship from there).
+                        let Some(lin) = self.prep.part_units[l][o as usize][0] else {
+                            continue;
+                        };
                         let Some(unit) = self.cache.unit_profile(problem, self.rater, l, p.sup)
                         else {
                             continue;
@@ -1711,19 +1713,12 @@ impl<'a> Search<'a> {
                             None => ms.push(Member {
                                 line: l,
                                 goods: opt.goods,
-                                lin: 0,
+                                lin,
                                 unit,
                                 units: p.units,
                             }),
                         }
                     }
-                }
-            }
-        }
-        for (k, ms) in members.iter_mut().enumerate() {
-            if let Some(f) = self.prep.linear[k] {
-                for m in ms {
-                    m.lin = f.marginal(&m.unit, self.prep.by_space[k]) * Units::from(m.units);
                 }
             }
         }
