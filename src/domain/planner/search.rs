@@ -32,6 +32,13 @@ use super::{LinearFloor, Objective, PlanOptions, Rater, ShipmentProfile};
 /// Nodes between two looks at the clock.
 const CLOCK_EVERY_NODES: u64 = 64;
 
+/// Nodes between two looks at the clock in baskets of
+/// `LOCAL_SEARCH_EARLY_LINES` or more. A node of a 20-line basket with 8
+/// suppliers a line costs 2–4 µs: at 64 nodes a look, searches under a 1 ms
+/// deadline stopped up to 0.2 ms late, at 8 about 30 µs. A look costs about
+/// a hundredth of such a node.
+const CLOCK_EVERY_NODES_LARGE: u64 = 8;
+
 /// Nodes the search may spend past its deadline while it has no feasible
 /// plan at all (a plan is owed whenever one exists; this bounds the cost of
 /// proving there is none).
@@ -340,6 +347,8 @@ struct Search<'a> {
     lagrange: Option<Lagrange>,
     /// Nodes after which the suppliers' subsets bound starts (`lagrange_from`).
     lagrange_at: u64,
+    /// Nodes between two looks at the clock.
+    clock_every: u64,
 }
 
 /// Searches for the best assignment under `objective`; `None` when no
@@ -486,6 +495,11 @@ impl<'a> Search<'a> {
             scratch: Scratch::default(),
             lagrange: None,
             lagrange_at: LAGRANGE_AT_NODES,
+            clock_every: if n >= LOCAL_SEARCH_EARLY_LINES {
+                CLOCK_EVERY_NODES_LARGE
+            } else {
+                CLOCK_EVERY_NODES
+            },
         };
         if fresh {
             s.prepare();
@@ -1311,7 +1325,7 @@ impl<'a> Search<'a> {
         self.nodes += 1;
         self.cache.stats.nodes += 1;
         let due = self.clock_due();
-        if due || self.nodes.is_multiple_of(CLOCK_EVERY_NODES) {
+        if due || self.nodes.is_multiple_of(self.clock_every) {
             let late = match self.best {
                 Some(_) => Instant::now() >= self.deadline,
                 None => self.nodes >= NODES_WITHOUT_PLAN_MAX,
