@@ -18,6 +18,7 @@
 //! order depends only on the input, and a plan replaces the best only when
 //! strictly better, so among equal plans the first met in this order wins.
 
+use std::cmp::Reverse;
 use std::time::Instant;
 
 use smallvec::SmallVec;
@@ -103,6 +104,16 @@ const LAGRANGE_EARLY_LINES: usize = 16;
 /// starts are exercised.
 #[cfg(test)]
 const LAGRANGE_EARLY_LINES: usize = 4;
+
+/// Lines from which a basket whose lines have at most two usable options
+/// each is ordered by its root's children (`Search::order_by_second_child`).
+/// Smaller baskets finish in a few dozen nodes whatever the order.
+#[cfg(not(test))]
+const SECOND_CHILD_ORDER_LINES: usize = 16;
+
+/// In tests, within the brute-force comparisons' baskets.
+#[cfg(test)]
+const SECOND_CHILD_ORDER_LINES: usize = 3;
 
 /// Suppliers per line (on average over the basket's lines) up to which a
 /// basket of `LAGRANGE_EARLY_LINES` or more starts the suppliers' subsets
@@ -505,6 +516,9 @@ impl<'a> Search<'a> {
             s.prepare();
         }
         s.remaining.clone_from(&s.prep.remaining);
+        if fresh && s.orders_by_second_child() {
+            s.order_by_second_child();
+        }
         s.lagrange_at = s.lagrange_from();
         s
     }
@@ -683,12 +697,88 @@ impl<'a> Search<'a> {
                 l,
             )
         });
+        self.prep.order = order;
+        self.count_missing_after();
+    }
+
+    /// `missing_after` for the current line order.
+    fn count_missing_after(&mut self) {
+        let order = &self.prep.order;
         self.prep.missing_after = vec![0; order.len() + 1];
         for d in (0..order.len()).rev() {
             let m = self.prep.min_missing[order[d]];
             self.prep.missing_after[d] = self.prep.missing_after[d + 1].saturating_add(m);
         }
-        self.prep.order = order;
+    }
+
+    /// Whether this search orders its lines by their root children
+    /// (`order_by_second_child`): a fresh CHEAPEST or FEWEST_SHIPMENTS
+    /// search (they share what they prepare, so the order, and which of
+    /// equal plans wins, does not depend on which runs first) of at least
+    /// `SECOND_CHILD_ORDER_LINES` lines, none with more than two usable
+    /// options. With a third option the root's facility-location bound
+    /// ranks lines worse than `prepare`'s order: on 20-line baskets of four
+    /// suppliers a line the hard ones took 1.1–1.7 times the nodes.
+    fn orders_by_second_child(&self) -> bool {
+        Prepared::collapses(self.objective)
+            && self.prep.order.len() >= SECOND_CHILD_ORDER_LINES
+            && self.prep.usable.iter().all(|u| u.len() <= 2)
+    }
+
+    /// Orders the lines that have a choice by the bound of their second
+    /// child at the root, highest first (ties keep `prepare`'s order), after
+    /// the lines without one. With two options the second child is the
+    /// whole of what a proof must search below the line besides the best
+    /// one, so a line whose both children bound high settles much of the
+    /// tree where it is placed first: on 20-line baskets of two suppliers a
+    /// line this took 36 nodes a basket against 98. Each line is tried at
+    /// the root as the first placed, its children bounded as the search
+    /// would bound them there (as for CHEAPEST, whichever objective runs).
+    fn order_by_second_child(&mut self) {
+        let objective = std::mem::replace(&mut self.objective, Objective::Cheapest);
+        let base = std::mem::take(&mut self.prep.order);
+        let least_missing = self.prep.missing_after.first().copied().unwrap_or(0);
+        let mut keys: Vec<(bool, Reverse<Units>, usize)> = Vec::with_capacity(base.len());
+        for (pos, &l) in base.iter().enumerate() {
+            if self.prep.usable[l].len() < 2 {
+                keys.push((false, Reverse(Units::MAX), pos));
+                continue;
+            }
+            self.prep.order.clear();
+            self.prep.order.push(l);
+            self.prep
+                .order
+                .extend(base.iter().copied().filter(|&m| m != l));
+            self.count_missing_after();
+            self.leave(l);
+            self.ascend(1);
+            let mut children: SmallVec<[Units; 2]> = SmallVec::new();
+            for i in 0..self.prep.usable[l].len() {
+                let o = self.prep.usable[l][i];
+                if self.cache.option_banned(self.problem, l, o as usize) {
+                    children.push(Units::MAX);
+                    continue;
+                }
+                let saved = self.apply(l, o);
+                let bound = self.bound(1, l, o);
+                self.undo(l, o, saved);
+                // A child that must leave units out ranks as cut.
+                children.push(bound.map_or(Units::MAX, |(b, _, _)| {
+                    if b.missing > least_missing {
+                        Units::MAX
+                    } else {
+                        b.total
+                    }
+                }));
+            }
+            self.enter(l);
+            children.sort_unstable();
+            keys.push((true, Reverse(children[1]), pos));
+        }
+        keys.sort_unstable();
+        self.prep.order = keys.iter().map(|&(_, _, pos)| base[pos]).collect();
+        self.count_missing_after();
+        self.objective = objective;
     }
 
     /// How far the freight floor of the line shipped alone lies above its
