@@ -718,7 +718,7 @@ impl<'a> Search<'a> {
     /// `SECOND_CHILD_ORDER_LINES` lines, none with more than two usable
     /// options. With a third option the root's facility-location bound
     /// ranks lines worse than `prepare`'s order: on 20-line baskets of four
-    /// suppliers a line the hard ones took 1.1–1.7 times the nodes.
+    /// suppliers a line the hard ones took up to 1.7 times the nodes.
     fn orders_by_second_child(&self) -> bool {
         Prepared::collapses(self.objective)
             && self.prep.order.len() >= SECOND_CHILD_ORDER_LINES
