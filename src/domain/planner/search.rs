@@ -701,13 +701,15 @@ impl<'a> Search<'a> {
         self.count_missing_after();
     }
 
-    /// `missing_after` for the current line order.
+    /// `missing_after` for the current line order, in place: the ranking
+    /// of `order_by_second_child` counts it again for every line it tries.
     fn count_missing_after(&mut self) {
-        let order = &self.prep.order;
-        self.prep.missing_after = vec![0; order.len() + 1];
-        for d in (0..order.len()).rev() {
-            let m = self.prep.min_missing[order[d]];
-            self.prep.missing_after[d] = self.prep.missing_after[d + 1].saturating_add(m);
+        let prep = &mut self.prep;
+        prep.missing_after.clear();
+        prep.missing_after.resize(prep.order.len() + 1, 0);
+        for d in (0..prep.order.len()).rev() {
+            let m = prep.min_missing[prep.order[d]];
+            prep.missing_after[d] = prep.missing_after[d + 1].saturating_add(m);
         }
     }
 
