@@ -360,6 +360,40 @@ struct Search<'a> {
     lagrange_at: u64,
     /// Nodes between two looks at the clock.
     clock_every: u64,
+    /// In tests: cut nothing, and check at every leaf that no bound on the
+    /// way down exceeds its score (see [`check_bounds_below`]).
+    #[cfg(test)]
+    exhaustive: bool,
+    /// In tests, when `exhaustive`: the bounds of the nodes on the way
+    /// down to the current one, before and after their exact ratings.
+    #[cfg(test)]
+    path: Vec<(Score, Score)>,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Set by [`check_bounds_below`] for the searches it runs.
+    static EXHAUSTIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// In tests: runs `f` with every search exhaustive. Nothing is cut, and
+/// every leaf checks that each bound met on the way down to it is at most
+/// its exact score: a bound above a leaf below it could cut that leaf where
+/// it is the best plan, whether or not the cases at hand happen to show it.
+/// Only for CHEAPEST and FEWEST_SHIPMENTS: FASTEST bounds a node only for
+/// completions that arrive by the best plan's day.
+#[cfg(test)]
+pub(super) fn check_bounds_below<T>(f: impl FnOnce() -> T) -> T {
+    /// Ends the mode however `f` ends (a failed check panics).
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            EXHAUSTIVE.with(|e| e.set(false));
+        }
+    }
+    EXHAUSTIVE.with(|e| e.set(true));
+    let _reset = Reset;
+    f()
 }
 
 /// Searches for the best assignment under `objective`; `None` when no
@@ -511,6 +545,10 @@ impl<'a> Search<'a> {
             } else {
                 CLOCK_EVERY_NODES
             },
+            #[cfg(test)]
+            exhaustive: EXHAUSTIVE.with(std::cell::Cell::get) && objective != Objective::Fastest,
+            #[cfg(test)]
+            path: Vec::new(),
         };
         if fresh {
             s.prepare();
@@ -1484,8 +1522,26 @@ impl<'a> Search<'a> {
             };
             if let Some(exact) = bound.filter(|b| self.promising(b)) {
                 if !leaf {
+                    #[cfg(test)]
+                    self.path.push((b, exact));
                     self.dfs(depth + 1);
+                    #[cfg(test)]
+                    self.path.pop();
                 } else {
+                    #[cfg(test)]
+                    if self.exhaustive {
+                        for &(floors, rated) in self.path.iter().chain([&(b, exact)]) {
+                            assert!(
+                                floors <= exact && rated <= exact,
+                                "bounds {floors:?} / {rated:?} above the leaf {exact:?} ({:?})",
+                                self.choice
+                            );
+                        }
+                        if self.best.as_ref().is_some_and(|(best, _)| *best <= exact) {
+                            self.undo(l, o, saved);
+                            continue;
+                        }
+                    }
                     // Every shipment is closed and rated: the bound is the
                     // score (for FASTEST, with each shipment's cheapest
                     // service by the latest arrival; see `score_bound`).
@@ -1512,6 +1568,10 @@ impl<'a> Search<'a> {
 
     /// Whether a node with bound `b` may hold a better plan than the best.
     fn promising(&self, b: &Score) -> bool {
+        #[cfg(test)]
+        if self.exhaustive {
+            return true;
+        }
         self.best.as_ref().is_none_or(|(best, _)| b < best)
     }
 

@@ -1010,6 +1010,47 @@ proptest! {
     }
 }
 
+/// The search with nothing cut (`search::check_bounds_below`): every bound
+/// on the way to every leaf is at most the leaf's score, and the plan is
+/// still the brute-force optimum. Stricter than comparing plans: a bound
+/// too high only shows in a plan when it cuts the very leaf that is best.
+fn bounds_hold(c: &Case, rater: &dyn Rater) -> Result<(), TestCaseError> {
+    prop_assume!(oracle::combinations(&c.lines, &c.options) <= 4_000);
+    let got = search::check_bounds_below(|| plan(&c.lines, &c.options, rater, far()));
+    matches_oracle(c, got, rater, "nothing cut")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_bound_exceeds_a_leaf_below_it_on_weight_breaks(
+        seed in any::<u64>(), n in 1usize..=6, split in any::<bool>(),
+        partial in any::<bool>(), fewest in any::<bool>(),
+    ) {
+        let c = case(seed, n, split, partial, if fewest { 2 } else { 0 });
+        bounds_hold(&c, &break_rater(seed))?;
+    }
+
+    #[test]
+    fn no_bound_exceeds_a_leaf_below_it_when_freight_is_not_monotone(
+        seed in any::<u64>(), n in 1usize..=6, split in any::<bool>(),
+        partial in any::<bool>(), fewest in any::<bool>(),
+    ) {
+        let c = case(seed, n, split, partial, if fewest { 2 } else { 0 });
+        bounds_hold(&c, &lumpy_rater(seed))?;
+    }
+
+    #[test]
+    fn no_bound_exceeds_a_leaf_below_it_on_the_sample_carrier_tables(
+        seed in any::<u64>(), n in 1usize..=6, split in any::<bool>(),
+        partial in any::<bool>(), fewest in any::<bool>(),
+    ) {
+        let c = case(seed, n, split, partial, if fewest { 2 } else { 0 });
+        bounds_hold(&c, &TableRater::new(seed))?;
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
