@@ -18,9 +18,11 @@ const ASCENT_PASSES_MAX: usize = 8;
 pub(super) struct UflLine {
     /// Index of the plannable line (for bans).
     pub line: usize,
-    /// For each single-supplier option with the line's fewest missing
+    /// For each supplier of the options with the line's fewest missing
     /// units: (facility, goods, the linear freight floor its units add). A
-    /// facility is the caller's: a supplier, or a share of one.
+    /// facility is the caller's: a supplier, or a share of one. An option
+    /// that splits the line across suppliers may stand under each of them,
+    /// with the linear freight of that part only, once per facility.
     pub costs: Vec<(u32, Units, Units)>,
 }
 

@@ -224,10 +224,15 @@ pub(super) struct Found {
 /// How a remaining line enters the bounds.
 #[derive(Debug, Clone)]
 enum LineBound {
-    /// Single-supplier options: the facility-location bound.
+    /// Its fewest-missing options each need a supplier: the
+    /// facility-location bound and the suppliers' subsets bound. An option
+    /// that splits the line enters both as if it needed only one of its
+    /// suppliers (any one), with only that part's units and linear freight
+    /// there: a plan that splits the line ships at least that much from
+    /// each, and what it adds at the others only raises its cost.
     Facility(UflLine),
-    /// Its fewest-missing options need no supplier or split across several:
-    /// their cheapest goods.
+    /// Some fewest-missing option needs no supplier (the line may be left
+    /// out): its cheapest goods.
     Fixed(Units),
 }
 
@@ -642,9 +647,9 @@ impl<'a> Search<'a> {
                 .copied()
                 .filter(|&o| line.options[o as usize].missing == min_missing)
                 .collect();
-            let single = best_opts
+            let split = best_opts
                 .iter()
-                .all(|&o| line.options[o as usize].parts.len() == 1);
+                .any(|&o| line.options[o as usize].parts.len() > 1);
             let leave_out = best_opts
                 .iter()
                 .any(|&o| line.options[o as usize].parts.is_empty());
@@ -658,26 +663,43 @@ impl<'a> Search<'a> {
             };
             bound_sups.sort_unstable();
             bound_sups.dedup();
-            let bound = if single && !best_opts.is_empty() {
-                let mut costs: Vec<(u32, Units, Units)> = Vec::with_capacity(best_opts.len());
-                for &o in &best_opts {
-                    let opt = &line.options[o as usize];
-                    let k = opt.parts[0].sup;
-                    let boxed = self
-                        .cache
-                        .unit_profile(problem, self.rater, l, k)
-                        .is_some_and(|u| u.boxed_weight_g > 0);
-                    costs.push((facility(k, boxed), opt.goods, linear_of[o as usize]));
-                }
-                costs.sort_by_key(|&(k, c, m)| (c + m, k));
-                LineBound::Facility(UflLine { line: l, costs })
-            } else {
+            let bound = if leave_out || best_opts.is_empty() {
                 let goods = best_opts
                     .iter()
                     .map(|&o| line.options[o as usize].goods)
                     .min()
                     .unwrap_or(0);
                 LineBound::Fixed(goods)
+            } else {
+                let mut costs: Vec<(u32, Units, Units)> = Vec::with_capacity(best_opts.len());
+                for &o in &best_opts {
+                    let opt = &line.options[o as usize];
+                    for (i, p) in opt.parts.iter().enumerate() {
+                        let boxed = self
+                            .cache
+                            .unit_profile(problem, self.rater, l, p.sup)
+                            .is_some_and(|u| u.boxed_weight_g > 0);
+                        let f = facility(p.sup, boxed);
+                        if !split {
+                            costs.push((f, opt.goods, linear_of[o as usize]));
+                            continue;
+                        }
+                        // Only this part's units go to this supplier.
+                        let linear = part_units[o as usize][i].unwrap_or(0);
+                        // One entry per facility, at the least goods and
+                        // linear freight of the options through it: the
+                        // bound's dual ascent charges each entry apart.
+                        match costs.iter_mut().find(|(k, _, _)| *k == f) {
+                            Some((_, g, m)) => {
+                                *g = (*g).min(opt.goods);
+                                *m = (*m).min(linear);
+                            }
+                            None => costs.push((f, opt.goods, linear)),
+                        }
+                    }
+                }
+                costs.sort_by_key(|&(k, c, m)| (c + m, k));
+                LineBound::Facility(UflLine { line: l, costs })
             };
             self.prep.bound_sups.push(bound_sups);
             self.prep.can_leave_out.push(
@@ -1858,31 +1880,39 @@ impl<'a> Search<'a> {
                     for &o in &self.prep.usable[l] {
                         let opt = &problem.lines[l].options[o as usize];
                         if opt.missing != self.prep.min_missing[l]
-                            || opt.parts.len() != 1
                             || self.cache.option_banned(problem, l, o as usize)
                         {
                             continue;
                         }
-                        let p = opt.parts[0];
-                        // The linear floor as the facility-location bound
-                        // counts it (`None`: the line cannot ship from there).
-                        let Some(lin) = self.prep.part_units[l][o as usize][0] else {
-                            continue;
-                        };
-                        let Some(unit) = self.cache.unit_profile(problem, self.rater, l, p.sup)
-                        else {
-                            continue;
-                        };
-                        let ms = &mut members[p.sup as usize];
-                        match ms.iter_mut().find(|m| m.line == l) {
-                            Some(m) => m.goods = m.goods.min(opt.goods),
-                            None => ms.push(Member {
-                                line: l,
-                                goods: opt.goods,
-                                lin,
-                                unit,
-                                units: p.units,
-                            }),
+                        // A split option is given to each of its suppliers
+                        // in turn, with only that part's units: a plan that
+                        // splits the line ships at least that much there, and
+                        // the goods and floors it counts elsewhere only add.
+                        for (i, p) in opt.parts.iter().enumerate() {
+                            // The linear floor as the facility-location bound
+                            // counts it (`None`: the line cannot ship from there).
+                            let Some(lin) = self.prep.part_units[l][o as usize][i] else {
+                                continue;
+                            };
+                            let Some(unit) = self.cache.unit_profile(problem, self.rater, l, p.sup)
+                            else {
+                                continue;
+                            };
+                            let ms = &mut members[p.sup as usize];
+                            match ms.iter_mut().find(|m| m.line == l) {
+                                Some(m) => {
+                                    m.goods = m.goods.min(opt.goods);
+                                    m.lin = m.lin.min(lin);
+                                    m.units = m.units.min(p.units);
+                                }
+                                None => ms.push(Member {
+                                    line: l,
+                                    goods: opt.goods,
+                                    lin,
+                                    unit,
+                                    units: p.units,
+                                }),
+                            }
                         }
                     }
                 }
