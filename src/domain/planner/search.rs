@@ -2024,6 +2024,27 @@ impl<'a> Search<'a> {
         by_floor.max(by_line)
     }
 
+    /// Under FASTEST, the day by which every plan that could beat the best
+    /// arrives: the best's latest arrival, when no plan leaves out fewer
+    /// units (a plan leaving out fewer would beat it whenever it arrived).
+    fn beat_by(&self) -> Option<u32> {
+        if self.objective != Objective::Fastest {
+            return None;
+        }
+        let (best, _) = self.best.as_ref()?;
+        (self.prep.missing_after.first() == Some(&best.missing)).then_some(best.primary)
+    }
+
+    /// Whether line `l` may go to facility `f` in the facility-location
+    /// bound: not banned there, and, with a day `by` every plan that could
+    /// beat the best arrives by (`beat_by`), a supplier that can arrive by
+    /// then. Dropping a facility only drops constraints of the bound's
+    /// dual, so duals found with it still hold without it.
+    fn facility_usable(&self, l: usize, f: u32, by: Option<u32>) -> bool {
+        let k = f / 2;
+        !self.cache.banned(l, k) && by.is_none_or(|d| self.prep.earliest[k as usize] <= d)
+    }
+
     /// The remaining lines after `depth` that enter the facility-location
     /// bound, in search order.
     fn facility_lines(&self, depth: usize) -> SmallVec<[&UflLine; 16]> {
@@ -2047,12 +2068,13 @@ impl<'a> Search<'a> {
         let mut scratch = std::mem::take(&mut self.scratch);
         {
             let this = &*self;
+            let by = this.beat_by();
             facility_bound(
                 &this.facility_lines(depth),
                 2 * this.problem.suppliers.len(),
                 |f| this.facility_opening(f),
                 |f| this.facility_adds(f),
-                |l, f| !this.cache.banned(l, f / 2),
+                |l, f| this.facility_usable(l, f, by),
                 &mut scratch,
             );
         }
@@ -2075,11 +2097,12 @@ impl<'a> Search<'a> {
             changed.push(facility(p.sup, true));
             changed.push(facility(p.sup, false));
         }
+        let by = self.beat_by();
         repaired_bound(
             &changed,
             |f| self.facility_opening(f),
             |f| self.facility_adds(f),
-            |l, f| !self.cache.banned(l, f / 2),
+            |l, f| self.facility_usable(l, f, by),
             &self.scratch,
         )
     }
