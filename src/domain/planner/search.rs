@@ -232,7 +232,7 @@ enum LineBound {
     /// each, and what it adds at the others only raises its cost.
     Facility(UflLine),
     /// Some fewest-missing option needs no supplier (the line may be left
-    /// out): its cheapest goods.
+    /// out), or no option is usable: its cheapest goods, if any.
     Fixed(Units),
 }
 
