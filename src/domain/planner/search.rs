@@ -638,18 +638,11 @@ impl<'a> Search<'a> {
                         .collect()
                 })
                 .collect();
-            let linear_of: SmallVec<[Units; 16]> = part_units
-                .iter()
-                .map(|parts| parts.iter().flatten().sum())
-                .collect();
             let best_opts: SmallVec<[u32; 16]> = usable
                 .iter()
                 .copied()
                 .filter(|&o| line.options[o as usize].missing == min_missing)
                 .collect();
-            let split = best_opts
-                .iter()
-                .any(|&o| line.options[o as usize].parts.len() > 1);
             let leave_out = best_opts
                 .iter()
                 .any(|&o| line.options[o as usize].parts.is_empty());
@@ -680,15 +673,12 @@ impl<'a> Search<'a> {
                             .unit_profile(problem, self.rater, l, p.sup)
                             .is_some_and(|u| u.boxed_weight_g > 0);
                         let f = facility(p.sup, boxed);
-                        if !split {
-                            costs.push((f, opt.goods, linear_of[o as usize]));
-                            continue;
-                        }
                         // Only this part's units go to this supplier.
                         let linear = part_units[o as usize][i].unwrap_or(0);
-                        // One entry per facility, at the least goods and
-                        // linear freight of the options through it: the
-                        // bound's dual ascent charges each entry apart.
+                        // One entry per facility (several only where lines
+                        // split), at the least goods and linear freight of
+                        // the options through it: the bound's dual ascent
+                        // charges each entry apart.
                         match costs.iter_mut().find(|(k, _, _)| *k == f) {
                             Some((_, g, m)) => {
                                 *g = (*g).min(opt.goods);
