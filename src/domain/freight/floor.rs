@@ -42,14 +42,37 @@
 //! the least over the counts that force it and the first that does not.
 //! Fuel multiplies everything, the least over services of a sum is at least
 //! the sum of the least, and rounding to cents is monotone.
+//!
+//! What a profile cannot say. A profile only adds up as units join, so it
+//! cannot tell which units may share a parcel: three heavy units pay
+//! additional handling together, and apart each bills a large box's
+//! dimensional weight, while the floor prices their weight as if it could
+//! split freely. For a shipment of a few units [`FreightFloor::packed`]
+//! tries every way of parcelling them instead (see there why that bounds
+//! every shipment that holds them).
+
+use std::cell::{Cell, RefCell};
 
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
-use super::rating::{ceil_kg, ceil_lb, ParcelFacts, Pricer};
-use super::tables::{BoxLimits, BoxSpec, Carrier, DimRule, HandlingLimits, Service};
-use super::Item;
+use super::packing::{least_partition, Packer, Summary};
+use super::rating::{ceil_kg, ceil_lb, ParcelFacts, ParcelShape, Pricer, E8};
+use super::tables::{BoxLimits, BoxSpec, Carrier, DimRule, HandlingLimits, Service, Settings};
+use super::{Item, ItemLine};
 use crate::domain::money::to_units;
+
+/// Units up to which [`FreightFloor::packed`] tries every partition of a
+/// shipment's units into parcels (their number grows faster than
+/// exponentially).
+pub const PACKED_MAX_UNITS: usize = super::packing::LEAST_PARTITION_MAX_UNITS;
+
+/// What [`FreightFloor::packed`] charges a parcel no service carries: far
+/// above any real amount, so that a box no service takes is never the
+/// cheapest that holds a parcel unless none is taken.
+const PACKED_REFUSED_E8: E8 = 1_000_000 * 100_000_000;
 
 /// The per-zone floor rows of one service, built once when tables load.
 pub(super) type ServiceFloors = Vec<Option<RowFloor>>;
@@ -74,6 +97,10 @@ pub(super) struct RowFloor {
     /// where the edge ends; computed once, as the planner asks for them per
     /// basket.
     tangents: Vec<Tangent>,
+    /// The row's price never falls as the billable weight grows, so a
+    /// parcel never costs less for holding more ([`FreightFloor::packed`]
+    /// relies on it).
+    pub(super) rises: bool,
 }
 
 /// A line `a + b * x` under a row's floor, for references up to `end`
@@ -170,6 +197,7 @@ impl RowFloor {
         // Subadditive when the price never falls and the price per unit never
         // rises: p(x+1) >= p(x) and p(x+1) * x <= p(x) * (x+1).
         let mut subadditive = true;
+        let mut rises = true;
         for i in 0..n {
             let x = Decimal::from(i as u64 + 1);
             slope = slope.min(price(i) / x);
@@ -179,6 +207,7 @@ impl RowFloor {
                 if q < p || q * x > p * (x + Decimal::ONE) {
                     subadditive = false;
                 }
+                rises &= q >= p;
             }
         }
         let units: Vec<Decimal> = (0..n)
@@ -254,6 +283,7 @@ impl RowFloor {
             units_fuel: units.iter().map(|&u| to_units(u * fuel)).collect(),
             slope_fuel: to_units(slope * fuel),
             tangents,
+            rises,
         })
     }
 
@@ -497,6 +527,53 @@ fn mul_div(rate: i64, amount: u64, per: u64) -> i64 {
     i64::try_from(x).unwrap_or(i64::MAX / 4)
 }
 
+/// The services of a lane that a least charge per parcel needs to look at:
+/// each one no other charges every parcel no more than ([`cheaper_everywhere`];
+/// of two that charge alike, the first). None when a packed floor cannot
+/// hold on the lane: a price row that falls somewhere, or amounts not whole
+/// in hundred-millionths.
+pub(super) fn least_charging<'a>(services: &[super::LaneService<'a>]) -> SmallVec<[Pricer<'a>; 8]> {
+    if !services
+        .iter()
+        .all(|s| s.floor.is_some_and(|f| f.rises) && s.pricer.e8.is_some())
+    {
+        return SmallVec::new();
+    }
+    let pricers: SmallVec<[Pricer<'a>; 8]> = services.iter().map(|s| s.pricer).collect();
+    pricers
+        .iter()
+        .enumerate()
+        .filter(|&(i, b)| {
+            !pricers.iter().enumerate().any(|(j, a)| {
+                j != i && cheaper_everywhere(a, b) && (j < i || !cheaper_everywhere(b, a))
+            })
+        })
+        .map(|(_, p)| *p)
+        .collect()
+}
+
+/// Whether `a` charges every parcel no more than `b` and refuses none that
+/// `b` takes: the same carrier (the same limits and thresholds), the same
+/// dimensional rule, and in hundred-millionths a price row at least as long
+/// and nowhere dearer, lane surcharges, additional handling and oversize no
+/// dearer.
+fn cheaper_everywhere(a: &Pricer<'_>, b: &Pricer<'_>) -> bool {
+    let (Some(ea), Some(eb)) = (a.e8, b.e8) else {
+        return false;
+    };
+    let (Some(fa), Some(fb)) = (a.service.fuelled.e8.as_ref(), b.service.fuelled.e8.as_ref())
+    else {
+        return false;
+    };
+    std::ptr::eq(a.carrier, b.carrier)
+        && a.service.dim == b.service.dim
+        && ea.fuelled.len() >= eb.fuelled.len()
+        && ea.fuelled.iter().zip(eb.fuelled).all(|(x, y)| x <= y)
+        && ea.surcharges <= eb.surcharges
+        && fa.additional_handling <= fb.additional_handling
+        && fa.oversize <= fb.oversize
+}
+
 /// One parcel's residential and delivery-area surcharges on a lane, with
 /// fuel, in ten-thousandths rounded down.
 pub(super) fn per_parcel_fuel(pricer: &Pricer<'_>) -> i64 {
@@ -526,6 +603,29 @@ pub struct FreightFloor<'a> {
     pub(super) limits: BoxLimits,
     /// Below what no carrier charges additional handling or oversize.
     pub(super) handling: HandlingLimits,
+    /// What the packer needs to partition a shipment's units
+    /// ([`FreightFloor::packed`]).
+    pub(super) settings: &'a Settings,
+    /// The boxes' costs in hundred-millionths, when exact there.
+    pub(super) box_costs_e8: Option<&'a [E8]>,
+    /// What [`FreightFloor::packed`] worked out so far; boxed, as most
+    /// floors are never asked for one.
+    pub(super) parcels: RefCell<Option<Box<PackedMemo<'a>>>>,
+}
+
+/// What [`FreightFloor::packed`] keeps between calls.
+#[derive(Default)]
+pub(super) struct PackedMemo<'a> {
+    /// The lane's services a least charge looks at, once found: none when
+    /// the bound cannot hold on the lane (a price row that falls, amounts
+    /// not whole in hundred-millionths).
+    services: Option<SmallVec<[Pricer<'a>; 8]>>,
+    /// Each box's shape on each service that is not dominated, by box then
+    /// service, once found.
+    shapes: Vec<Option<ParcelShape>>,
+    /// The least cost of one parcel of units so summarised, on any service
+    /// (`None`: no service takes it), in ten-thousandths rounded down.
+    costs: FxHashMap<Summary, Option<i64>>,
 }
 
 impl std::fmt::Debug for FreightFloor<'_> {
@@ -883,6 +983,106 @@ impl<'a> FreightFloor<'a> {
         }
     }
 
+    /// A lower bound on the amount of every service for any shipment on
+    /// this lane that holds at least the units of `lines`, in
+    /// ten-thousandths and whole cents; `None` when it cannot tell: more
+    /// than [`PACKED_MAX_UNITS`] units, a price row that falls somewhere,
+    /// or amounts not whole in hundred-millionths.
+    ///
+    /// Why it holds. Take the packing a rating makes of a larger shipment
+    /// and the service it is priced on, and take the other units out of its
+    /// parcels: what is left packs these units in the same boxes, each
+    /// parcel no heavier than before, so (with rows that never fall, and
+    /// additional handling and refusals that only come with weight) each
+    /// costs no more on that service. So the rating is at least the least
+    /// over every way of partitioning these units into parcels, each in a
+    /// box that holds it by the packer's own rule, of what the parcels cost
+    /// on one service; and at least that with each parcel on whichever
+    /// service charges it least, which one pass over the partitions finds.
+    /// Unlike [`FreightFloor::amount`] it sees which units can share a
+    /// parcel: heavy units that pay additional handling together and bill
+    /// a large box's dimensional weight apart.
+    ///
+    /// Partitioning costs far more than [`FreightFloor::amount`], so a caller
+    /// that can only use a bound of at least `reach` says so: when the units
+    /// in one parcel, or each in its own, already cost less than `reach`,
+    /// so does the least partition, and it answers `None` without looking
+    /// for it.
+    pub fn packed(&self, lines: &[ItemLine], reach: i64) -> Option<i64> {
+        let box_costs = self.box_costs_e8?;
+        let units = super::packing::units(lines, self.settings).ok()?;
+        if units.len() > PACKED_MAX_UNITS {
+            return None;
+        }
+        let mut memo = self.parcels.borrow_mut();
+        let PackedMemo {
+            services,
+            shapes,
+            costs,
+        } = &mut **memo.get_or_insert_with(Box::default);
+        let services = services.get_or_insert_with(|| least_charging(&self.lane_services));
+        if services.is_empty() {
+            return None;
+        }
+        if shapes.is_empty() {
+            shapes.resize(self.boxes.len() * services.len(), None);
+        }
+        let shapes: &[Cell<Option<ParcelShape>>] =
+            Cell::from_mut(&mut shapes[..]).as_slice_of_cells();
+        let freight = |weight_g: u32, box_idx: Option<usize>, dims: [u32; 3]| -> E8 {
+            let mut least: Option<E8> = None;
+            for (i, p) in services.iter().enumerate() {
+                let charge = match box_idx.and_then(|b| shapes.get(b * services.len() + i)) {
+                    Some(cell) => {
+                        let shape = cell.get().unwrap_or_else(|| {
+                            let shape = p.shape(&ParcelFacts::new(0, dims));
+                            cell.set(Some(shape));
+                            shape
+                        });
+                        p.shaped_charge_e8(weight_g, &shape)
+                    }
+                    None => p.charge_e8(&ParcelFacts::new(weight_g, dims)),
+                };
+                if let Some(Ok(c)) = charge {
+                    least = Some(least.map_or(c, |l| l.min(c)));
+                }
+            }
+            least.unwrap_or(PACKED_REFUSED_E8)
+        };
+        let packer = Packer {
+            boxes: self.boxes,
+            box_costs,
+            fill_pct: self.fill_pct,
+            exact_max_units: PACKED_MAX_UNITS,
+            freight,
+        };
+        // The same parcels recur in shipment after shipment of a search.
+        // In ten-thousandths rounded down: a sum of values rounded down is
+        // at most the value of the sum. A parcel no service takes is no
+        // part of any rated packing (nor is any heavier one in its box).
+        let mut parcel = |s: &Summary| {
+            *costs.entry(*s).or_insert_with(|| {
+                let cost = packer.parcel_cost(s).filter(|&c| c < PACKED_REFUSED_E8)?;
+                i64::try_from(cost.div_euclid(10_000)).ok()
+            })
+        };
+        let amount = |parcels: i64| {
+            Some(round_cents_units(
+                parcels.checked_add(self.handling_fee_units)?,
+            ))
+        };
+        let whole = parcel(&Summary::of(&units, 0..units.len()));
+        let apart = (0..units.len())
+            .map(|i| parcel(&Summary::of(&units, i..i + 1)))
+            .sum::<Option<i64>>();
+        if let Some(most) = whole.into_iter().chain(apart).min() {
+            if amount(most).is_none_or(|a| a < reach) {
+                return None;
+            }
+        }
+        amount(least_partition(&units, &mut parcel)?)
+    }
+
     /// The fewest transit days of any service on this lane.
     pub fn transit_days(&self) -> u32 {
         self.services()
@@ -1015,6 +1215,104 @@ mod tests {
             floor <= rate && floor * 100 >= rate * 86,
             "floor {floor}, rating {rate}"
         );
+    }
+
+    /// The packed floor of `lines` shipped from New York to a business in
+    /// Chicago, for a caller that can use any bound of at least `reach`.
+    fn packed_of(lines: &[(Item, u32)], reach: i64) -> Option<i64> {
+        let freight = Freight::sample();
+        let floor = freight
+            .floor(us("10001", false), us("60601", false), Decimal::ZERO)
+            .unwrap();
+        let items: Vec<ItemLine> = lines
+            .iter()
+            .map(|&(item, quantity)| ItemLine { item, quantity })
+            .collect();
+        floor.packed(&items, reach)
+    }
+
+    #[test]
+    fn the_packed_floor_sees_which_units_can_share_a_parcel() {
+        // Three of these pass the carriers' additional handling weight in
+        // one parcel, and apart each bills a large carton's dimensional
+        // weight. Counted by weight alone, as if the goods could split
+        // freely, the floor is 80 % of the rating.
+        let part = item_of(8_977, [372, 347, 148]);
+        let (floor, rate) = floor_and_rate(&[(part, 3)]);
+        assert!(floor * 100 <= rate * 85, "floor {floor}, rating {rate}");
+        let packed = packed_of(&[(part, 3)], i64::MIN).unwrap();
+        assert!(
+            packed <= rate && packed * 100 >= rate * 99,
+            "packed {packed}, rating {rate}"
+        );
+        // The units in one parcel cost no more than the rating: a caller
+        // that can only use more is told so without the partitions.
+        assert_eq!(packed_of(&[(part, 3)], rate + 1), None);
+        assert_eq!(packed_of(&[(part, 3)], packed), Some(packed));
+        // Past the units it partitions, it cannot tell.
+        let units = u32::try_from(PACKED_MAX_UNITS).unwrap() + 1;
+        assert_eq!(packed_of(&[(part, units)], i64::MIN), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// The packed floor of a few units is never above any service's
+        /// amount for any shipment holding them, with more units or not, on
+        /// the SAMPLE tables at home and abroad.
+        #[test]
+        fn the_packed_floor_is_below_every_rating_of_a_shipment_holding_its_units(
+            lines in prop::collection::vec((item(), 1u32..4), 1..4),
+            extra in prop::collection::vec((item(), 1u32..3), 0..3),
+            origin in prop::sample::select(vec!["10001", "60601", "94105", "98101"]),
+            dest in prop::sample::select(vec![
+                ("US", "10401", false),
+                ("US", "94107", true),
+                ("US", "04631", true),
+                ("GB", "SW1A 1AA", false),
+                ("JP", "100-0001", true),
+            ]),
+            fee in 0i64..600,
+        ) {
+            let units: u32 = lines.iter().map(|(_, q)| q).sum();
+            prop_assume!(units as usize <= PACKED_MAX_UNITS);
+            let freight = Freight::sample();
+            let fee = Decimal::new(fee, 2);
+            let destination = Endpoint {
+                country_code: dest.0,
+                postal_code: dest.1,
+                residential: dest.2,
+            };
+            let floor = freight.floor(us(origin, false), destination, fee).unwrap();
+            let items: Vec<ItemLine> =
+                lines.iter().map(|&(item, quantity)| ItemLine { item, quantity }).collect();
+            let Some(packed) = floor.packed(&items, i64::MIN) else {
+                return Ok(());
+            };
+            let packed = Decimal::new(packed, 4);
+            let more: Vec<ItemLine> = items
+                .iter()
+                .copied()
+                .chain(extra.iter().map(|&(item, quantity)| ItemLine { item, quantity }))
+                .collect();
+            for shipment in [&items, &more] {
+                let rated = freight.rate(&RateRequest {
+                    origin: us(origin, false),
+                    destination,
+                    lines: shipment,
+                    handling_fee: fee,
+                });
+                if let Ok(r) = rated {
+                    for rate in &r.rates {
+                        prop_assert!(
+                            packed <= rate.amount,
+                            "packed {} above {} {} for {} lines",
+                            packed, rate.service, rate.amount, shipment.len()
+                        );
+                    }
+                }
+            }
+        }
     }
 
     proptest! {

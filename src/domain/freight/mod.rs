@@ -21,7 +21,7 @@ use std::sync::Arc;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 pub use self::error::FreightError;
-pub use self::floor::{FloorLine, FreightFloor, LinearFloor, ShipmentProfile};
+pub use self::floor::{FloorLine, FreightFloor, LinearFloor, ShipmentProfile, PACKED_MAX_UNITS};
 use self::rating::{ParcelFacts, Pricer, Refusal};
 use self::tables::{Delivery, Model, Scope};
 
@@ -886,6 +886,9 @@ impl Freight {
             handling_fee_units: crate::domain::money::to_units(handling_fee),
             limits: self.model.box_limits,
             handling: self.model.handling_limits,
+            settings: &self.model.settings,
+            box_costs_e8: self.model.box_costs_e8.as_deref(),
+            parcels: Default::default(),
         }
     }
 

@@ -39,8 +39,8 @@ pub(super) struct Unit {
 }
 
 /// Aggregate of a set of units, enough to decide which boxes hold them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Summary {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(super) struct Summary {
     /// Element-wise max of the units' sorted sides: a box holds every unit (each
     /// rotated on its own) iff this fits its sorted inner dimensions.
     max_dims: [u32; 3],
@@ -60,7 +60,8 @@ impl Summary {
         self
     }
 
-    fn of(units: &[Unit], idx: impl Iterator<Item = usize>) -> Self {
+    /// The summary of the units at `idx`.
+    pub fn of(units: &[Unit], idx: impl Iterator<Item = usize>) -> Self {
         idx.fold(Summary::default(), |s, i| s.add(&units[i]))
     }
 }
@@ -94,6 +95,67 @@ fn canonical(mask: usize, runs: &[(usize, usize)]) -> usize {
         canon = (canon & !bits) | (((1usize << count) - 1) << start);
     }
     canon
+}
+
+/// Units up to which [`least_partition`] takes them.
+pub(super) const LEAST_PARTITION_MAX_UNITS: usize = 6;
+
+/// The least cost of any partition of `units` into parcels, each parcel of
+/// units with summary `s` costing `parcel(s)` (`None`: they fit no parcel
+/// together, nor does any set holding them); `None` with more than
+/// [`LEAST_PARTITION_MAX_UNITS`] units. The exact programme's sum, without
+/// keeping the parcels, in fixed arrays: callers ask it at many nodes of a
+/// search.
+pub(super) fn least_partition<C: Cost>(
+    units: &[Unit],
+    parcel: &mut impl FnMut(&Summary) -> Option<C>,
+) -> Option<C> {
+    const SETS: usize = 1 << LEAST_PARTITION_MAX_UNITS;
+    let n = units.len();
+    if n > LEAST_PARTITION_MAX_UNITS {
+        return None;
+    }
+    let full = (1usize << n) - 1;
+    let runs = identical_runs(units);
+    let mut sums = [Summary::default(); SETS];
+    let mut block: [Option<C>; SETS] = [None; SETS];
+    for mask in 1..=full {
+        let low = mask.trailing_zeros() as usize;
+        let rest = mask & (mask - 1);
+        sums[mask] = sums[rest].add(&units[low]);
+        let canon = canonical(mask, &runs);
+        block[mask] = if canon != mask {
+            block[canon]
+        } else if rest == 0 || block[rest].is_some() {
+            parcel(&sums[mask])
+        } else {
+            None
+        };
+    }
+    let mut best: [Option<C>; SETS] = [None; SETS];
+    best[0] = Some(C::default());
+    for mask in 1..=full {
+        // The parcel holding the lowest unit, with the best of the rest.
+        let low = mask & mask.wrapping_neg();
+        let rest = mask ^ low;
+        let mut sub = rest;
+        let mut least: Option<C> = None;
+        loop {
+            let blk = sub | low;
+            if let (Some(c), Some(r)) = (block[blk], best[mask ^ blk]) {
+                let total = c + r;
+                if least.is_none_or(|l| total < l) {
+                    least = Some(total);
+                }
+            }
+            if sub == 0 {
+                break;
+            }
+            sub = (sub - 1) & rest;
+        }
+        best[mask] = least;
+    }
+    best[full]
 }
 
 /// A packed parcel: which box, and the envelope of its contents.
@@ -292,6 +354,12 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
             self.heuristic(units)
         };
         finish(units, bins)
+    }
+
+    /// What the cheapest box holding the units of `s` costs as one parcel,
+    /// freight and box; `None` when several units fit no box together.
+    pub fn parcel_cost(&self, s: &Summary) -> Option<C> {
+        self.best_box(s).map(|(_, c)| c)
     }
 
     /// Exact minimum over all partitions of the units: DP over subsets.

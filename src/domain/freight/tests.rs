@@ -1499,3 +1499,50 @@ fn lanes_of_one_zone_keep_their_delivery_area_surcharges_apart() {
     // And again in the other order, each now from its class.
     assert_eq!((ground("12813"), ground("12812")), (plain, area));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+    /// The services a least charge looks at (`floor::least_charging`) are
+    /// never missing the cheapest: over every parcel, in any box or none,
+    /// their least charge equals the least of all the lane's services, and
+    /// a parcel some service takes is taken by one of them.
+    #[test]
+    fn the_services_a_least_charge_skips_are_never_cheapest(
+        weight_g in 1u32..70_000,
+        dims in (10u32..1_500, 10u32..900, 5u32..700),
+        from in 0usize..3,
+        to in 0usize..5,
+    ) {
+        let f = Freight::sample();
+        let origin = [us("10001", false), us("60601", false), us("98101", false)][from];
+        let lane = f.lane_between(origin, mixed_destinations()[to]).unwrap();
+        let kept = floor::least_charging(&lane.services);
+        prop_assert!(!kept.is_empty());
+        let mut sides = [dims.0, dims.1, dims.2];
+        sides.sort_unstable_by(|a, b| b.cmp(a));
+        let facts = ParcelFacts::new(weight_g, sides);
+        let least = |pricers: &mut dyn Iterator<Item = &rating::Pricer<'_>>| {
+            pricers.filter_map(|p| p.charge_e8(&facts)?.ok()).min()
+        };
+        prop_assert_eq!(
+            least(&mut kept.iter()),
+            least(&mut lane.services.iter().map(|s| &s.pricer))
+        );
+    }
+}
+
+#[test]
+fn a_least_charge_skips_services_dearer_everywhere() {
+    // On a domestic lane each carrier's ground service undercuts its
+    // express ones at every weight: those are left out of least charges.
+    let f = Freight::sample();
+    let lane = f
+        .lane_between(us("10001", false), us("60601", false))
+        .unwrap();
+    let kept = floor::least_charging(&lane.services).len();
+    assert!(
+        kept > 0 && kept < lane.services.len(),
+        "{kept} of {}",
+        lane.services.len()
+    );
+}
