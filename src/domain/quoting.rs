@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use super::address::Address;
 use super::catalog::ProductId;
 use super::freight::{
-    FreightFloor, Lane, LaneKey, LinearFloor, Place, RatedShipment, ShipmentProfile,
+    FreightFloor, ItemLine, Lane, LaneKey, LinearFloor, Place, RatedShipment, ShipmentProfile,
 };
 use super::index::IndexView;
 use super::money::CostUnits;
@@ -452,6 +453,24 @@ impl Rater for WorldRater<'_> {
         reference: &ShipmentProfile,
     ) -> Option<LinearFloor> {
         self.with_lane(supplier, |_, f| f.linear(reference))
+    }
+
+    fn packed_floor(
+        &self,
+        supplier: SupplierId,
+        lines: &[(ProductId, u32)],
+        reach: i64,
+    ) -> Option<i64> {
+        let items: SmallVec<[ItemLine; 8]> = lines
+            .iter()
+            .map(|&(product, quantity)| {
+                Some(ItemLine {
+                    item: self.world.item(product)?,
+                    quantity,
+                })
+            })
+            .collect::<Option<_>>()?;
+        self.with_lane(supplier, |_, f| f.packed(&items, reach))?
     }
 }
 

@@ -54,6 +54,8 @@ pub(super) struct Cache {
     /// Staircases of the rated shipments, by [`Rated::stair`].
     stairs: Vec<Stair>,
     floors: FxHashMap<(u32, ShipmentProfile), Option<UnitFloor>>,
+    /// Packed floors ([`Rater::packed_floor`]) per shipment, where known.
+    packed: FxHashMap<ShipmentKey, Units>,
     /// Floors over the services arriving by a day, per (supplier, profile,
     /// arrival days).
     floors_by: FxHashMap<(u32, ShipmentProfile, u32), Option<Units>>,
@@ -128,6 +130,7 @@ impl Cache {
             stairs: Vec::with_capacity(expected),
             floors: FxHashMap::with_capacity_and_hasher(expected, Default::default()),
             floors_by: FxHashMap::default(),
+            packed: FxHashMap::default(),
             banned: vec![false; problem.lines.len() * problem.suppliers.len()],
             profiles: vec![None; problem.lines.len() * problem.suppliers.len()],
             linear: vec![None; problem.suppliers.len()],
@@ -143,6 +146,28 @@ impl Cache {
     /// Latest arrival allowed.
     pub fn within_days(&self) -> u32 {
         self.within_days
+    }
+
+    /// The packed floor of `items` (sorted by product) from dense supplier
+    /// `k`: at most the rating of any shipment from it holding them. `None`
+    /// when the rater cannot tell, or finds it below `reach`; only answers
+    /// are kept, as a later call may reach lower.
+    pub fn packed(
+        &mut self,
+        problem: &Problem,
+        rater: &dyn Rater,
+        k: u32,
+        items: Items,
+        reach: Units,
+    ) -> Option<Units> {
+        let key = (k, items);
+        if let Some(hit) = self.packed.get(&key) {
+            return Some(*hit);
+        }
+        let supplier = problem.suppliers[k as usize];
+        let packed = rater.packed_floor(supplier, &key.1, reach)?;
+        self.packed.insert(key, packed);
+        Some(packed)
     }
 
     /// The rating of `items` (sorted by product) from dense supplier `k`;

@@ -168,7 +168,7 @@ pub(super) struct Lagrange {
     /// Per depth: the multipliers (or fixed goods) of the lines from there on.
     after: Vec<Units>,
     /// Corrections of open shipments, per (supplier, depth, profile).
-    memo: FxHashMap<(u32, u32, ShipmentProfile), Units>,
+    memo: FxHashMap<(u32, u32, ShipmentProfile, Units), Units>,
     /// Floors the corrections have looked up so far.
     spent: u64,
 }
@@ -356,8 +356,14 @@ impl Lagrange {
 
     /// The correction [`Lagrange::correction`] keeps for these arguments,
     /// if it worked one out.
-    pub fn known(&self, k: u32, depth: usize, profile: &ShipmentProfile) -> Option<Units> {
-        self.memo.get(&(k, depth as u32, *profile)).copied()
+    pub fn known(
+        &self,
+        k: u32,
+        depth: usize,
+        profile: &ShipmentProfile,
+        amount: Units,
+    ) -> Option<Units> {
+        self.memo.get(&(k, depth as u32, *profile, amount)).copied()
     }
 
     /// Floors the corrections have looked up so far: a search reads the
@@ -395,7 +401,7 @@ impl Lagrange {
         floor: &mut impl FnMut(&ShipmentProfile) -> Option<Units>,
         evals: u32,
     ) -> Units {
-        let key = (k, depth as u32, *profile);
+        let key = (k, depth as u32, *profile, amount);
         let cands: SmallVec<[Candidate<'_>; 16]> = self.members[k as usize]
             .iter()
             .zip(banned)

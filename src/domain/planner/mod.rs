@@ -215,6 +215,11 @@ pub struct Floor {
 /// - `linear_floor(s, _)` is at most what `rate` gives for any shipment from
 ///   `s`: [`LinearFloor::opening`] plus each unit's
 ///   [`LinearFloor::marginal`], counting boxed goods the same way for all.
+/// - `packed_floor(s, lines, _)`, when it answers, is at most what `rate`
+///   gives, on any service, for any shipment from `s` holding at least
+///   those units; the search keeps it for the shipment as it grows. Units in
+///   their own packaging added on top count their `own_charge` in full here
+///   too (they ship alone, whatever else shares the shipment).
 /// - A product whose single unit cannot be rated from a supplier (an item
 ///   over every limit, no service in time) cannot be rated in any shipment
 ///   from it, so the search may drop that pairing once seen; `unit_profile`
@@ -257,6 +262,20 @@ pub trait Rater {
         supplier: SupplierId,
         reference: &ShipmentProfile,
     ) -> Option<LinearFloor>;
+    /// A lower bound on every shipment from `supplier` that holds at least
+    /// `lines` (sorted by product): at most what `rate` gives, on any
+    /// service, for any shipment from it with at least these units of each
+    /// product. `None` when it cannot tell (the default), or when it finds
+    /// cheaply that the bound is below `reach`, the least the caller can
+    /// use; the search then bounds such shipments by their floor alone.
+    fn packed_floor(
+        &self,
+        _supplier: SupplierId,
+        _lines: &[(ProductId, u32)],
+        _reach: i64,
+    ) -> Option<i64> {
+        None
+    }
 }
 
 /// Plans one basket under several objectives, sharing the ratings (packing

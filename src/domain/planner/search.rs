@@ -6,7 +6,9 @@
 //! the freight floor they add. A node is cut when its lower bound is not
 //! better than the best plan found: the bound adds the goods so far, for
 //! every open shipment its exact freight once no remaining line can join it
-//! (else its floor at its current weight), and the facility-location bound
+//! (else its floor at its current weight, raised, for a node the floors
+//! leave standing, to what its few units force however they are parcelled:
+//! see `tighten`), and the facility-location bound
 //! of the remaining lines (see `bounds`), whose dual ascent runs once per
 //! node and is repaired for each option; a CHEAPEST search still running
 //! after a few hundred nodes (from the first on baskets of 16 lines or more
@@ -29,6 +31,7 @@ use super::evaluate::{self, Score};
 use super::lagrange::{Lagrange, Member};
 use super::problem::{Part, Problem, Units};
 use super::{LinearFloor, Objective, PlanOptions, Rater, ShipmentProfile};
+use crate::domain::freight::PACKED_MAX_UNITS;
 
 /// Nodes between two looks at the clock.
 const CLOCK_EVERY_NODES: u64 = 64;
@@ -92,6 +95,20 @@ const LAGRANGE_AT_NODES: u64 = 256;
 /// In tests, early, so that the brute-force comparisons' small baskets use it.
 #[cfg(test)]
 const LAGRANGE_AT_NODES: u64 = 2;
+
+/// Nodes after which a CHEAPEST search still running raises its open
+/// shipments' floors by their packed floors (`Search::tighten`). Each costs
+/// several floors; most searches of up to 10 lines finish sooner, and pay
+/// nothing. Baskets of `LAGRANGE_EARLY_LINES` or more start at half of it:
+/// they seldom finish that soon, and a floor raised early holds for its
+/// shipment all the way down.
+#[cfg(not(test))]
+const PACKED_AT_NODES: u64 = 64;
+
+/// In tests, from the first node, so that the brute-force comparisons'
+/// small baskets use it.
+#[cfg(test)]
+const PACKED_AT_NODES: u64 = 1;
 
 /// Lines from which a CHEAPEST search may bound by the suppliers' subsets
 /// from its first node (see `Search::lagrange_from`): such baskets seldom
@@ -329,6 +346,8 @@ struct Search<'a> {
     choice: Vec<u32>,
     /// Per supplier: parts placed with it.
     count: Vec<u32>,
+    /// Per supplier: units placed with it.
+    units: Vec<u32>,
     /// Suppliers shipping something, in the order they opened.
     open_list: Vec<u32>,
     /// Per supplier: the profile of what it ships so far.
@@ -520,6 +539,7 @@ impl<'a> Search<'a> {
             prep: prepared.unwrap_or_else(|| Prepared::empty(n, sups)),
             choice: vec![0; n],
             count: vec![0; sups],
+            units: vec![0; sups],
             open_list: Vec::with_capacity(sups),
             profile: vec![ShipmentProfile::default(); sups],
             floor: vec![
@@ -1514,7 +1534,12 @@ impl<'a> Search<'a> {
                 continue;
             }
             let saved = self.apply(l, o);
-            let bound = self.bound(depth + 1, l, o);
+            let mut bound = self.bound(depth + 1, l, o);
+            if bound.as_ref().is_some_and(|(b, _, _)| self.promising(b))
+                && self.tighten(l, o, depth + 1)
+            {
+                bound = self.bound(depth + 1, l, o);
+            }
             self.undo(l, o, saved);
             if let Some((b, ratable, lower)) = bound.filter(|(b, _, _)| self.promising(b)) {
                 children.push((b, o, ratable, lower));
@@ -1527,6 +1552,8 @@ impl<'a> Search<'a> {
                 break;
             }
             let saved = self.apply(l, o);
+            // The floors its bound above was found with (memoised).
+            self.tighten(l, o, depth + 1);
             let bound = if ratable {
                 self.rate_closed(depth + 1, b, leaf, lower)
             } else {
@@ -1622,14 +1649,57 @@ impl<'a> Search<'a> {
                 self.placed[k] += linear;
             }
             self.exact[k] = None;
+            let carried = self.floor[k].amount;
             if let Some(f) = self
                 .cache
                 .floor(problem, self.rater, p.sup, &self.profile[k])
             {
                 self.floor[k] = f;
             }
+            self.units[k] += p.units;
+            // A floor the shipment held (its packed floor, see `tighten`)
+            // bounds every shipment holding its units, so it carries over,
+            // also once they grow past what packed floors take.
+            if self.count[k] > 1 {
+                self.floor[k].amount = self.floor[k].amount.max(carried);
+            }
         }
         saved
+    }
+
+    /// Raises the floors of the shipments option `o` of line `l` (just
+    /// applied, the `depth`th line placed) adds to by their packed floors
+    /// (`Rater::packed_floor`), where they hold few enough units; whether
+    /// any rose. Dearer than a floor, so only for nodes the floors leave
+    /// standing. `undo` puts the floors back with the rest.
+    fn tighten(&mut self, l: usize, o: u32, depth: usize) -> bool {
+        // Under the other objectives the total only breaks ties.
+        let from = if self.problem.lines.len() >= LAGRANGE_EARLY_LINES {
+            PACKED_AT_NODES / 2
+        } else {
+            PACKED_AT_NODES
+        };
+        if self.objective != Objective::Cheapest || self.nodes < from {
+            return false;
+        }
+        let problem = self.problem;
+        let mut rose = false;
+        for p in &problem.lines[l].options[o as usize].parts {
+            let k = p.sup as usize;
+            if !(2..=PACKED_MAX_UNITS).contains(&(self.units[k] as usize)) {
+                continue;
+            }
+            let (items, _) = self.items_of(p.sup, depth);
+            // Of use only above the floor held.
+            let reach = self.floor[k].amount.saturating_add(1);
+            if let Some(packed) = self.cache.packed(problem, self.rater, p.sup, items, reach) {
+                if packed > self.floor[k].amount {
+                    self.floor[k].amount = packed;
+                    rose = true;
+                }
+            }
+        }
+        rose
     }
 
     fn undo(&mut self, l: usize, o: u32, saved: Saved) {
@@ -1640,6 +1710,7 @@ impl<'a> Search<'a> {
         for (i, (p, (profile, floor, exact))) in opt.parts.iter().zip(saved).enumerate().rev() {
             let k = p.sup as usize;
             self.count[k] -= 1;
+            self.units[k] -= p.units;
             if self.count[k] == 0 {
                 self.open -= 1;
                 self.open_list.pop();
@@ -1975,7 +2046,7 @@ impl<'a> Search<'a> {
             if self.remaining[ku] == 0 {
                 continue;
             }
-            if let Some(c) = lagrange.known(k, depth, &self.profile[ku]) {
+            if let Some(c) = lagrange.known(k, depth, &self.profile[ku], amount) {
                 total += c;
             } else {
                 let cache = &mut *self.cache;
@@ -1990,7 +2061,13 @@ impl<'a> Search<'a> {
                     &self.profile[ku],
                     amount,
                     &banned,
-                    &mut |p| cache.floor(problem, rater, k, p).map(|f| f.amount),
+                    // What the shipment's units so far force holds for
+                    // every subset added to them.
+                    &mut |p| {
+                        cache
+                            .floor(problem, rater, k, p)
+                            .map(|f| f.amount.max(amount))
+                    },
                     LAGRANGE_NODE_EVALS,
                 );
             }

@@ -712,8 +712,10 @@ struct TableRater {
 }
 
 /// Items of the table rater: (weight g, length, width, height mm). The
-/// last fits no box and ships in its own packaging.
-const ITEMS: [(u32, u32, u32, u32); 9] = [
+/// last fits no box and ships in its own packaging; three of the one before
+/// pay additional handling in one parcel and bill a large box's
+/// dimensional weight apart.
+const ITEMS: [(u32, u32, u32, u32); 10] = [
     (250, 150, 100, 20),
     (450, 230, 150, 30),
     (400, 120, 120, 100),
@@ -722,6 +724,7 @@ const ITEMS: [(u32, u32, u32, u32); 9] = [
     (2_500, 380, 280, 150),
     (5_000, 450, 350, 250),
     (80, 100, 60, 30),
+    (8_977, 372, 347, 148),
     (6_000, 1_100, 300, 200),
 ];
 
@@ -834,6 +837,21 @@ impl Rater for TableRater {
         reference: &ShipmentProfile,
     ) -> Option<LinearFloor> {
         Some(self.lane_floor(supplier)?.linear(reference))
+    }
+    fn packed_floor(
+        &self,
+        supplier: SupplierId,
+        lines: &[(ProductId, u32)],
+        reach: i64,
+    ) -> Option<i64> {
+        let items: Vec<ItemLine> = lines
+            .iter()
+            .map(|&(p, quantity)| ItemLine {
+                item: table_item(p, self.shift),
+                quantity,
+            })
+            .collect();
+        self.lane_floor(supplier)?.packed(&items, reach)
     }
 }
 
