@@ -529,7 +529,7 @@ fn mul_div(rate: i64, amount: u64, per: u64) -> i64 {
 
 /// The services of a lane that a least charge per parcel needs to look at:
 /// each one no other charges every parcel no more than ([`cheaper_everywhere`];
-/// of two that charge alike, the first). None when a packed floor cannot
+/// of two that charge alike, the first). Empty when a packed floor cannot
 /// hold on the lane: a price row that falls somewhere, or amounts not whole
 /// in hundred-millionths.
 pub(super) fn least_charging<'a>(services: &[super::LaneService<'a>]) -> SmallVec<[Pricer<'a>; 8]> {

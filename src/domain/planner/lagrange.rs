@@ -167,7 +167,9 @@ pub(super) struct Lagrange {
     position: Vec<usize>,
     /// Per depth: the multipliers (or fixed goods) of the lines from there on.
     after: Vec<Units>,
-    /// Corrections of open shipments, per (supplier, depth, profile).
+    /// Corrections of open shipments, per (supplier, depth, profile,
+    /// floor): a shipment's floor may stand above its profile's (a packed
+    /// floor), and the correction counts from it.
     memo: FxHashMap<(u32, u32, ShipmentProfile, Units), Units>,
     /// Floors the corrections have looked up so far.
     spent: u64,

@@ -229,6 +229,11 @@ type PartUnits = SmallVec<[Option<Units>; 2]>;
 /// option, missing units, goods, earliest arrival, staircase.
 type RatedPrivate = (u32, u32, Units, u32, u32);
 
+/// A child of a node worth going down to: its bound, option, whether rating
+/// its closed shipments may tighten the bound, the facility-location part of
+/// the bound, and whether its floors were raised by packed floors.
+type Child = (Score, u32, bool, Units, bool);
+
 /// The best assignment found and whether the search finished.
 #[derive(Debug, Clone)]
 pub(super) struct Found {
@@ -1527,7 +1532,7 @@ impl<'a> Search<'a> {
         // Each option's bound from floors alone; then the promising ones,
         // best bound first (ties: the option's rank, goods then suppliers),
         // each bounded again with exact ratings before going down.
-        let mut children: SmallVec<[(Score, u32, bool, Units); 8]> = SmallVec::new();
+        let mut children: SmallVec<[Child; 8]> = SmallVec::new();
         for i in 0..self.prep.usable[l].len() {
             let o = self.prep.usable[l][i];
             if self.cache.option_banned(problem, l, o as usize) {
@@ -1535,25 +1540,29 @@ impl<'a> Search<'a> {
             }
             let saved = self.apply(l, o);
             let mut bound = self.bound(depth + 1, l, o);
-            if bound.as_ref().is_some_and(|(b, _, _)| self.promising(b))
-                && self.tighten(l, o, depth + 1)
-            {
+            let tightened = bound.as_ref().is_some_and(|(b, _, _)| self.promising(b))
+                && self.tighten(l, o, depth + 1);
+            if tightened {
                 bound = self.bound(depth + 1, l, o);
             }
             self.undo(l, o, saved);
             if let Some((b, ratable, lower)) = bound.filter(|(b, _, _)| self.promising(b)) {
-                children.push((b, o, ratable, lower));
+                children.push((b, o, ratable, lower, tightened));
             }
         }
         children.sort_unstable();
         let leaf = depth + 1 == self.prep.order.len();
-        for (b, o, ratable, lower) in children {
+        for (b, o, ratable, lower, tightened) in children {
             if !self.promising(&b) {
                 break;
             }
             let saved = self.apply(l, o);
-            // The floors its bound above was found with (memoised).
-            self.tighten(l, o, depth + 1);
+            // The floors its bound above was found with (memoised), and
+            // only those: `lower` counts the lines left by them, and the
+            // search may have passed `PACKED_AT_NODES` since.
+            if tightened {
+                self.tighten(l, o, depth + 1);
+            }
             let bound = if ratable {
                 self.rate_closed(depth + 1, b, leaf, lower)
             } else {
