@@ -1032,18 +1032,8 @@ impl<'a> FreightFloor<'a> {
         let freight = |weight_g: u32, box_idx: Option<usize>, dims: [u32; 3]| -> E8 {
             let mut least: Option<E8> = None;
             for (i, p) in services.iter().enumerate() {
-                let charge = match box_idx.and_then(|b| shapes.get(b * services.len() + i)) {
-                    Some(cell) => {
-                        let shape = cell.get().unwrap_or_else(|| {
-                            let shape = p.shape(&ParcelFacts::new(0, dims));
-                            cell.set(Some(shape));
-                            shape
-                        });
-                        p.shaped_charge_e8(weight_g, &shape)
-                    }
-                    None => p.charge_e8(&ParcelFacts::new(weight_g, dims)),
-                };
-                if let Some(Ok(c)) = charge {
+                let shape = box_idx.and_then(|b| shapes.get(b * services.len() + i));
+                if let Some(Ok(c)) = p.boxed_charge_e8(weight_g, dims, shape) {
                     least = Some(least.map_or(c, |l| l.min(c)));
                 }
             }

@@ -587,18 +587,8 @@ impl Freight {
                     m.boxes.iter().map(|_| std::cell::Cell::new(None)).collect();
                 let freight = |weight_g, box_idx: Option<usize>, dims| {
                     let Some(p) = reference else { return 0 };
-                    let charge = match box_idx.and_then(|bi| shapes.get(bi)) {
-                        Some(cell) => {
-                            let shape = cell.get().unwrap_or_else(|| {
-                                let shape = p.shape(&ParcelFacts::new(0, dims));
-                                cell.set(Some(shape));
-                                shape
-                            });
-                            p.shaped_charge_e8(weight_g, &shape)
-                        }
-                        None => p.charge_e8(&ParcelFacts::new(weight_g, dims)),
-                    };
-                    match charge {
+                    let shape = box_idx.and_then(|bi| shapes.get(bi));
+                    match p.boxed_charge_e8(weight_g, dims, shape) {
                         Some(Ok(c)) => c,
                         _ => REFUSED_PARCEL_COST_E8,
                     }

@@ -765,6 +765,17 @@ impl TableRater {
         }
     }
 
+    /// The items of `lines`, by this rater's rotation.
+    fn items(&self, lines: &[(ProductId, u32)]) -> Vec<ItemLine> {
+        lines
+            .iter()
+            .map(|&(p, quantity)| ItemLine {
+                item: table_item(p, self.shift),
+                quantity,
+            })
+            .collect()
+    }
+
     fn lane_floor(&self, supplier: SupplierId) -> Option<crate::domain::freight::FreightFloor<'_>> {
         let (origin, destination) = self.ends(supplier);
         self.freight
@@ -791,13 +802,7 @@ impl Rater for TableRater {
         supplier: SupplierId,
         lines: &[(ProductId, u32)],
     ) -> Result<RatedShipment, String> {
-        let items: Vec<ItemLine> = lines
-            .iter()
-            .map(|&(p, quantity)| ItemLine {
-                item: table_item(p, self.shift),
-                quantity,
-            })
-            .collect();
+        let items = self.items(lines);
         let (origin, destination) = self.ends(supplier);
         self.freight
             .rate(&RateRequest {
@@ -844,14 +849,7 @@ impl Rater for TableRater {
         lines: &[(ProductId, u32)],
         reach: i64,
     ) -> Option<i64> {
-        let items: Vec<ItemLine> = lines
-            .iter()
-            .map(|&(p, quantity)| ItemLine {
-                item: table_item(p, self.shift),
-                quantity,
-            })
-            .collect();
-        self.lane_floor(supplier)?.packed(&items, reach)
+        self.lane_floor(supplier)?.packed(&self.items(lines), reach)
     }
 }
 
