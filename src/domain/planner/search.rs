@@ -1682,12 +1682,12 @@ impl<'a> Search<'a> {
     /// any rose. Dearer than a floor, so only for nodes the floors leave
     /// standing. `undo` puts the floors back with the rest.
     fn tighten(&mut self, l: usize, o: u32, depth: usize) -> bool {
-        // Under the other objectives the total only breaks ties.
         let from = if self.problem.lines.len() >= LAGRANGE_EARLY_LINES {
             PACKED_AT_NODES / 2
         } else {
             PACKED_AT_NODES
         };
+        // Under the other objectives the total only breaks ties.
         if self.objective != Objective::Cheapest || self.nodes < from {
             return false;
         }
