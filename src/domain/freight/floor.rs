@@ -61,18 +61,13 @@ use smallvec::SmallVec;
 use super::packing::{least_partition, Packer, Summary};
 use super::rating::{ceil_kg, ceil_lb, ParcelFacts, ParcelShape, Pricer, E8};
 use super::tables::{BoxLimits, BoxSpec, Carrier, DimRule, HandlingLimits, Service, Settings};
-use super::{Item, ItemLine};
+use super::{Item, ItemLine, REFUSED_PARCEL_COST_E8};
 use crate::domain::money::to_units;
 
 /// Units up to which [`FreightFloor::packed`] tries every partition of a
 /// shipment's units into parcels (their number grows faster than
 /// exponentially).
 pub const PACKED_MAX_UNITS: usize = super::packing::LEAST_PARTITION_MAX_UNITS;
-
-/// What [`FreightFloor::packed`] charges a parcel no service carries: far
-/// above any real amount, so that a box no service takes is never the
-/// cheapest that holds a parcel unless none is taken.
-const PACKED_REFUSED_E8: E8 = 1_000_000 * 100_000_000;
 
 /// The per-zone floor rows of one service, built once when tables load.
 pub(super) type ServiceFloors = Vec<Option<RowFloor>>;
@@ -1037,7 +1032,9 @@ impl<'a> FreightFloor<'a> {
                     least = Some(least.map_or(c, |l| l.min(c)));
                 }
             }
-            least.unwrap_or(PACKED_REFUSED_E8)
+            // As the packer prices a refused parcel: a box no service takes
+            // is then never the cheapest holding one unless none is taken.
+            least.unwrap_or(REFUSED_PARCEL_COST_E8)
         };
         let packer = Packer {
             boxes: self.boxes,
@@ -1052,7 +1049,9 @@ impl<'a> FreightFloor<'a> {
         // part of any rated packing (nor is any heavier one in its box).
         let mut parcel = |s: &Summary| {
             *costs.entry(*s).or_insert_with(|| {
-                let cost = packer.parcel_cost(s).filter(|&c| c < PACKED_REFUSED_E8)?;
+                let cost = packer
+                    .parcel_cost(s)
+                    .filter(|&c| c < REFUSED_PARCEL_COST_E8)?;
                 i64::try_from(cost.div_euclid(10_000)).ok()
             })
         };
