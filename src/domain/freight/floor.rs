@@ -58,16 +58,18 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use super::packing::{least_partition, Packer, Summary};
+use super::packing::{Packer, Partitions, Summary};
 use super::rating::{ceil_kg, ceil_lb, ParcelFacts, ParcelShape, Pricer, E8};
 use super::tables::{BoxLimits, BoxSpec, Carrier, DimRule, HandlingLimits, Service, Settings};
 use super::{Item, ItemLine, REFUSED_PARCEL_COST_E8};
 use crate::domain::money::to_units;
 
-/// Units up to which [`FreightFloor::packed`] tries every partition of a
-/// shipment's units into parcels (their number grows faster than
-/// exponentially).
-pub const PACKED_MAX_UNITS: usize = super::packing::LEAST_PARTITION_MAX_UNITS;
+/// Sub-multisets of a shipment's units (each kind of unit taken from none
+/// to all of its units, the empty one included) up to which
+/// [`FreightFloor::packed`] tries every partition of them into parcels:
+/// six different units, or more where units repeat. The partitions'
+/// number grows faster than exponentially with the sub-multisets.
+pub const PACKED_MAX_SETS: usize = super::packing::LEAST_PARTITION_MAX_SETS;
 
 /// The per-zone floor rows of one service, built once when tables load.
 pub(super) type ServiceFloors = Vec<Option<RowFloor>>;
@@ -980,9 +982,9 @@ impl<'a> FreightFloor<'a> {
 
     /// A lower bound on the amount of every service for any shipment on
     /// this lane that holds at least the units of `lines`, in
-    /// ten-thousandths and whole cents; `None` when it cannot tell: more
-    /// than [`PACKED_MAX_UNITS`] units, a price row that falls somewhere,
-    /// or amounts not whole in hundred-millionths.
+    /// ten-thousandths and whole cents; `None` when it cannot tell: units
+    /// making more than [`PACKED_MAX_SETS`] sub-multisets, a price row that
+    /// falls somewhere, or amounts not whole in hundred-millionths.
     ///
     /// Why it holds. Take the packing a rating makes of a larger shipment
     /// and the service it is priced on, and take the other units out of its
@@ -1006,9 +1008,7 @@ impl<'a> FreightFloor<'a> {
     pub fn packed(&self, lines: &[ItemLine], reach: i64) -> Option<i64> {
         let box_costs = self.box_costs_e8?;
         let units = super::packing::units(lines, self.settings).ok()?;
-        if units.len() > PACKED_MAX_UNITS {
-            return None;
-        }
+        let partitions = Partitions::of(&units)?;
         let mut memo = self.parcels.borrow_mut();
         let PackedMemo {
             services,
@@ -1040,7 +1040,8 @@ impl<'a> FreightFloor<'a> {
             boxes: self.boxes,
             box_costs,
             fill_pct: self.fill_pct,
-            exact_max_units: PACKED_MAX_UNITS,
+            // Only its parcels' costs are asked for, never a packing.
+            exact_max_units: 0,
             freight,
         };
         // The same parcels recur in shipment after shipment of a search.
@@ -1060,16 +1061,13 @@ impl<'a> FreightFloor<'a> {
                 parcels.checked_add(self.handling_fee_units)?,
             ))
         };
-        let whole = parcel(&Summary::of(&units, 0..units.len()));
-        let apart = (0..units.len())
-            .map(|i| parcel(&Summary::of(&units, i..i + 1)))
-            .sum::<Option<i64>>();
+        let (whole, apart) = partitions.whole_and_apart(&mut parcel);
         if let Some(most) = whole.into_iter().chain(apart).min() {
             if amount(most).is_none_or(|a| a < reach) {
                 return None;
             }
         }
-        amount(least_partition(&units, &mut parcel)?)
+        amount(partitions.least(&mut parcel)?)
     }
 
     /// The fewest transit days of any service on this lane.
@@ -1238,9 +1236,20 @@ mod tests {
         // that can only use more is told so without the partitions.
         assert_eq!(packed_of(&[(part, 3)], rate + 1), None);
         assert_eq!(packed_of(&[(part, 3)], packed), Some(packed));
-        // Past the units it partitions, it cannot tell.
-        let units = u32::try_from(PACKED_MAX_UNITS).unwrap() + 1;
-        assert_eq!(packed_of(&[(part, units)], i64::MIN), None);
+        // Units that repeat count once per kind: seven of them are
+        // partitioned as well, and the floor is as close.
+        let (_, rate) = floor_and_rate(&[(part, 7)]);
+        let packed = packed_of(&[(part, 7)], i64::MIN).unwrap();
+        assert!(
+            packed <= rate && packed * 100 >= rate * 99,
+            "packed {packed}, rating {rate}"
+        );
+        // Past the sub-multisets it partitions (seven units apart make
+        // 128), it cannot tell.
+        let apart: Vec<(Item, u32)> = (0..7)
+            .map(|i| (item_of(900 + i, [300, 200, 100]), 1))
+            .collect();
+        assert_eq!(packed_of(&apart, i64::MIN), None);
     }
 
     proptest! {
@@ -1251,7 +1260,7 @@ mod tests {
         /// the SAMPLE tables at home and abroad.
         #[test]
         fn the_packed_floor_is_below_every_rating_of_a_shipment_holding_its_units(
-            lines in prop::collection::vec((item(), 1u32..4), 1..4),
+            lines in prop::collection::vec((item(), 1u32..6), 1..4),
             extra in prop::collection::vec((item(), 1u32..3), 0..3),
             origin in prop::sample::select(vec!["10001", "60601", "94105", "98101"]),
             dest in prop::sample::select(vec![
@@ -1263,8 +1272,6 @@ mod tests {
             ]),
             fee in 0i64..600,
         ) {
-            let units: u32 = lines.iter().map(|(_, q)| q).sum();
-            prop_assume!(units as usize <= PACKED_MAX_UNITS);
             let freight = Freight::sample();
             let fee = Decimal::new(fee, 2);
             let destination = Endpoint {

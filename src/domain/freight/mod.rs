@@ -21,7 +21,7 @@ use std::sync::Arc;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 pub use self::error::FreightError;
-pub use self::floor::{FloorLine, FreightFloor, LinearFloor, ShipmentProfile, PACKED_MAX_UNITS};
+pub use self::floor::{FloorLine, FreightFloor, LinearFloor, ShipmentProfile, PACKED_MAX_SETS};
 use self::rating::{ParcelFacts, Pricer, Refusal};
 use self::tables::{Delivery, Model, Scope};
 

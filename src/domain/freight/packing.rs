@@ -97,65 +97,144 @@ fn canonical(mask: usize, runs: &[(usize, usize)]) -> usize {
     canon
 }
 
-/// Units up to which [`least_partition`] takes them.
-pub(super) const LEAST_PARTITION_MAX_UNITS: usize = 6;
+/// Sub-multisets of its units up to which [`Partitions`] takes a set:
+/// six units apart, or more where units repeat (forty units of one kind
+/// make 41).
+pub(super) const LEAST_PARTITION_MAX_SETS: usize = 64;
 
-/// The least cost of any partition of `units` into parcels, each parcel of
-/// units with summary `s` costing `parcel(s)` (`None`: they fit no parcel
-/// together, nor does any set holding them); `None` with more than
-/// [`LEAST_PARTITION_MAX_UNITS`] units. The exact programme's sum, without
-/// keeping the parcels, in fixed arrays: callers ask it at many nodes of a
-/// search.
-pub(super) fn least_partition<C: Cost>(
-    units: &[Unit],
-    parcel: &mut impl FnMut(&Summary) -> Option<C>,
-) -> Option<C> {
-    const SETS: usize = 1 << LEAST_PARTITION_MAX_UNITS;
-    let n = units.len();
-    if n > LEAST_PARTITION_MAX_UNITS {
-        return None;
-    }
-    let full = (1usize << n) - 1;
-    let runs = identical_runs(units);
-    let mut sums = [Summary::default(); SETS];
-    let mut block: [Option<C>; SETS] = [None; SETS];
-    for mask in 1..=full {
-        let low = mask.trailing_zeros() as usize;
-        let rest = mask & (mask - 1);
-        sums[mask] = sums[rest].add(&units[low]);
-        let canon = canonical(mask, &runs);
-        block[mask] = if canon != mask {
-            block[canon]
-        } else if rest == 0 || block[rest].is_some() {
-            parcel(&sums[mask])
-        } else {
-            None
+/// Kinds of unit [`Partitions`] tells apart at most: each has one unit or
+/// more, so each at least doubles the sub-multisets.
+const LEAST_PARTITION_MAX_KINDS: usize = 6;
+
+/// The units of a shipment as kinds the packer cannot tell apart (equal
+/// sides, weight and volume), ready for [`Partitions::least`]. Parcels
+/// that differ only in which of a kind's units they hold pack and cost the
+/// same, so the programme runs over sub-multisets: counts of each kind,
+/// numbered in mixed radix (kind `i` counts `strides[i]`).
+pub(super) struct Partitions<'u> {
+    units: &'u [Unit],
+    /// Per kind: the index of its first unit and how many there are.
+    kinds: [(usize, usize); LEAST_PARTITION_MAX_KINDS],
+    len: usize,
+    strides: [usize; LEAST_PARTITION_MAX_KINDS],
+    /// Sub-multisets, the empty one included.
+    sets: usize,
+}
+
+impl<'u> Partitions<'u> {
+    /// The kinds of `units` (sorted as [`units`] sorts them); `None` when
+    /// they make more than [`LEAST_PARTITION_MAX_SETS`] sub-multisets.
+    pub fn of(units: &'u [Unit]) -> Option<Self> {
+        let same = |a: &Unit, b: &Unit| {
+            a.dims_mm == b.dims_mm && a.weight_g == b.weight_g && a.volume_mm3 == b.volume_mm3
         };
-    }
-    let mut best: [Option<C>; SETS] = [None; SETS];
-    best[0] = Some(C::default());
-    for mask in 1..=full {
-        // The parcel holding the lowest unit, with the best of the rest.
-        let low = mask & mask.wrapping_neg();
-        let rest = mask ^ low;
-        let mut sub = rest;
-        let mut least: Option<C> = None;
-        loop {
-            let blk = sub | low;
-            if let (Some(c), Some(r)) = (block[blk], best[mask ^ blk]) {
-                let total = c + r;
-                if least.is_none_or(|l| total < l) {
-                    least = Some(total);
+        let mut p = Partitions {
+            units,
+            kinds: [(0, 0); LEAST_PARTITION_MAX_KINDS],
+            len: 0,
+            strides: [0; LEAST_PARTITION_MAX_KINDS],
+            sets: 1,
+        };
+        let mut start = 0;
+        for i in 1..=units.len() {
+            if i == units.len() || !same(&units[i], &units[start]) {
+                if p.len == LEAST_PARTITION_MAX_KINDS {
+                    return None;
                 }
+                p.kinds[p.len] = (start, i - start);
+                p.strides[p.len] = p.sets;
+                p.len += 1;
+                p.sets = p
+                    .sets
+                    .checked_mul(i - start + 1)
+                    .filter(|&n| n <= LEAST_PARTITION_MAX_SETS)?;
+                start = i;
             }
-            if sub == 0 {
-                break;
-            }
-            sub = (sub - 1) & rest;
         }
-        best[mask] = least;
+        Some(p)
     }
-    best[full]
+
+    /// The units in one parcel and each unit in its own, priced by `parcel`.
+    pub fn whole_and_apart<C: Cost>(
+        &self,
+        parcel: &mut impl FnMut(&Summary) -> Option<C>,
+    ) -> (Option<C>, Option<C>) {
+        let whole = parcel(&Summary::of(self.units, 0..self.units.len()));
+        let mut apart = Some(C::default());
+        for &(first, count) in &self.kinds[..self.len] {
+            let one = parcel(&Summary::of(self.units, first..first + 1));
+            apart = apart
+                .zip(one)
+                .map(|(a, c)| (0..count).fold(a, |a, _| a + c));
+        }
+        (whole, apart)
+    }
+
+    /// The least cost of any partition of the units into parcels, each
+    /// parcel of units with summary `s` costing `parcel(s)` (`None`: they
+    /// fit no parcel together, nor does any set holding them). The exact
+    /// programme's sum, without keeping the parcels, in fixed arrays:
+    /// callers ask it at many nodes of a search.
+    pub fn least<C: Cost>(&self, parcel: &mut impl FnMut(&Summary) -> Option<C>) -> Option<C> {
+        const SETS: usize = LEAST_PARTITION_MAX_SETS;
+        let kinds = &self.kinds[..self.len];
+        let strides = &self.strides[..self.len];
+        let digits = |set: usize| {
+            let mut d = [0usize; LEAST_PARTITION_MAX_KINDS];
+            for (i, (&(_, count), &stride)) in kinds.iter().zip(strides).enumerate() {
+                d[i] = set / stride % (count + 1);
+            }
+            d
+        };
+        let full = self.sets - 1;
+        let mut sums = [Summary::default(); SETS];
+        let mut block: [Option<C>; SETS] = [None; SETS];
+        let mut best: [Option<C>; SETS] = [None; SETS];
+        best[0] = Some(C::default());
+        // Every sub-multiset of a set is numbered no higher than it, so one
+        // pass in order fills both tables.
+        for set in 1..=full {
+            let d = digits(set);
+            // The parcel holding a unit of the first kind present, with the
+            // best of the rest: every partition has exactly one such parcel.
+            let Some(low) = (0..kinds.len()).find(|&i| d[i] > 0) else {
+                continue;
+            };
+            let rest = set - strides[low];
+            sums[set] = sums[rest].add(&self.units[kinds[low].0]);
+            block[set] = if rest == 0 || block[rest].is_some() {
+                parcel(&sums[set])
+            } else {
+                None
+            };
+            // Counts down every sub-multiset `sub` of `rest`, odometer-wise;
+            // the parcel is `sub` with that unit.
+            let top = digits(rest);
+            let mut sub_digits = top;
+            let mut sub = rest;
+            let mut least: Option<C> = None;
+            loop {
+                let blk = sub + strides[low];
+                if let (Some(c), Some(r)) = (block[blk], best[set - blk]) {
+                    let total = c + r;
+                    if least.is_none_or(|l| total < l) {
+                        least = Some(total);
+                    }
+                }
+                let Some(i) = (0..kinds.len()).find(|&i| sub_digits[i] > 0) else {
+                    break;
+                };
+                for j in 0..i {
+                    sub_digits[j] = top[j];
+                    sub += top[j] * strides[j];
+                }
+                sub_digits[i] -= 1;
+                sub -= strides[i];
+            }
+            best[set] = least;
+        }
+        best[full]
+    }
 }
 
 /// A packed parcel: which box, and the envelope of its contents.
@@ -702,7 +781,7 @@ pub(super) fn to_parcel(
 mod canonical_tests {
     use proptest::prelude::*;
 
-    use super::{canonical, identical_runs, Summary, Unit};
+    use super::{canonical, identical_runs, Partitions, Summary, Unit};
 
     fn unit(kind: u8, line: usize) -> Unit {
         let side = 100 + u32::from(kind) * 10;
@@ -738,6 +817,61 @@ mod canonical_tests {
                 .map(|k| kinds.iter().filter(|&&x| x == k).count() + 1)
                 .product();
             prop_assert_eq!(distinct.len(), multisets - 1);
+        }
+
+        /// Over kinds of unit, the least partition costs what the least of
+        /// every partition of the units themselves costs, whatever the
+        /// price of a parcel (here one that is not additive, and refuses
+        /// parcels past a weight, as boxes do).
+        #[test]
+        fn the_least_partition_of_kinds_is_the_least_of_every_partition(
+            kinds in prop::collection::vec(0u8..4, 0..8),
+            base in 0u64..2_000,
+            limit in 1_000u64..4_000,
+        ) {
+            let mut kinds = kinds;
+            kinds.sort_unstable();
+            let units: Vec<Unit> = kinds.iter().enumerate().map(|(i, &k)| unit(k, i)).collect();
+            let mut price = |s: &Summary| {
+                (s.weight <= limit).then(|| base + s.weight * s.weight / 500 + u64::from(s.max_dims[0]))
+            };
+            // Every partition: the parcel holding the lowest unit left, then the rest.
+            fn brute(
+                units: &[Unit],
+                left: usize,
+                price: &mut impl FnMut(&Summary) -> Option<u64>,
+            ) -> Option<u64> {
+                if left == 0 {
+                    return Some(0);
+                }
+                let low = left & left.wrapping_neg();
+                let rest = left ^ low;
+                let mut least = None;
+                let mut sub = rest;
+                loop {
+                    let blk = sub | low;
+                    let s = Summary::of(units, (0..units.len()).filter(|i| blk >> i & 1 == 1));
+                    if let (Some(c), Some(r)) = (price(&s), brute(units, left ^ blk, price)) {
+                        least = Some(least.map_or(c + r, |l: u64| l.min(c + r)));
+                    }
+                    if sub == 0 {
+                        break;
+                    }
+                    sub = (sub - 1) & rest;
+                }
+                least
+            }
+            let expected = brute(&units, (1usize << units.len()) - 1, &mut price);
+            match Partitions::of(&units) {
+                Some(p) => prop_assert_eq!(p.least(&mut price), expected),
+                // Only where the kinds make too many sub-multisets.
+                None => {
+                    let sets: usize = (0u8..4)
+                        .map(|k| kinds.iter().filter(|&&x| x == k).count() + 1)
+                        .product();
+                    prop_assert!(sets > super::LEAST_PARTITION_MAX_SETS);
+                }
+            }
         }
     }
 }

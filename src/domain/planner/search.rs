@@ -31,7 +31,7 @@ use super::evaluate::{self, Score};
 use super::lagrange::{Lagrange, Member};
 use super::problem::{Part, Problem, Units};
 use super::{LinearFloor, Objective, PlanOptions, Rater, ShipmentProfile};
-use crate::domain::freight::PACKED_MAX_UNITS;
+use crate::domain::freight::PACKED_MAX_SETS;
 
 /// Nodes between two looks at the clock.
 const CLOCK_EVERY_NODES: u64 = 64;
@@ -214,8 +214,8 @@ enum Step {
     Stop,
 }
 
-/// What `apply` replaced per part: profile, floor and exact rating.
-type Saved = SmallVec<[(ShipmentProfile, UnitFloor, Option<Exact>); 2]>;
+/// What `apply` replaced per part: profile, floor, exact rating and sets.
+type Saved = SmallVec<[(ShipmentProfile, UnitFloor, Option<Exact>, u32); 2]>;
 
 /// An open shipment's exact rating: cheapest freight in time, fastest
 /// arrival, and its staircase (`Cache::cheapest_by`).
@@ -351,8 +351,10 @@ struct Search<'a> {
     choice: Vec<u32>,
     /// Per supplier: parts placed with it.
     count: Vec<u32>,
-    /// Per supplier: units placed with it.
-    units: Vec<u32>,
+    /// Per supplier: at least the sub-multisets of the units placed with
+    /// it (each part's units plus one, multiplied; parts of one kind of
+    /// unit make fewer), which is what a packed floor's cost grows with.
+    sets: Vec<u32>,
     /// Suppliers shipping something, in the order they opened.
     open_list: Vec<u32>,
     /// Per supplier: the profile of what it ships so far.
@@ -544,7 +546,7 @@ impl<'a> Search<'a> {
             prep: prepared.unwrap_or_else(|| Prepared::empty(n, sups)),
             choice: vec![0; n],
             count: vec![0; sups],
-            units: vec![0; sups],
+            sets: vec![1; sups],
             open_list: Vec::with_capacity(sups),
             profile: vec![ShipmentProfile::default(); sups],
             floor: vec![
@@ -1645,7 +1647,7 @@ impl<'a> Search<'a> {
         let mut saved = Saved::new();
         for (i, p) in opt.parts.iter().enumerate() {
             let k = p.sup as usize;
-            saved.push((self.profile[k], self.floor[k], self.exact[k]));
+            saved.push((self.profile[k], self.floor[k], self.exact[k], self.sets[k]));
             if self.count[k] == 0 {
                 self.open += 1;
                 self.open_list.push(p.sup);
@@ -1665,7 +1667,7 @@ impl<'a> Search<'a> {
             {
                 self.floor[k] = f;
             }
-            self.units[k] += p.units;
+            self.sets[k] = self.sets[k].saturating_mul(p.units.saturating_add(1));
             // A floor the shipment held (its packed floor, see `tighten`)
             // bounds every shipment holding its units, so it carries over,
             // also once they grow past what packed floors take.
@@ -1678,9 +1680,10 @@ impl<'a> Search<'a> {
 
     /// Raises the floors of the shipments option `o` of line `l` (just
     /// applied, the `depth`th line placed) adds to by their packed floors
-    /// (`Rater::packed_floor`), where they hold few enough units; whether
-    /// any rose. Dearer than a floor, so only for nodes the floors leave
-    /// standing. `undo` puts the floors back with the rest.
+    /// (`Rater::packed_floor`), where their units make few enough
+    /// sub-multisets (`PACKED_MAX_SETS`); whether any rose. Dearer than a
+    /// floor, so only for nodes the floors leave standing. `undo` puts the
+    /// floors back with the rest.
     fn tighten(&mut self, l: usize, o: u32, depth: usize) -> bool {
         let from = if self.problem.lines.len() >= LAGRANGE_EARLY_LINES {
             PACKED_AT_NODES / 2
@@ -1695,7 +1698,8 @@ impl<'a> Search<'a> {
         let mut rose = false;
         for p in &problem.lines[l].options[o as usize].parts {
             let k = p.sup as usize;
-            if !(2..=PACKED_MAX_UNITS).contains(&(self.units[k] as usize)) {
+            // One unit: its floor already prices it alone.
+            if !(3..=PACKED_MAX_SETS).contains(&(self.sets[k] as usize)) {
                 continue;
             }
             let (items, _) = self.items_of(p.sup, depth);
@@ -1716,10 +1720,10 @@ impl<'a> Search<'a> {
         let opt = &problem.lines[l].options[o as usize];
         self.goods -= opt.goods;
         self.missing -= opt.missing;
-        for (i, (p, (profile, floor, exact))) in opt.parts.iter().zip(saved).enumerate().rev() {
+        for (i, (p, (profile, floor, exact, sets))) in opt.parts.iter().zip(saved).enumerate().rev()
+        {
             let k = p.sup as usize;
             self.count[k] -= 1;
-            self.units[k] -= p.units;
             if self.count[k] == 0 {
                 self.open -= 1;
                 self.open_list.pop();
@@ -1730,6 +1734,7 @@ impl<'a> Search<'a> {
             self.profile[k] = profile;
             self.floor[k] = floor;
             self.exact[k] = exact;
+            self.sets[k] = sets;
         }
     }
 
