@@ -105,10 +105,10 @@ const LAGRANGE_AT_NODES: u64 = 2;
 #[cfg(not(test))]
 const PACKED_AT_NODES: u64 = 64;
 
-/// In tests, from the first node, so that the brute-force comparisons'
-/// small baskets use it.
+/// In tests, early, so that the brute-force comparisons' small baskets use
+/// it, and most of them only after their first dive (`raise_open`).
 #[cfg(test)]
-const PACKED_AT_NODES: u64 = 1;
+const PACKED_AT_NODES: u64 = 6;
 
 /// Lines from which a CHEAPEST search may bound by the suppliers' subsets
 /// from its first node (see `Search::lagrange_from`): such baskets seldom
@@ -231,8 +231,9 @@ type RatedPrivate = (u32, u32, Units, u32, u32);
 
 /// A child of a node worth going down to: its bound, option, whether rating
 /// its closed shipments may tighten the bound, the facility-location part of
-/// the bound, and whether its floors were raised by packed floors.
-type Child = (Score, u32, bool, Units, bool);
+/// the bound, and whether its floors were raised by packed floors (`None`:
+/// it was bound before the search took them, see `Search::packs`).
+type Child = (Score, u32, bool, Units, Option<bool>);
 
 /// The best assignment found and whether the search finished.
 #[derive(Debug, Clone)]
@@ -380,6 +381,9 @@ struct Search<'a> {
     /// held after `LOCAL_SEARCH_AT_NODES`).
     local_searched: bool,
     stopped: bool,
+    /// The open shipments were raised to their packed floors where the
+    /// search first took them (`raise_open`).
+    raised_path: bool,
     /// Ratings made when the clock was last read (see [`Search::clock_due`]).
     ratings_at_clock: u64,
     /// Floors the suppliers' subsets bound had looked up then.
@@ -567,6 +571,7 @@ impl<'a> Search<'a> {
             nodes: 0,
             local_searched: false,
             stopped: false,
+            raised_path: false,
             ratings_at_clock: 0,
             lagrange_spent_at_clock: 0,
             scratch: Scratch::default(),
@@ -1525,6 +1530,12 @@ impl<'a> Search<'a> {
         {
             self.start_lagrange();
         }
+        if !self.raised_path && self.packs() {
+            // The shipments opened on the way down were bound without
+            // packed floors; from here on they are.
+            self.raised_path = true;
+            self.raise_open(depth);
+        }
         let l = self.prep.order[depth];
         let problem = self.problem;
         self.leave(l);
@@ -1542,14 +1553,16 @@ impl<'a> Search<'a> {
             }
             let saved = self.apply(l, o);
             let mut bound = self.bound(depth + 1, l, o);
-            let tightened = bound.as_ref().is_some_and(|(b, _, _)| self.promising(b))
+            let packs = self.packs();
+            let tightened = packs
+                && bound.as_ref().is_some_and(|(b, _, _)| self.promising(b))
                 && self.tighten(l, o, depth + 1);
             if tightened {
                 bound = self.bound(depth + 1, l, o);
             }
             self.undo(l, o, saved);
             if let Some((b, ratable, lower)) = bound.filter(|(b, _, _)| self.promising(b)) {
-                children.push((b, o, ratable, lower, tightened));
+                children.push((b, o, ratable, lower, packs.then_some(tightened)));
             }
         }
         children.sort_unstable();
@@ -1558,13 +1571,39 @@ impl<'a> Search<'a> {
             if !self.promising(&b) {
                 break;
             }
-            let saved = self.apply(l, o);
-            // The floors its bound above was found with (memoised), and
-            // only those: `lower` counts the lines left by them, and the
-            // search may have passed `PACKED_AT_NODES` since.
-            if tightened {
-                self.tighten(l, o, depth + 1);
-            }
+            let (b, ratable, lower, saved) = match tightened {
+                // The floors its bound above was found with (memoised),
+                // and only those: `lower` counts the lines left by them.
+                Some(tightened) => {
+                    let saved = self.apply(l, o);
+                    if tightened {
+                        self.tighten(l, o, depth + 1);
+                    }
+                    (b, ratable, lower, saved)
+                }
+                // Bound before the search took packed floors, and it has
+                // since: the first children of the first nodes, with the
+                // largest subtrees. Its shipments are raised (those of
+                // the nodes above may have been, below, since its bound)
+                // and it is bound anew, from a fresh ascent: the one at
+                // this node was overwritten by the children gone down.
+                None if self.packs() => {
+                    self.raise_open(depth);
+                    self.ascend(depth + 1);
+                    let saved = self.apply(l, o);
+                    self.tighten(l, o, depth + 1);
+                    match self.bound(depth + 1, l, o) {
+                        Some((again, ratable, lower)) if self.promising(&again) => {
+                            (b.max(again), ratable, lower, saved)
+                        }
+                        _ => {
+                            self.undo(l, o, saved);
+                            continue;
+                        }
+                    }
+                }
+                None => (b, ratable, lower, self.apply(l, o)),
+            };
             let bound = if ratable {
                 self.rate_closed(depth + 1, b, leaf, lower)
             } else {
@@ -1685,34 +1724,61 @@ impl<'a> Search<'a> {
     /// floor, so only for nodes the floors leave standing. `undo` puts the
     /// floors back with the rest.
     fn tighten(&mut self, l: usize, o: u32, depth: usize) -> bool {
-        let from = if self.problem.lines.len() >= LAGRANGE_EARLY_LINES {
-            PACKED_AT_NODES / 2
-        } else {
-            PACKED_AT_NODES
-        };
-        // Under the other objectives the total only breaks ties.
-        if self.objective != Objective::Cheapest || self.nodes < from {
+        if !self.packs() {
             return false;
         }
         let problem = self.problem;
         let mut rose = false;
         for p in &problem.lines[l].options[o as usize].parts {
-            let k = p.sup as usize;
-            // One unit: its floor already prices it alone.
-            if !(3..=PACKED_MAX_SETS).contains(&(self.sets[k] as usize)) {
-                continue;
-            }
-            let (items, _) = self.items_of(p.sup, depth);
-            // Of use only above the floor held.
-            let reach = self.floor[k].amount.saturating_add(1);
-            if let Some(packed) = self.cache.packed(problem, self.rater, p.sup, items, reach) {
-                if packed > self.floor[k].amount {
-                    self.floor[k].amount = packed;
-                    rose = true;
-                }
-            }
+            rose |= self.raise(p.sup, depth);
         }
         rose
+    }
+
+    /// Raises every open shipment not yet closed and rated, with the first
+    /// `depth` lines placed, to its packed floor, in place: it holds for
+    /// as long as the shipment holds what it does now, and `undo` puts back
+    /// what the shipment's last growth replaced.
+    fn raise_open(&mut self, depth: usize) {
+        for i in 0..self.open_list.len() {
+            let k = self.open_list[i];
+            if self.exact[k as usize].is_none() || self.remaining[k as usize] > 0 {
+                self.raise(k, depth);
+            }
+        }
+    }
+
+    /// Raises open shipment `k` (with the first `depth` lines placed) to
+    /// its packed floor where that is higher; whether it rose.
+    fn raise(&mut self, k: u32, depth: usize) -> bool {
+        let ku = k as usize;
+        // One unit: its floor already prices it alone.
+        if !(3..=PACKED_MAX_SETS).contains(&(self.sets[ku] as usize)) {
+            return false;
+        }
+        let (items, _) = self.items_of(k, depth);
+        // Of use only above the floor held.
+        let reach = self.floor[ku].amount.saturating_add(1);
+        match self.cache.packed(self.problem, self.rater, k, items, reach) {
+            Some(packed) if packed > self.floor[ku].amount => {
+                self.floor[ku].amount = packed;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the search takes packed floors (`tighten`) by now: a
+    /// CHEAPEST search past `PACKED_AT_NODES` (half of it on baskets of
+    /// `LAGRANGE_EARLY_LINES` or more). Under the other objectives the
+    /// total only breaks ties.
+    fn packs(&self) -> bool {
+        let from = if self.problem.lines.len() >= LAGRANGE_EARLY_LINES {
+            PACKED_AT_NODES / 2
+        } else {
+            PACKED_AT_NODES
+        };
+        self.objective == Objective::Cheapest && self.nodes >= from
     }
 
     fn undo(&mut self, l: usize, o: u32, saved: Saved) {
