@@ -231,9 +231,18 @@ type RatedPrivate = (u32, u32, Units, u32, u32);
 
 /// A child of a node worth going down to: its bound, option, whether rating
 /// its closed shipments may tighten the bound, the facility-location part of
-/// the bound, and whether its floors were raised by packed floors (`None`:
-/// it was bound before the search took them, see `Search::packs`).
-type Child = (Score, u32, bool, Units, Option<bool>);
+/// the bound, and what packed floors it was bound with.
+type Child = (Score, u32, bool, Units, Packing);
+
+/// What packed floors a child was bound with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Packing {
+    /// None yet: the search took them only later (`Search::packs`). Holds
+    /// the search's raises so far (`Search::raises`).
+    Before(u64),
+    /// Its shipments' packed floors, and whether any rose.
+    Taken(bool),
+}
 
 /// The best assignment found and whether the search finished.
 #[derive(Debug, Clone)]
@@ -384,6 +393,9 @@ struct Search<'a> {
     /// The open shipments were raised to their packed floors where the
     /// search first took them (`raise_open`).
     raised_path: bool,
+    /// Floors raised to packed floors so far: while it stays the same,
+    /// every floor is what it was.
+    raises: u64,
     /// Ratings made when the clock was last read (see [`Search::clock_due`]).
     ratings_at_clock: u64,
     /// Floors the suppliers' subsets bound had looked up then.
@@ -572,6 +584,7 @@ impl<'a> Search<'a> {
             local_searched: false,
             stopped: false,
             raised_path: false,
+            raises: 0,
             ratings_at_clock: 0,
             lagrange_spent_at_clock: 0,
             scratch: Scratch::default(),
@@ -1562,19 +1575,24 @@ impl<'a> Search<'a> {
             }
             self.undo(l, o, saved);
             if let Some((b, ratable, lower)) = bound.filter(|(b, _, _)| self.promising(b)) {
-                children.push((b, o, ratable, lower, packs.then_some(tightened)));
+                let packing = if packs {
+                    Packing::Taken(tightened)
+                } else {
+                    Packing::Before(self.raises)
+                };
+                children.push((b, o, ratable, lower, packing));
             }
         }
         children.sort_unstable();
         let leaf = depth + 1 == self.prep.order.len();
-        for (b, o, ratable, lower, tightened) in children {
+        for (b, o, ratable, lower, packing) in children {
             if !self.promising(&b) {
                 break;
             }
-            let (b, ratable, lower, saved) = match tightened {
+            let (b, ratable, lower, saved) = match packing {
                 // The floors its bound above was found with (memoised),
                 // and only those: `lower` counts the lines left by them.
-                Some(tightened) => {
+                Packing::Taken(tightened) => {
                     let saved = self.apply(l, o);
                     if tightened {
                         self.tighten(l, o, depth + 1);
@@ -1584,25 +1602,33 @@ impl<'a> Search<'a> {
                 // Bound before the search took packed floors, and it has
                 // since: the first children of the first nodes, with the
                 // largest subtrees. Its shipments are raised (those of
-                // the nodes above may have been, below, since its bound)
-                // and it is bound anew, from a fresh ascent: the one at
-                // this node was overwritten by the children gone down.
-                None if self.packs() => {
+                // the nodes above may have been, below, since its bound),
+                // and where any floor differs from its bound's it is
+                // bound anew, from a fresh ascent: the one at this node
+                // was overwritten by the children gone down.
+                Packing::Before(raises) if self.packs() => {
                     self.raise_open(depth);
-                    self.ascend(depth + 1);
                     let saved = self.apply(l, o);
                     self.tighten(l, o, depth + 1);
-                    match self.bound(depth + 1, l, o) {
-                        Some((again, ratable, lower)) if self.promising(&again) => {
-                            (b.max(again), ratable, lower, saved)
-                        }
-                        _ => {
-                            self.undo(l, o, saved);
-                            continue;
+                    if self.raises == raises {
+                        (b, ratable, lower, saved)
+                    } else {
+                        self.undo(l, o, saved);
+                        self.ascend(depth + 1);
+                        let saved = self.apply(l, o);
+                        self.tighten(l, o, depth + 1);
+                        match self.bound(depth + 1, l, o) {
+                            Some((again, ratable, lower)) if self.promising(&again) => {
+                                (b.max(again), ratable, lower, saved)
+                            }
+                            _ => {
+                                self.undo(l, o, saved);
+                                continue;
+                            }
                         }
                     }
                 }
-                None => (b, ratable, lower, self.apply(l, o)),
+                Packing::Before(_) => (b, ratable, lower, self.apply(l, o)),
             };
             let bound = if ratable {
                 self.rate_closed(depth + 1, b, leaf, lower)
@@ -1762,6 +1788,7 @@ impl<'a> Search<'a> {
         match self.cache.packed(self.problem, self.rater, k, items, reach) {
             Some(packed) if packed > self.floor[ku].amount => {
                 self.floor[ku].amount = packed;
+                self.raises += 1;
                 true
             }
             _ => false,
