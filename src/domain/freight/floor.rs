@@ -79,6 +79,11 @@ pub(super) type ServiceFloors = Vec<Option<RowFloor>>;
 /// without it.
 const HANDLING_COUNTS: u32 = 3;
 
+/// Parcel counts up to which [`RowFloor::capped_at_fuel`] knows the least
+/// carriage of parcels that each stay under the carrier's additional
+/// handling weight; past it the floor counts parcels as before.
+const CAPPED_MAX_PARCELS: u32 = 3;
+
 /// A lower envelope of one price row (one service, one zone).
 #[derive(Debug, Clone)]
 pub(super) struct RowFloor {
@@ -98,6 +103,14 @@ pub(super) struct RowFloor {
     /// parcel never costs less for holding more ([`FreightFloor::packed`]
     /// relies on it).
     pub(super) rises: bool,
+    /// The most billing units of weight a parcel weighs without paying the
+    /// carrier's additional handling (0: no such weight).
+    unhandled_units: u32,
+    /// Per parcel count `k` from 2 to [`CAPPED_MAX_PARCELS`], per `x` from
+    /// 1 to `k * unhandled_units`: the least floor of `k` parcels of at
+    /// most `unhandled_units` each, billing at least `x` in all (worked out
+    /// when the tables load, not in a quote).
+    capped: Vec<Vec<i64>>,
 }
 
 /// A line `a + b * x` under a row's floor, for references up to `end`
@@ -182,7 +195,17 @@ impl Tangent {
 }
 
 impl RowFloor {
-    fn new(row: &[Decimal], minimum_charge: Decimal, dim: DimRule, fuel: Decimal) -> Option<Self> {
+    /// The floor of `row` (prices for 1, 2, ... billing units) under the
+    /// service's minimum charge, billing rule and fuel factor, for a
+    /// carrier whose additional handling starts above `handling_g_x1e5`
+    /// grams (times 100,000) of gross weight.
+    fn new(
+        row: &[Decimal],
+        minimum_charge: Decimal,
+        dim: DimRule,
+        fuel: Decimal,
+        handling_g_x1e5: u64,
+    ) -> Option<Self> {
         let scale = Scale::new(dim);
         let price = |i: usize| row[i].max(minimum_charge);
         let n = row.len();
@@ -276,12 +299,87 @@ impl RowFloor {
             let (a, b) = capped(hull[0].1 - slope * hull[0].0, slope);
             tangents.push(Tangent::new(Decimal::MAX, a, b, &scale, fuel));
         }
-        Some(Self {
+        // The heaviest gross weight without additional handling, in the
+        // row's billing units: a parcel that light bills at least that by
+        // weight, rounded up.
+        let unhandled_g = u32::try_from(handling_g_x1e5 / 100_000).unwrap_or(0);
+        let unhandled_units = match unhandled_g {
+            0 => 0,
+            g if dim.metric => ceil_kg(g),
+            g => ceil_lb(g),
+        };
+        let mut floor = Self {
             units_fuel: units.iter().map(|&u| to_units(u * fuel)).collect(),
             slope_fuel: to_units(slope * fuel),
             tangents,
             rises,
-        })
+            unhandled_units,
+            capped: Vec::new(),
+        };
+        floor.capped = floor.capped_tables();
+        Some(floor)
+    }
+
+    /// The tables of [`RowFloor::capped`], adding parcels one at a time:
+    /// `k` parcels billing at least `x` are one of `u` units and `k - 1`
+    /// billing at least `x - u` (each part at least one unit).
+    fn capped_tables(&self) -> Vec<Vec<i64>> {
+        let cap = self.unhandled_units as usize;
+        if cap == 0 {
+            return Vec::new();
+        }
+        let q: Vec<i64> = (1..=self.unhandled_units)
+            .map(|u| self.at_fuel(u))
+            .collect();
+        let mut tables: Vec<Vec<i64>> = Vec::new();
+        for k in 2..=CAPPED_MAX_PARCELS as usize {
+            let before = tables.last().unwrap_or(&q);
+            let mut least = vec![i64::MAX; k * cap];
+            for (i, slot) in least.iter_mut().enumerate() {
+                let x = i + 1;
+                // A part of more than `x` units costs no less than one of
+                // `x` (the floor never falls), and the rest holds at most
+                // `(k - 1) * cap`.
+                let from = x.saturating_sub((k - 1) * cap).max(1);
+                for u in from..=x.min(cap) {
+                    let cost = q[u - 1].saturating_add(before[(x - u).max(1) - 1]);
+                    if cost < *slot {
+                        *slot = cost;
+                    }
+                }
+            }
+            tables.push(least);
+        }
+        tables
+    }
+
+    /// Floor of the carriage, with fuel, of `parcels` parcels (at most
+    /// [`CAPPED_MAX_PARCELS`]) weighing `units` billing units in all,
+    /// rounded up per parcel, none of them heavier than the carrier's
+    /// additional handling weight; `None` when they cannot all be that
+    /// light, or the count is past what is known.
+    ///
+    /// Why it holds. Each parcel bills at least its own weight in whole
+    /// units, at most `unhandled_units`, and the floor of a parcel's price
+    /// never falls as its billing units grow (it is the row itself where the
+    /// row never falls, else a flat-then-linear envelope), so the parcels
+    /// cost at least the least over ways of splitting `units` into
+    /// `parcels` such parts. Unlike [`RowFloor::parcels_at_fuel`] no part
+    /// may be a single unit while another takes the rest: carriers price
+    /// the first pounds dearest, and splitting so is what lets a line under
+    /// the row reach low.
+    fn capped_at_fuel(&self, parcels: u32, units: u32) -> Option<i64> {
+        let cap = self.unhandled_units;
+        if !(1..=CAPPED_MAX_PARCELS).contains(&parcels) || cap == 0 || units > parcels * cap {
+            return None;
+        }
+        if parcels == 1 {
+            return Some(self.at_fuel(units));
+        }
+        self.capped
+            .get(parcels as usize - 2)?
+            .get(units.max(1) as usize - 1)
+            .copied()
     }
 
     /// A line with opening `a >= 0` and slope `0 <= b <= slope` whose
@@ -347,14 +445,21 @@ impl RowFloor {
     }
 }
 
-/// Builds the floor rows of every zone of a service.
-pub(super) fn service_floors(service: &Service) -> ServiceFloors {
+/// Builds the floor rows of every zone of a service whose carrier charges
+/// additional handling above `handling_g_x1e5` grams (times 100,000).
+pub(super) fn service_floors(service: &Service, handling_g_x1e5: u64) -> ServiceFloors {
     service
         .prices
         .iter()
         .map(|row| {
             row.as_deref().and_then(|r| {
-                RowFloor::new(r, service.minimum_charge, service.dim, service.fuel_factor)
+                RowFloor::new(
+                    r,
+                    service.minimum_charge,
+                    service.dim,
+                    service.fuel_factor,
+                    handling_g_x1e5,
+                )
             })
         })
         .collect()
@@ -897,8 +1002,16 @@ impl<'a> FreightFloor<'a> {
             // handling or oversize pays at least (oversize supersedes
             // additional handling).
             let handling_fuel = s.lane.pricer.service.fuelled.least_handling_units;
+            // Parcels kept light can only raise a service's amount: worth
+            // working out only where it is the least so far.
+            let mut least_of = |amount: i64| {
+                if amount < carriage {
+                    let light = self.light_parcels(profile, &s, by_volume, handling_fuel, &first);
+                    carriage = carriage.min(amount.max(light));
+                }
+            };
             if !handled || handling_fuel == 0 {
-                carriage = carriage.min(plain);
+                least_of(plain);
                 continue;
             }
             let carrier = s.lane.pricer.carrier;
@@ -934,10 +1047,61 @@ impl<'a> FreightFloor<'a> {
                     best
                 }
             };
-            carriage = carriage.min(amount);
+            least_of(amount);
         }
         let fixed = profile.own_charge + self.handling_fee_units;
         Some(round_cents_units(carriage.saturating_add(fixed)))
+    }
+
+    /// A floor of the carriage on `s` (with per-parcel surcharges and boxes)
+    /// of a shipment of at least `profile` in at least `first`'s parcels, from
+    /// what its parcels cost when each stays under the carrier's additional
+    /// handling weight ([`RowFloor::capped_at_fuel`]) and what one over it
+    /// pays at least (`handling_fuel`); 0 where it cannot tell more than
+    /// [`Count::carriage`].
+    ///
+    /// Why it holds. For each count of parcels up to [`CAPPED_MAX_PARCELS`],
+    /// a packing either keeps every parcel under that weight, and costs at
+    /// least the capped carriage, or puts one over it, and costs at least
+    /// the plain carriage and the handling; more parcels cost at least the
+    /// plain carriage of one more than that, which grows with the count.
+    fn light_parcels(
+        &self,
+        profile: &ShipmentProfile,
+        s: &FloorService<'_, '_>,
+        by_volume: u32,
+        handling_fuel: i64,
+        first: &Count,
+    ) -> i64 {
+        let (cap, least) = (s.row.unhandled_units, first.parcels);
+        let metric = s.lane.pricer.service.dim.metric;
+        let units = |c: &Count| if metric { c.kg } else { c.lb };
+        if handling_fuel == 0 || cap == 0 || least > CAPPED_MAX_PARCELS {
+            return 0;
+        }
+        // Goods that go in one parcel under the weight: nothing to split.
+        if least == 1 && units(first) <= cap {
+            return 0;
+        }
+        let mut best = Count::new(self, profile, CAPPED_MAX_PARCELS + 1).carriage(s, by_volume);
+        for parcels in least..=CAPPED_MAX_PARCELS {
+            let count = Count::new(self, profile, parcels);
+            let plain = count.carriage(s, by_volume);
+            let over = plain.saturating_add(handling_fuel);
+            let cost = match s.row.capped_at_fuel(parcels, units(&count)) {
+                Some(capped) => {
+                    let extras = s
+                        .lane
+                        .per_parcel_fuel
+                        .saturating_mul(i64::from(parcels))
+                        .saturating_add(count.boxes);
+                    plain.max(capped.saturating_add(extras)).min(over)
+                }
+                None => over,
+            };
+            best = best.min(cost);
+        }
+        best
     }
 
     /// The lane's [`LinearFloor`], as tight as it can be for shipments like
@@ -1097,26 +1261,90 @@ mod tests {
 
     #[test]
     fn subadditive_rows_floor_at_their_own_price() {
-        let f = RowFloor::new(&row(&[10, 12, 14, 16]), Decimal::ZERO, LB, Decimal::ONE).unwrap();
+        let f = RowFloor::new(
+            &row(&[10, 12, 14, 16]),
+            Decimal::ZERO,
+            LB,
+            Decimal::ONE,
+            u64::MAX,
+        )
+        .unwrap();
         assert_eq!(f.at_fuel(0), 10_0000);
         assert_eq!(f.at_fuel(3), 14_0000);
         // Beyond the row: the last price, or the cheapest rate per unit times the units.
         assert_eq!(f.at_fuel(5), 20_0000);
         assert_eq!(f.at_fuel(40), 160_0000);
         // With fuel, rounded down to ten-thousandths.
-        let f = RowFloor::new(&row(&[10, 12]), Decimal::ZERO, LB, Decimal::new(10_333, 4)).unwrap();
+        let f = RowFloor::new(
+            &row(&[10, 12]),
+            Decimal::ZERO,
+            LB,
+            Decimal::new(10_333, 4),
+            u64::MAX,
+        )
+        .unwrap();
         assert_eq!(f.at_fuel(1), 10_3330);
         assert_eq!(f.at_fuel(2), 12_3996);
     }
 
     #[test]
+    fn capped_parcels_cost_the_least_split_under_the_handling_weight() {
+        // Dearest in the first pounds, as carriers price; handling above
+        // 10 lb (4,535.9237 g: a parcel of 4,535 g bills 10 lb).
+        let prices = [9, 12, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
+        let f = RowFloor::new(&row(&prices), Decimal::ZERO, LB, Decimal::ONE, 453_592_370).unwrap();
+        assert_eq!(f.unhandled_units, 10);
+        // Every split into `k` parcels of 1..=10 lb billing at least `x` in all.
+        fn least(f: &RowFloor, k: u32, x: u32, at: u32, sum: u32, cost: i64) -> Option<i64> {
+            if at == k {
+                return (sum >= x).then_some(cost);
+            }
+            (1..=10)
+                .filter_map(|u| least(f, k, x, at + 1, sum + u, cost + f.at_fuel(u)))
+                .min()
+        }
+        for k in 1..=CAPPED_MAX_PARCELS {
+            for x in 1..=k * 10 {
+                assert_eq!(
+                    f.capped_at_fuel(k, x),
+                    least(&f, k, x, 0, 0, 0),
+                    "{k} parcels, {x} lb"
+                );
+            }
+            // Heavier goods put one parcel over the weight.
+            assert_eq!(f.capped_at_fuel(k, k * 10 + 1), None);
+        }
+        // Two parcels of 15 lb in all: at best 5 + 10 lb (16 + 21), while
+        // the lines under the row, which must hold for 1 + 14 lb, say less.
+        assert_eq!(f.capped_at_fuel(2, 15), Some(37_0000));
+        assert!(f.parcels_at_fuel(2, 15) < 35_0000);
+        // Without a handling weight, nothing is known.
+        let f = RowFloor::new(&row(&prices), Decimal::ZERO, LB, Decimal::ONE, u64::MAX).unwrap();
+        assert_eq!(f.capped_at_fuel(2, 15), None);
+    }
+
+    #[test]
     fn rows_that_are_not_subadditive_fall_back_to_a_safe_envelope() {
         // 1 unit costs 1, 2 units 10: two 1-unit parcels (2) undercut p(2).
-        let f = RowFloor::new(&row(&[1, 10, 11]), Decimal::ZERO, LB, Decimal::ONE).unwrap();
+        let f = RowFloor::new(
+            &row(&[1, 10, 11]),
+            Decimal::ZERO,
+            LB,
+            Decimal::ONE,
+            u64::MAX,
+        )
+        .unwrap();
         assert_eq!(f.at_fuel(2), 2_0000);
         assert_eq!(f.at_fuel(3), 3_0000);
         // The minimum charge lifts every entry.
-        let f = RowFloor::new(&row(&[1, 10, 11]), Decimal::from(5), LB, Decimal::ONE).unwrap();
+        let f = RowFloor::new(
+            &row(&[1, 10, 11]),
+            Decimal::from(5),
+            LB,
+            Decimal::ONE,
+            u64::MAX,
+        )
+        .unwrap();
         assert_eq!(f.at_fuel(1), 5_0000);
     }
 
@@ -1204,6 +1432,20 @@ mod tests {
         );
     }
 
+    #[test]
+    fn parcels_under_the_handling_weight_are_not_split_down_to_a_pound() {
+        // 34 kg of small units: one parcel pays additional handling, and
+        // two under its weight each bill 17 kg or so. A line under the
+        // price row may split them into a pound and the rest, which the
+        // row prices far lower: counted so, the floor was 90 % of the rating.
+        let small = item_of(2_100, [200, 150, 100]);
+        let (floor, rate) = floor_and_rate(&[(small, 16)]);
+        assert!(
+            floor <= rate && floor * 100 >= rate * 97,
+            "floor {floor}, rating {rate}"
+        );
+    }
+
     /// The packed floor of `lines` shipped from New York to a business in
     /// Chicago, for a caller that can use any bound of at least `reach`.
     fn packed_of(lines: &[(Item, u32)], reach: i64) -> Option<i64> {
@@ -1223,10 +1465,11 @@ mod tests {
         // Three of these pass the carriers' additional handling weight in
         // one parcel, and apart each bills a large carton's dimensional
         // weight. Counted by weight alone, as if the goods could split
-        // freely, the floor is 80 % of the rating.
+        // freely into parcels under that weight, the floor is 87 % of the
+        // rating.
         let part = item_of(8_977, [372, 347, 148]);
         let (floor, rate) = floor_and_rate(&[(part, 3)]);
-        assert!(floor * 100 <= rate * 85, "floor {floor}, rating {rate}");
+        assert!(floor * 100 <= rate * 90, "floor {floor}, rating {rate}");
         let packed = packed_of(&[(part, 3)], i64::MIN).unwrap();
         assert!(
             packed <= rate && packed * 100 >= rate * 99,

@@ -417,7 +417,14 @@ impl Freight {
     /// Loads from in-memory files: (relative path, contents), same layout as [`Freight::load`].
     pub fn from_files(files: &[(String, Vec<u8>)]) -> Result<Freight, FreightError> {
         let model = tables::compile(files)?;
-        let floors = model.services.iter().map(floor::service_floors).collect();
+        let floors = model
+            .services
+            .iter()
+            .map(|s| {
+                let handling = model.carriers.get(s.carrier).map(|c| c.ah_weight_g_x1e5);
+                floor::service_floors(s, handling.unwrap_or(u64::MAX))
+            })
+            .collect();
         Ok(Freight {
             model,
             floors,
