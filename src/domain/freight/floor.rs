@@ -43,6 +43,14 @@
 //! Fuel multiplies everything, the least over services of a sum is at least
 //! the sum of the least, and rounding to cents is monotone.
 //!
+//! Parcels under the handling weight. The lines under the row hold for any
+//! split of the weight into parcels, a pound in one and the rest in another
+//! included, and carriers price the first pounds dearest. A parcel that pays
+//! no additional handling weighs at most the carrier's handling weight, so
+//! for a few parcels the floor also takes the least split of the weight into
+//! parts no heavier than that (worked out per row when the tables load), or,
+//! where one part is heavier, the plain floor with the handling.
+//!
 //! What a profile cannot say. A profile only adds up as units join, so it
 //! cannot tell which units may share a parcel: three heavy units pay
 //! additional handling together, and apart each bills a large box's
