@@ -92,6 +92,12 @@ const HANDLING_COUNTS: u32 = 3;
 /// handling weight; past it the floor counts parcels as before.
 const CAPPED_MAX_PARCELS: u32 = 3;
 
+/// Billing units of handling weight up to which a row keeps the tables of
+/// [`RowFloor::capped_at_fuel`] (they grow with its square). Carriers' are
+/// 50 lb or 25 kg; tables that set one past any parcel a carrier takes get
+/// the plain floor.
+const CAPPED_MAX_UNITS: u32 = 500;
+
 /// A lower envelope of one price row (one service, one zone).
 #[derive(Debug, Clone)]
 pub(super) struct RowFloor {
@@ -315,6 +321,11 @@ impl RowFloor {
             0 => 0,
             g if dim.metric => ceil_kg(g),
             g => ceil_lb(g),
+        };
+        let unhandled_units = if unhandled_units > CAPPED_MAX_UNITS {
+            0
+        } else {
+            unhandled_units
         };
         let mut floor = Self {
             units_fuel: units.iter().map(|&u| to_units(u * fuel)).collect(),

@@ -70,13 +70,10 @@ impl Summary {
 /// volume; `units` sorts them next to each other), as (bit mask, first
 /// index), only runs of two or more.
 fn identical_runs(units: &[Unit]) -> Vec<(usize, usize)> {
-    let same = |a: &Unit, b: &Unit| {
-        a.dims_mm == b.dims_mm && a.weight_g == b.weight_g && a.volume_mm3 == b.volume_mm3
-    };
     let mut runs = Vec::new();
     let mut start = 0;
     for i in 1..=units.len() {
-        if i == units.len() || !same(&units[i], &units[start]) {
+        if i == units.len() || !alike(&units[i], &units[start]) {
             if i - start > 1 {
                 runs.push((((1usize << (i - start)) - 1) << start, start));
             }
@@ -84,6 +81,12 @@ fn identical_runs(units: &[Unit]) -> Vec<(usize, usize)> {
         }
     }
     runs
+}
+
+/// Whether the packer cannot tell two units apart (equal sides, weight and
+/// volume).
+fn alike(a: &Unit, b: &Unit) -> bool {
+    a.dims_mm == b.dims_mm && a.weight_g == b.weight_g && a.volume_mm3 == b.volume_mm3
 }
 
 /// The subset with as many units of each run as `mask`, taking the first
@@ -125,9 +128,6 @@ impl<'u> Partitions<'u> {
     /// The kinds of `units` (sorted as [`units`] sorts them); `None` when
     /// they make more than [`LEAST_PARTITION_MAX_SETS`] sub-multisets.
     pub fn of(units: &'u [Unit]) -> Option<Self> {
-        let same = |a: &Unit, b: &Unit| {
-            a.dims_mm == b.dims_mm && a.weight_g == b.weight_g && a.volume_mm3 == b.volume_mm3
-        };
         let mut p = Partitions {
             units,
             kinds: [(0, 0); LEAST_PARTITION_MAX_KINDS],
@@ -137,7 +137,7 @@ impl<'u> Partitions<'u> {
         };
         let mut start = 0;
         for i in 1..=units.len() {
-            if i == units.len() || !same(&units[i], &units[start]) {
+            if i == units.len() || !alike(&units[i], &units[start]) {
                 if p.len == LEAST_PARTITION_MAX_KINDS {
                     return None;
                 }
@@ -209,7 +209,8 @@ impl<'u> Partitions<'u> {
             };
             // Counts down every sub-multiset `sub` of `rest`, odometer-wise;
             // the parcel is `sub` with that unit.
-            let top = digits(rest);
+            let mut top = d;
+            top[low] -= 1;
             let mut sub_digits = top;
             let mut sub = rest;
             let mut least: Option<C> = None;
