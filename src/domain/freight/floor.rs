@@ -1104,10 +1104,12 @@ impl<'a> FreightFloor<'a> {
         }
         let mut best = Count::new(self, profile, CAPPED_MAX_PARCELS + 1).carriage(s, by_volume);
         for parcels in least..=CAPPED_MAX_PARCELS {
-            let count = Count::new(self, profile, parcels);
+            // The caller's count for the fewest parcels, built once.
+            let more = (parcels > least).then(|| Count::new(self, profile, parcels));
+            let count = more.as_ref().unwrap_or(first);
             let plain = count.carriage(s, by_volume);
             let over = plain.saturating_add(handling_fuel);
-            let cost = match s.row.capped_at_fuel(parcels, units(&count)) {
+            let cost = match s.row.capped_at_fuel(parcels, units(count)) {
                 Some(capped) => {
                     let extras = s
                         .lane
