@@ -1998,21 +1998,25 @@ impl<'a> Search<'a> {
                     .unwrap_or(amount);
             }
         }
-        let mut total = self.goods + freight + fixed + lower;
-        if let Some(mut lagrange) = self.lagrange.take() {
-            total = total.max(self.lagrange_bound(&mut lagrange, depth));
-            self.lagrange = Some(lagrange);
-        }
-        Score {
+        let mut score = Score {
             missing,
             primary: match self.objective {
                 Objective::Cheapest => 0,
                 Objective::Fastest => latest,
                 Objective::FewestShipments => shipments,
             },
-            total,
+            total: self.goods + freight + fixed + lower,
             shipments,
+        };
+        // A node these bounds already cut stays cut, whatever the
+        // suppliers' subsets would add: their searches are the dearer part.
+        if self.lagrange.is_some() && self.promising(&score) {
+            if let Some(mut lagrange) = self.lagrange.take() {
+                score.total = score.total.max(self.lagrange_bound(&mut lagrange, depth));
+                self.lagrange = Some(lagrange);
+            }
         }
+        score
     }
 
     /// Nodes after which the suppliers' subsets bound starts: from the first
