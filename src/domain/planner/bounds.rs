@@ -8,6 +8,8 @@
 //! one in a few passes over the lines. Weight that lines add to shipments
 //! already open is left out, which only weakens the bound.
 
+use smallvec::SmallVec;
+
 use super::problem::Units;
 
 /// Passes of dual ascent; each raises every line's dual at most one step.
@@ -200,29 +202,77 @@ pub(super) fn repaired_bound(
     lower
 }
 
+/// Per line, a set of suppliers as bits, so that telling whether two sets
+/// meet costs a few word operations, not a walk over both.
+#[derive(Debug, Default)]
+pub(super) struct SupplierSets {
+    words: usize,
+    /// Inline for baskets of up to 16 lines over up to 64 suppliers: a
+    /// one-line quote builds two of these per search.
+    bits: SmallVec<[u64; 16]>,
+}
+
+impl SupplierSets {
+    /// The sets `sets[l]` over suppliers `0..suppliers`.
+    pub(super) fn new(suppliers: usize, sets: &[Vec<u32>]) -> Self {
+        let words = suppliers.div_ceil(64).max(1);
+        let mut bits = zeroed(words * sets.len());
+        for (l, set) in sets.iter().enumerate() {
+            for &k in set {
+                bits[l * words + k as usize / 64] |= 1 << (k % 64);
+            }
+        }
+        Self { words, bits }
+    }
+
+    /// Words per set.
+    pub(super) fn words(&self) -> usize {
+        self.words
+    }
+
+    fn of(&self, l: usize) -> &[u64] {
+        &self.bits[l * self.words..(l + 1) * self.words]
+    }
+}
+
+/// `n` zero words, inline where they fit (`SmallVec::from_elem` pushes
+/// them one by one).
+pub(super) fn zeroed<const N: usize>(n: usize) -> SmallVec<[u64; N]> {
+    if n <= N {
+        SmallVec::from_buf_and_len([0; N], n)
+    } else {
+        SmallVec::from_vec(vec![0; n])
+    }
+}
+
+/// Sets `a` and `b` (of equal words) share a supplier.
+fn meet(a: &[u64], b: &[u64]) -> bool {
+    a.iter().zip(b).any(|(x, y)| x & y != 0)
+}
+
 /// Lines that must each open a different new shipment: a greedy packing of
-/// lines whose supplier sets are pairwise disjoint and hold no open supplier.
-/// `sups` gives each line's suppliers, or `None` for a line that needs none
-/// (or can join an open shipment).
-pub(super) fn disjoint_lines<'a>(
-    suppliers: usize,
-    sups: impl Iterator<Item = Option<&'a [u32]>>,
+/// `lines` whose supplier sets (in `sets`) are pairwise disjoint and hold
+/// no supplier of `open` (bits, as a set of `sets`). A line with no
+/// supplier (one that needs none) counts for nothing.
+pub(super) fn disjoint_lines(
+    sets: &SupplierSets,
+    lines: impl Iterator<Item = usize>,
+    open: &[u64],
     scratch: &mut Scratch,
 ) -> u32 {
     let used = &mut scratch.used;
     used.clear();
-    used.resize(suppliers.div_ceil(64), 0);
+    used.resize(sets.words, 0);
     let mut count = 0;
-    for set in sups.flatten() {
-        let clash = set
-            .iter()
-            .any(|&k| used[k as usize / 64] >> (k % 64) & 1 == 1);
-        if !clash {
-            for &k in set {
-                used[k as usize / 64] |= 1 << (k % 64);
-            }
-            count += 1;
+    for l in lines {
+        let set = sets.of(l);
+        if set.iter().all(|&w| w == 0) || meet(set, open) || meet(set, used) {
+            continue;
         }
+        for (u, w) in used.iter_mut().zip(set) {
+            *u |= w;
+        }
+        count += 1;
     }
     count
 }
@@ -339,14 +389,22 @@ mod tests {
     #[test]
     fn disjoint_lines_count_only_lines_that_cannot_share() {
         let mut scratch = Scratch::default();
-        let a: &[u32] = &[0, 1];
-        let b: &[u32] = &[1, 2];
-        let c: &[u32] = &[3];
-        let n = disjoint_lines(
-            4,
-            [Some(a), Some(b), Some(c), None].into_iter(),
-            &mut scratch,
+        let sets = SupplierSets::new(70, &[vec![0, 1], vec![1, 2], vec![3], vec![], vec![69]]);
+        let none = vec![0; sets.words()];
+        let n = disjoint_lines(&sets, 0..5, &none, &mut scratch);
+        assert_eq!(n, 3);
+        // A line holding an open supplier can join its shipment.
+        let mut open = none.clone();
+        open[69 / 64] |= 1 << (69 % 64);
+        assert_eq!(disjoint_lines(&sets, 0..5, &open, &mut scratch), 2);
+        // Greedy in the order given: line 1 first keeps line 0 out.
+        assert_eq!(
+            disjoint_lines(&sets, [1, 0, 2].into_iter(), &none, &mut scratch),
+            2
         );
-        assert_eq!(n, 2);
+        assert_eq!(
+            disjoint_lines(&sets, [0, 2].into_iter(), &none, &mut scratch),
+            2
+        );
     }
 }

@@ -25,7 +25,9 @@ use std::time::Instant;
 
 use smallvec::SmallVec;
 
-use super::bounds::{disjoint_lines, facility_bound, repaired_bound, Scratch, UflLine};
+use super::bounds::{
+    disjoint_lines, facility_bound, repaired_bound, zeroed, Scratch, SupplierSets, UflLine,
+};
 use super::cache::{Cache, Items, UnitFloor};
 use super::evaluate::{self, Score};
 use super::lagrange::{Lagrange, Member};
@@ -287,6 +289,10 @@ pub(super) struct Prepared {
     bound_sups: Vec<Vec<u32>>,
     /// Per plannable line: suppliers of its usable options.
     line_sups: Vec<Vec<u32>>,
+    /// `bound_sups` as bits, for `Search::cover`.
+    bound_sets: SupplierSets,
+    /// `line_sups` as bits, where shipments are capped (else empty).
+    line_sets: SupplierSets,
     /// Per plannable line: whether it may be left out.
     can_leave_out: Vec<bool>,
     /// Per plannable line: fewest missing units of its usable options.
@@ -326,6 +332,8 @@ impl Prepared {
             line_bounds: Vec::with_capacity(lines),
             bound_sups: Vec::with_capacity(lines),
             line_sups: Vec::with_capacity(lines),
+            bound_sets: SupplierSets::default(),
+            line_sets: SupplierSets::default(),
             can_leave_out: Vec::with_capacity(lines),
             min_missing: Vec::with_capacity(lines),
             missing_after: Vec::new(),
@@ -367,6 +375,8 @@ struct Search<'a> {
     sets: Vec<u32>,
     /// Suppliers shipping something, in the order they opened.
     open_list: Vec<u32>,
+    /// The suppliers of `open_list` as bits (see `SupplierSets`).
+    open_bits: SmallVec<[u64; 2]>,
     /// Per supplier: the profile of what it ships so far.
     profile: Vec<ShipmentProfile>,
     /// Per supplier: the floor of that profile.
@@ -532,11 +542,9 @@ pub(super) fn fewest_is_cheapest(
         return false;
     }
     let shipments = evaluate::group(problem, cheapest).len() as u32;
-    let sets = prep.order.iter().map(|&l| {
-        let sups = prep.bound_sups[l].as_slice();
-        (!sups.is_empty()).then_some(sups)
-    });
-    shipments <= disjoint_lines(problem.suppliers.len(), sets, scratch)
+    let none: SmallVec<[u64; 2]> = zeroed(prep.bound_sets.words());
+    let lines = prep.order.iter().copied();
+    shipments <= disjoint_lines(&prep.bound_sets, lines, &none, scratch)
 }
 
 impl<'a> Search<'a> {
@@ -564,6 +572,7 @@ impl<'a> Search<'a> {
             count: vec![0; sups],
             sets: vec![1; sups],
             open_list: Vec::with_capacity(sups),
+            open_bits: zeroed(sups.div_ceil(64).max(1)),
             profile: vec![ShipmentProfile::default(); sups],
             floor: vec![
                 UnitFloor {
@@ -793,6 +802,12 @@ impl<'a> Search<'a> {
             )
         });
         self.prep.order = order;
+        let suppliers = problem.suppliers.len();
+        self.prep.bound_sets = SupplierSets::new(suppliers, &self.prep.bound_sups);
+        // Only a cap on shipments asks for them (`cover`, hard).
+        if self.options.max_shipments > 0 {
+            self.prep.line_sets = SupplierSets::new(suppliers, &self.prep.line_sups);
+        }
         self.count_missing_after();
     }
 
@@ -1716,6 +1731,7 @@ impl<'a> Search<'a> {
             if self.count[k] == 0 {
                 self.open += 1;
                 self.open_list.push(p.sup);
+                self.open_bits[k / 64] |= 1 << (k % 64);
             }
             self.count[k] += 1;
             if let Some(linear) = self.prep.part_units[l][o as usize][i] {
@@ -1820,6 +1836,7 @@ impl<'a> Search<'a> {
             if self.count[k] == 0 {
                 self.open -= 1;
                 self.open_list.pop();
+                self.open_bits[k / 64] &= !(1 << (k % 64));
             }
             if let Some(linear) = self.prep.part_units[l][o as usize][i] {
                 self.placed[k] -= linear;
@@ -2341,23 +2358,17 @@ impl<'a> Search<'a> {
     /// `disjoint_lines`): for `hard`, lines that cannot be left out at all,
     /// with every usable supplier; else lines at their fewest missing units.
     fn cover(&mut self, depth: usize, hard: bool) -> u32 {
-        let count = &self.count;
-        let sets = self.prep.order[depth..].iter().map(|&l| {
-            let sups = if hard {
-                if self.prep.can_leave_out[l] {
-                    return None;
-                }
-                self.prep.line_sups[l].as_slice()
-            } else {
-                self.prep.bound_sups[l].as_slice()
-            };
-            if sups.is_empty() || sups.iter().any(|k| count[*k as usize] > 0) {
-                None
-            } else {
-                Some(sups)
-            }
-        });
-        disjoint_lines(self.problem.suppliers.len(), sets, &mut self.scratch)
+        let prep = &self.prep;
+        let lines = prep.order[depth..]
+            .iter()
+            .copied()
+            .filter(|&l| !hard || !prep.can_leave_out[l]);
+        let sets = if hard {
+            &prep.line_sets
+        } else {
+            &prep.bound_sets
+        };
+        disjoint_lines(sets, lines, &self.open_bits, &mut self.scratch)
     }
 }
 
