@@ -453,11 +453,36 @@ pub(super) fn check_bounds_below<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// A finished search's per-supplier and per-line state, kept for the next
+/// search of the same basket: a quote runs several, and a small one spends
+/// a good part of each on allocating these afresh.
+#[derive(Debug, Default)]
+pub(super) struct Spare {
+    choice: Vec<u32>,
+    count: Vec<u32>,
+    sets: Vec<u32>,
+    open_list: Vec<u32>,
+    profile: Vec<ShipmentProfile>,
+    floor: Vec<UnitFloor>,
+    exact: Vec<Option<Exact>>,
+    placed: Vec<Units>,
+    adds: Vec<bool>,
+    remaining: Vec<u32>,
+}
+
+/// `v` emptied and refilled with `n` copies of `x`, in its own allocation.
+fn refill<T: Clone>(mut v: Vec<T>, n: usize, x: T) -> Vec<T> {
+    v.clear();
+    v.resize(n, x);
+    v
+}
+
 /// Searches for the best assignment under `objective`; `None` when no
 /// feasible plan exists (or none was found within the node limit).
 /// `prepared` holds what an earlier search of the same basket prepared for
 /// each kind (see [`Prepared`]): used when there, and left there for the next;
-/// `scratch` is the bounds' working space, kept for the next search too.
+/// `scratch` is the bounds' working space and `spare` the search's own,
+/// both kept for the next search too.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     problem: &Problem,
@@ -469,6 +494,7 @@ pub(super) fn run(
     deadline: Instant,
     prepared: &mut [Option<Prepared>; 2],
     scratch: &mut Scratch,
+    spare: &mut Spare,
 ) -> Option<Found> {
     let kind = &mut prepared[usize::from(Prepared::collapses(objective))];
     let mut s = Search::new(
@@ -479,6 +505,7 @@ pub(super) fn run(
         cache,
         deadline,
         kind.take(),
+        std::mem::take(spare),
     );
     // The bounds' scratch space grows to the basket once, not once per search.
     s.scratch = std::mem::take(scratch);
@@ -506,6 +533,18 @@ pub(super) fn run(
     }
     let complete = !s.stopped;
     *scratch = std::mem::take(&mut s.scratch);
+    *spare = Spare {
+        choice: s.choice,
+        count: s.count,
+        sets: s.sets,
+        open_list: s.open_list,
+        profile: s.profile,
+        floor: s.floor,
+        exact: s.exact,
+        placed: s.placed,
+        adds: s.adds,
+        remaining: s.remaining,
+    };
     *kind = Some(s.prep);
     s.best.map(|(_, assignment)| Found {
         assignment,
@@ -548,6 +587,7 @@ pub(super) fn fewest_is_cheapest(
 }
 
 impl<'a> Search<'a> {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         problem: &'a Problem,
         options: &'a PlanOptions,
@@ -556,6 +596,7 @@ impl<'a> Search<'a> {
         cache: &'a mut Cache,
         deadline: Instant,
         prepared: Option<Prepared>,
+        spare: Spare,
     ) -> Self {
         let n = problem.lines.len();
         let sups = problem.suppliers.len();
@@ -568,23 +609,24 @@ impl<'a> Search<'a> {
             cache,
             deadline,
             prep: prepared.unwrap_or_else(|| Prepared::empty(n, sups)),
-            choice: vec![0; n],
-            count: vec![0; sups],
-            sets: vec![1; sups],
-            open_list: Vec::with_capacity(sups),
+            choice: refill(spare.choice, n, 0),
+            count: refill(spare.count, sups, 0),
+            sets: refill(spare.sets, sups, 1),
+            open_list: refill(spare.open_list, 0, 0),
             open_bits: zeroed(sups.div_ceil(64).max(1)),
-            profile: vec![ShipmentProfile::default(); sups],
-            floor: vec![
+            profile: refill(spare.profile, sups, ShipmentProfile::default()),
+            floor: refill(
+                spare.floor,
+                sups,
                 UnitFloor {
                     amount: 0,
-                    arrival_days: 0
-                };
-                sups
-            ],
-            exact: vec![None; sups],
-            placed: vec![0; sups],
-            adds: vec![false; sups],
-            remaining: vec![0; sups],
+                    arrival_days: 0,
+                },
+            ),
+            exact: refill(spare.exact, sups, None),
+            placed: refill(spare.placed, sups, 0),
+            adds: refill(spare.adds, sups, false),
+            remaining: spare.remaining,
             open: 0,
             goods: 0,
             missing: 0,
