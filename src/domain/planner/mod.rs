@@ -293,8 +293,8 @@ pub struct Planner<'a> {
     prepared: [Option<search::Prepared>; 2],
     /// The bounds' working space, sized to the basket by the first search.
     scratch: bounds::Scratch,
-    /// The search's own state, sized to the basket by the first search.
-    spare: search::Spare,
+    /// The last search's node, sized to the basket by the first search.
+    spare: search::Node,
     /// The plan FEWEST_SHIPMENTS takes without a search, once a finished
     /// CHEAPEST search found one (see `search::fewest_is_cheapest`): a
     /// FEWEST_SHIPMENTS search would only prove it over again.
@@ -321,7 +321,7 @@ impl<'a> Planner<'a> {
             seeds: Vec::new(),
             prepared: [None, None],
             scratch: bounds::Scratch::default(),
-            spare: search::Spare::default(),
+            spare: search::Node::default(),
             fewest: None,
         })
     }

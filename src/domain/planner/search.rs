@@ -365,31 +365,8 @@ struct Search<'a> {
     /// Usable options, bound data and line order (see [`Prepared`]).
     prep: Prepared,
 
-    // The node.
-    choice: Vec<u32>,
-    /// Per supplier: parts placed with it.
-    count: Vec<u32>,
-    /// Per supplier: at least the sub-multisets of the units placed with
-    /// it (each part's units plus one, multiplied; parts of one kind of
-    /// unit make fewer), which is what a packed floor's cost grows with.
-    sets: Vec<u32>,
-    /// Suppliers shipping something, in the order they opened.
-    open_list: Vec<u32>,
-    /// The suppliers of `open_list` as bits (see `SupplierSets`).
-    open_bits: SmallVec<[u64; 2]>,
-    /// Per supplier: the profile of what it ships so far.
-    profile: Vec<ShipmentProfile>,
-    /// Per supplier: the floor of that profile.
-    floor: Vec<UnitFloor>,
-    /// Per supplier: exact rating of what it ships so far, once rated (used
-    /// only once no remaining line can join).
-    exact: Vec<Option<Exact>>,
-    /// Per supplier: the linear floor its units so far add.
-    placed: Vec<Units>,
-    /// Per supplier, within one bound: whether remaining lines' linear
-    /// freight counts towards it.
-    adds: Vec<bool>,
-    remaining: Vec<u32>,
+    /// What the lines placed so far ship (see [`Node`]).
+    node: Node,
     open: u32,
     goods: Units,
     missing: u32,
@@ -453,36 +430,75 @@ pub(super) fn check_bounds_below<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// A finished search's per-supplier and per-line state, kept for the next
-/// search of the same basket: a quote runs several, and a small one spends
-/// a good part of each on allocating these afresh.
+/// The state of the search at its current node: what the lines placed so
+/// far ship, per supplier and per line. A finished search leaves it to the
+/// next search of the same basket (see [`run`]): a quote runs several, and
+/// a small one spent a good part of each allocating it afresh.
 #[derive(Debug, Default)]
-pub(super) struct Spare {
+pub(super) struct Node {
+    /// Per plannable line: the option placed (lines not placed yet hold
+    /// whatever they held).
     choice: Vec<u32>,
+    /// Per supplier: parts placed with it.
     count: Vec<u32>,
+    /// Per supplier: at least the sub-multisets of the units placed with
+    /// it (each part's units plus one, multiplied; parts of one kind of
+    /// unit make fewer), which is what a packed floor's cost grows with.
     sets: Vec<u32>,
+    /// Suppliers shipping something, in the order they opened.
     open_list: Vec<u32>,
+    /// The suppliers of `open_list` as bits (see `SupplierSets`).
+    open_bits: SmallVec<[u64; 2]>,
+    /// Per supplier: the profile of what it ships so far.
     profile: Vec<ShipmentProfile>,
+    /// Per supplier: the floor of that profile.
     floor: Vec<UnitFloor>,
+    /// Per supplier: exact rating of what it ships so far, once rated (used
+    /// only once no remaining line can join).
     exact: Vec<Option<Exact>>,
+    /// Per supplier: the linear floor its units so far add.
     placed: Vec<Units>,
+    /// Per supplier, within one bound: whether remaining lines' linear
+    /// freight counts towards it.
     adds: Vec<bool>,
+    /// Per supplier: how many lines not placed yet could still ship from it.
     remaining: Vec<u32>,
 }
 
-/// `v` emptied and refilled with `n` copies of `x`, in its own allocation.
-fn refill<T: Clone>(mut v: Vec<T>, n: usize, x: T) -> Vec<T> {
-    v.clear();
-    v.resize(n, x);
-    v
+impl Node {
+    /// The root of a basket of `lines` lines over `sups` suppliers, in the
+    /// allocations already held; `remaining` is the prepared count of lines
+    /// per supplier.
+    fn reset(&mut self, lines: usize, sups: usize, remaining: &[u32]) {
+        fn refill<T: Clone>(v: &mut Vec<T>, n: usize, x: T) {
+            v.clear();
+            v.resize(n, x);
+        }
+        refill(&mut self.choice, lines, 0);
+        refill(&mut self.count, sups, 0);
+        refill(&mut self.sets, sups, 1);
+        self.open_list.clear();
+        self.open_bits = zeroed(sups.div_ceil(64).max(1));
+        refill(&mut self.profile, sups, ShipmentProfile::default());
+        let floor = UnitFloor {
+            amount: 0,
+            arrival_days: 0,
+        };
+        refill(&mut self.floor, sups, floor);
+        refill(&mut self.exact, sups, None);
+        refill(&mut self.placed, sups, 0);
+        refill(&mut self.adds, sups, false);
+        self.remaining.clear();
+        self.remaining.extend_from_slice(remaining);
+    }
 }
 
 /// Searches for the best assignment under `objective`; `None` when no
 /// feasible plan exists (or none was found within the node limit).
 /// `prepared` holds what an earlier search of the same basket prepared for
 /// each kind (see [`Prepared`]): used when there, and left there for the next;
-/// `scratch` is the bounds' working space and `spare` the search's own,
-/// both kept for the next search too.
+/// `scratch` is the bounds' working space and `spare` the last search's
+/// node (see [`Node`]), both kept for the next search too.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     problem: &Problem,
@@ -494,7 +510,7 @@ pub(super) fn run(
     deadline: Instant,
     prepared: &mut [Option<Prepared>; 2],
     scratch: &mut Scratch,
-    spare: &mut Spare,
+    spare: &mut Node,
 ) -> Option<Found> {
     let kind = &mut prepared[usize::from(Prepared::collapses(objective))];
     let mut s = Search::new(
@@ -533,18 +549,7 @@ pub(super) fn run(
     }
     let complete = !s.stopped;
     *scratch = std::mem::take(&mut s.scratch);
-    *spare = Spare {
-        choice: s.choice,
-        count: s.count,
-        sets: s.sets,
-        open_list: s.open_list,
-        profile: s.profile,
-        floor: s.floor,
-        exact: s.exact,
-        placed: s.placed,
-        adds: s.adds,
-        remaining: s.remaining,
-    };
+    *spare = s.node;
     *kind = Some(s.prep);
     s.best.map(|(_, assignment)| Found {
         assignment,
@@ -596,7 +601,7 @@ impl<'a> Search<'a> {
         cache: &'a mut Cache,
         deadline: Instant,
         prepared: Option<Prepared>,
-        spare: Spare,
+        node: Node,
     ) -> Self {
         let n = problem.lines.len();
         let sups = problem.suppliers.len();
@@ -609,24 +614,7 @@ impl<'a> Search<'a> {
             cache,
             deadline,
             prep: prepared.unwrap_or_else(|| Prepared::empty(n, sups)),
-            choice: refill(spare.choice, n, 0),
-            count: refill(spare.count, sups, 0),
-            sets: refill(spare.sets, sups, 1),
-            open_list: refill(spare.open_list, 0, 0),
-            open_bits: zeroed(sups.div_ceil(64).max(1)),
-            profile: refill(spare.profile, sups, ShipmentProfile::default()),
-            floor: refill(
-                spare.floor,
-                sups,
-                UnitFloor {
-                    amount: 0,
-                    arrival_days: 0,
-                },
-            ),
-            exact: refill(spare.exact, sups, None),
-            placed: refill(spare.placed, sups, 0),
-            adds: refill(spare.adds, sups, false),
-            remaining: spare.remaining,
+            node,
             open: 0,
             goods: 0,
             missing: 0,
@@ -654,7 +642,7 @@ impl<'a> Search<'a> {
         if fresh {
             s.prepare();
         }
-        s.remaining.clone_from(&s.prep.remaining);
+        s.node.reset(n, sups, &s.prep.remaining);
         if fresh && s.orders_by_second_child() {
             s.order_by_second_child();
         }
@@ -1706,7 +1694,7 @@ impl<'a> Search<'a> {
                             assert!(
                                 floors <= exact && rated <= exact,
                                 "bounds {floors:?} / {rated:?} above the leaf {exact:?} ({:?})",
-                                self.choice
+                                self.node.choice
                             );
                         }
                         if self.best.as_ref().is_some_and(|(best, _)| *best <= exact) {
@@ -1717,7 +1705,7 @@ impl<'a> Search<'a> {
                     // Every shipment is closed and rated: the bound is the
                     // score (for FASTEST, with each shipment's cheapest
                     // service by the latest arrival; see `score_bound`).
-                    self.best = Some((exact, self.choice.clone()));
+                    self.best = Some((exact, self.node.choice.clone()));
                 }
             }
             self.undo(l, o, saved);
@@ -1750,52 +1738,57 @@ impl<'a> Search<'a> {
     /// Line `l` is being placed: it no longer counts as able to join shipments.
     fn leave(&mut self, l: usize) {
         for &k in &self.prep.line_sups[l] {
-            self.remaining[k as usize] -= 1;
+            self.node.remaining[k as usize] -= 1;
         }
     }
 
     fn enter(&mut self, l: usize) {
         for &k in &self.prep.line_sups[l] {
-            self.remaining[k as usize] += 1;
+            self.node.remaining[k as usize] += 1;
         }
     }
 
     fn apply(&mut self, l: usize, o: u32) -> Saved {
         let problem = self.problem;
         let opt = &problem.lines[l].options[o as usize];
-        self.choice[l] = o;
+        self.node.choice[l] = o;
         self.goods += opt.goods;
         self.missing += opt.missing;
         let mut saved = Saved::new();
         for (i, p) in opt.parts.iter().enumerate() {
             let k = p.sup as usize;
-            saved.push((self.profile[k], self.floor[k], self.exact[k], self.sets[k]));
-            if self.count[k] == 0 {
+            saved.push((
+                self.node.profile[k],
+                self.node.floor[k],
+                self.node.exact[k],
+                self.node.sets[k],
+            ));
+            if self.node.count[k] == 0 {
                 self.open += 1;
-                self.open_list.push(p.sup);
-                self.open_bits[k / 64] |= 1 << (k % 64);
+                self.node.open_list.push(p.sup);
+                self.node.open_bits[k / 64] |= 1 << (k % 64);
             }
-            self.count[k] += 1;
+            self.node.count[k] += 1;
             if let Some(linear) = self.prep.part_units[l][o as usize][i] {
                 if let Some(u) = self.cache.known_unit_profile(l, p.sup) {
-                    self.profile[k].add(u, p.units);
+                    self.node.profile[k].add(u, p.units);
                 }
-                self.placed[k] += linear;
+                self.node.placed[k] += linear;
             }
-            self.exact[k] = None;
-            let carried = self.floor[k].amount;
+            self.node.exact[k] = None;
+            let carried = self.node.floor[k].amount;
             if let Some(f) = self
                 .cache
-                .floor(problem, self.rater, p.sup, &self.profile[k])
+                .floor(problem, self.rater, p.sup, &self.node.profile[k])
             {
-                self.floor[k] = f;
+                self.node.floor[k] = f;
             }
-            self.sets[k] = self.sets[k].saturating_mul(p.units.saturating_add(1));
+            self.node.sets[k] = self.node.sets[k].saturating_mul(p.units.saturating_add(1));
             // A floor the shipment held (its packed floor, see `tighten`)
             // bounds every shipment holding its units, so it carries over,
             // also once they grow past what packed floors take.
-            if self.count[k] > 1 {
-                self.floor[k].amount = self.floor[k].amount.max(carried);
+            if self.node.count[k] > 1 {
+                self.node.floor[k].amount = self.node.floor[k].amount.max(carried);
             }
         }
         saved
@@ -1824,9 +1817,9 @@ impl<'a> Search<'a> {
     /// as long as the shipment holds what it does now, and `undo` puts back
     /// what the shipment's last growth replaced.
     fn raise_open(&mut self, depth: usize) {
-        for i in 0..self.open_list.len() {
-            let k = self.open_list[i];
-            if self.exact[k as usize].is_none() || self.remaining[k as usize] > 0 {
+        for i in 0..self.node.open_list.len() {
+            let k = self.node.open_list[i];
+            if self.node.exact[k as usize].is_none() || self.node.remaining[k as usize] > 0 {
                 self.raise(k, depth);
             }
         }
@@ -1837,15 +1830,15 @@ impl<'a> Search<'a> {
     fn raise(&mut self, k: u32, depth: usize) -> bool {
         let ku = k as usize;
         // One unit: its floor already prices it alone.
-        if !(3..=PACKED_MAX_SETS).contains(&(self.sets[ku] as usize)) {
+        if !(3..=PACKED_MAX_SETS).contains(&(self.node.sets[ku] as usize)) {
             return false;
         }
         let (items, _) = self.items_of(k, depth);
         // Of use only above the floor held.
-        let reach = self.floor[ku].amount.saturating_add(1);
+        let reach = self.node.floor[ku].amount.saturating_add(1);
         match self.cache.packed(self.problem, self.rater, k, items, reach) {
-            Some(packed) if packed > self.floor[ku].amount => {
-                self.floor[ku].amount = packed;
+            Some(packed) if packed > self.node.floor[ku].amount => {
+                self.node.floor[ku].amount = packed;
                 self.raises += 1;
                 true
             }
@@ -1874,19 +1867,19 @@ impl<'a> Search<'a> {
         for (i, (p, (profile, floor, exact, sets))) in opt.parts.iter().zip(saved).enumerate().rev()
         {
             let k = p.sup as usize;
-            self.count[k] -= 1;
-            if self.count[k] == 0 {
+            self.node.count[k] -= 1;
+            if self.node.count[k] == 0 {
                 self.open -= 1;
-                self.open_list.pop();
-                self.open_bits[k / 64] &= !(1 << (k % 64));
+                self.node.open_list.pop();
+                self.node.open_bits[k / 64] &= !(1 << (k % 64));
             }
             if let Some(linear) = self.prep.part_units[l][o as usize][i] {
-                self.placed[k] -= linear;
+                self.node.placed[k] -= linear;
             }
-            self.profile[k] = profile;
-            self.floor[k] = floor;
-            self.exact[k] = exact;
-            self.sets[k] = sets;
+            self.node.profile[k] = profile;
+            self.node.floor[k] = floor;
+            self.node.exact[k] = exact;
+            self.node.sets[k] = sets;
         }
     }
 
@@ -1895,7 +1888,7 @@ impl<'a> Search<'a> {
         let problem = self.problem;
         let mut parts = evaluate::Parts::new();
         for &l in &self.prep.order[..depth] {
-            let opt = &problem.lines[l].options[self.choice[l] as usize];
+            let opt = &problem.lines[l].options[self.node.choice[l] as usize];
             for p in &opt.parts {
                 if p.sup == k {
                     parts.push((l, *p));
@@ -1960,14 +1953,17 @@ impl<'a> Search<'a> {
         lower: Units,
     ) -> Option<Score> {
         let mut rated_any = false;
-        for i in 0..self.open_list.len() {
-            let k = self.open_list[i];
+        for i in 0..self.node.open_list.len() {
+            let k = self.node.open_list[i];
             let ku = k as usize;
-            if self.count[ku] > 0 && self.remaining[ku] == 0 && self.exact[ku].is_none() {
+            if self.node.count[ku] > 0
+                && self.node.remaining[ku] == 0
+                && self.node.exact[ku].is_none()
+            {
                 let (items, lines) = self.items_of(k, depth);
                 match self.cache.rate(self.problem, self.rater, k, items) {
                     Some(r) => {
-                        self.exact[ku] = Some((r.cheapest, r.fastest_days, r.stair));
+                        self.node.exact[ku] = Some((r.cheapest, r.fastest_days, r.stair));
                         rated_any = true;
                     }
                     None => {
@@ -1998,18 +1994,19 @@ impl<'a> Search<'a> {
         let complete = fastest
             && depth == self.prep.order.len()
             && self
+                .node
                 .open_list
                 .iter()
-                .all(|&k| self.exact[k as usize].is_some());
+                .all(|&k| self.node.exact[k as usize].is_some());
         let best_by = self
             .best
             .as_ref()
             .filter(|(b, _)| fastest && b.missing == missing)
             .map(|(b, _)| b.primary);
         let mut closed: SmallVec<[(Units, u32); 8]> = SmallVec::new();
-        for i in 0..self.open_list.len() {
-            let k = self.open_list[i] as usize;
-            match self.exact[k].filter(|_| self.remaining[k] == 0) {
+        for i in 0..self.node.open_list.len() {
+            let k = self.node.open_list[i] as usize;
+            match self.node.exact[k].filter(|_| self.node.remaining[k] == 0) {
                 Some((amount, days, stair)) => {
                     if fastest {
                         closed.push((amount, stair));
@@ -2024,8 +2021,10 @@ impl<'a> Search<'a> {
                     // by the best plan's day (above), so under FASTEST the
                     // floor over those services bounds it; but only where no
                     // remaining line's linear freight is counted on top (`adds`).
-                    if let Some(by) = best_by.filter(|_| self.remaining[k] == 0 || !self.adds[k]) {
-                        let profile = self.profile[k];
+                    if let Some(by) =
+                        best_by.filter(|_| self.node.remaining[k] == 0 || !self.node.adds[k])
+                    {
+                        let profile = self.node.profile[k];
                         if let Some(f) =
                             self.cache
                                 .floor_by(self.problem, self.rater, k as u32, &profile, by)
@@ -2034,7 +2033,7 @@ impl<'a> Search<'a> {
                         }
                     }
                     freight += open;
-                    latest = latest.max(self.floor[k].arrival_days);
+                    latest = latest.max(self.node.floor[k].arrival_days);
                 }
             }
         }
@@ -2205,18 +2204,20 @@ impl<'a> Search<'a> {
     fn lagrange_bound(&mut self, lagrange: &mut Lagrange, depth: usize) -> Units {
         let (problem, rater) = (self.problem, self.rater);
         let mut total = self.goods + lagrange.after(depth);
-        for &k in &self.open_list {
+        for &k in &self.node.open_list {
             let ku = k as usize;
-            if let Some((amount, _, _)) = self.exact[ku].filter(|_| self.remaining[ku] == 0) {
+            if let Some((amount, _, _)) =
+                self.node.exact[ku].filter(|_| self.node.remaining[ku] == 0)
+            {
                 total += amount;
                 continue;
             }
-            let amount = self.floor[ku].amount;
+            let amount = self.node.floor[ku].amount;
             total += amount;
-            if self.remaining[ku] == 0 {
+            if self.node.remaining[ku] == 0 {
                 continue;
             }
-            if let Some(c) = lagrange.known(k, depth, &self.profile[ku], amount) {
+            if let Some(c) = lagrange.known(k, depth, &self.node.profile[ku], amount) {
                 total += c;
             } else {
                 let cache = &mut *self.cache;
@@ -2228,7 +2229,7 @@ impl<'a> Search<'a> {
                 total += lagrange.correction(
                     k,
                     depth,
-                    &self.profile[ku],
+                    &self.node.profile[ku],
                     amount,
                     &banned,
                     // What the shipment's units so far force holds for
@@ -2252,12 +2253,12 @@ impl<'a> Search<'a> {
     /// floor counts. Lines in their own packaging always add theirs, each
     /// unit's own charge, which the floor adds up exactly (see `Rater`).
     fn open_freight(&mut self, k: usize) -> Units {
-        let by_floor = self.floor[k].amount;
-        let boxed = self.profile[k].boxed_weight_g > 0;
+        let by_floor = self.node.floor[k].amount;
+        let boxed = self.node.profile[k].boxed_weight_g > 0;
         let by_line = self.prep.linear[k].map_or(0, |f| {
-            f.opening(self.prep.by_space[k], boxed) + self.placed[k]
+            f.opening(self.prep.by_space[k], boxed) + self.node.placed[k]
         });
-        self.adds[k] = by_line >= by_floor;
+        self.node.adds[k] = by_line >= by_floor;
         by_floor.max(by_line)
     }
 
@@ -2298,8 +2299,8 @@ impl<'a> Search<'a> {
     /// node, keeping its duals in the scratch space for the children's
     /// `repaired_lower`.
     fn ascend(&mut self, depth: usize) {
-        for i in 0..self.open_list.len() {
-            let k = self.open_list[i] as usize;
+        for i in 0..self.node.open_list.len() {
+            let k = self.node.open_list[i] as usize;
             self.open_freight(k);
         }
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -2325,8 +2326,8 @@ impl<'a> Search<'a> {
     /// Every other supplier is as the parent left it, which is what the
     /// repair needs.
     fn repaired_lower(&mut self, l: usize, o: u32) -> Units {
-        for i in 0..self.open_list.len() {
-            let k = self.open_list[i] as usize;
+        for i in 0..self.node.open_list.len() {
+            let k = self.node.open_list[i] as usize;
             self.open_freight(k);
         }
         let mut changed: SmallVec<[u32; 4]> = SmallVec::new();
@@ -2349,7 +2350,7 @@ impl<'a> Search<'a> {
     /// unless the shipment's freight is counted by its floor.
     fn facility_adds(&self, f: u32) -> bool {
         let k = (f / 2) as usize;
-        f % 2 == 1 || self.count[k] == 0 || self.adds[k]
+        f % 2 == 1 || self.node.count[k] == 0 || self.node.adds[k]
     }
 
     /// The opening the facility-location bound charges facility `f` (see
@@ -2362,9 +2363,9 @@ impl<'a> Search<'a> {
         let k = f / 2;
         let boxed = f.is_multiple_of(2);
         let ku = k as usize;
-        if self.count[ku] == 0 {
+        if self.node.count[ku] == 0 {
             self.new_opening(k, boxed)
-        } else if boxed && self.adds[ku] && self.profile[ku].boxed_weight_g == 0 {
+        } else if boxed && self.node.adds[ku] && self.node.profile[ku].boxed_weight_g == 0 {
             self.prep.opening_boxed[ku] - self.prep.opening_own[ku]
         } else {
             0
@@ -2383,8 +2384,8 @@ impl<'a> Search<'a> {
                     .iter()
                     .map(|p| {
                         let k = p.sup as usize;
-                        if self.count[k] > 0 {
-                            self.floor[k].arrival_days.max(self.prep.earliest[k])
+                        if self.node.count[k] > 0 {
+                            self.node.floor[k].arrival_days.max(self.prep.earliest[k])
                         } else {
                             self.prep.earliest[k]
                         }
@@ -2410,7 +2411,7 @@ impl<'a> Search<'a> {
         } else {
             &prep.bound_sets
         };
-        disjoint_lines(sets, lines, &self.open_bits, &mut self.scratch)
+        disjoint_lines(sets, lines, &self.node.open_bits, &mut self.scratch)
     }
 }
 
