@@ -2068,11 +2068,12 @@ impl<'a> Search<'a> {
         };
         // A node these bounds already cut stays cut, whatever the
         // suppliers' subsets would add: their searches are the dearer part.
-        if self.lagrange.is_some() && self.promising(&score) {
-            if let Some(mut lagrange) = self.lagrange.take() {
-                score.total = score.total.max(self.lagrange_bound(&mut lagrange, depth));
-                self.lagrange = Some(lagrange);
-            }
+        if !self.promising(&score) {
+            return score;
+        }
+        if let Some(mut lagrange) = self.lagrange.take() {
+            score.total = score.total.max(self.lagrange_bound(&mut lagrange, depth));
+            self.lagrange = Some(lagrange);
         }
         score
     }
