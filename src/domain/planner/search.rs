@@ -175,6 +175,8 @@ enum Phase {
     Consolidate,
     /// One line to another of its options.
     Line,
+    /// Two lines, from wherever they ship, to one open shipment.
+    Pair,
     /// Every line of one shipment to another supplier.
     Shipment,
 }
@@ -185,6 +187,7 @@ struct Cursor {
     phase: Phase,
     i: usize,
     j: usize,
+    k: usize,
 }
 
 impl Cursor {
@@ -555,6 +558,33 @@ pub(super) fn run(
         assignment,
         complete,
     })
+}
+
+/// In tests: the plan local search reaches from `start` alone, without
+/// the tree search around it (which would find the optimum anyway in a
+/// basket small enough to reason about).
+#[cfg(test)]
+pub(super) fn locally_improved(
+    problem: &Problem,
+    options: &PlanOptions,
+    rater: &dyn Rater,
+    cache: &mut Cache,
+    start: Vec<u32>,
+) -> Vec<u32> {
+    let far = Instant::now() + std::time::Duration::from_secs(600);
+    let mut s = Search::new(
+        problem,
+        options,
+        Objective::Cheapest,
+        rater,
+        cache,
+        far,
+        None,
+        Node::default(),
+    );
+    assert!(s.offer(start), "the start is a feasible plan");
+    s.local_search();
+    s.best.map(|(_, a)| a).unwrap_or_default()
 }
 
 /// Whether `cheapest`, the plan a CHEAPEST search of this basket finished
@@ -1140,9 +1170,9 @@ impl<'a> Search<'a> {
     /// Tries to improve the best plan by local moves, in this order: close a
     /// shipment (each of its lines to the open shipment that takes it for
     /// the least goods and linear freight), consolidate (every line one
-    /// supplier can take, to it), one line to another of its options, and
-    /// every line of one shipment to another supplier that can take them
-    /// all. Under CHEAPEST and FEWEST_SHIPMENTS a move is scored exactly
+    /// supplier can take, to it), one line to another of its options, two
+    /// lines to one open shipment, and every line of one shipment to another
+    /// supplier that can take them all. Under CHEAPEST and FEWEST_SHIPMENTS a move is scored exactly
     /// only when a lower bound says it may pay (`may_improve`). Takes the
     /// first better plan and starts over, until no move improves or
     /// `LOCAL_SEARCH_EVALS_MAX` plans were scored. It only ever offers
@@ -1216,7 +1246,7 @@ impl<'a> Search<'a> {
                 }
                 Phase::Line => {
                     let Some(usable) = self.prep.usable.get(at.i) else {
-                        at.advance(Phase::Shipment);
+                        at.advance(Phase::Pair);
                         continue;
                     };
                     let (l, Some(&o)) = (at.i, usable.get(at.j)) else {
@@ -1231,6 +1261,31 @@ impl<'a> Search<'a> {
                             next
                         },
                     )
+                }
+                Phase::Pair => {
+                    let Some(can) = whole.get(at.i) else {
+                        at.advance(Phase::Shipment);
+                        continue;
+                    };
+                    // Only into open shipments: opening a new one for two
+                    // lines rarely pays, and there are many more pairs.
+                    if !base.iter().any(|(k, _, _)| *k as usize == at.i) {
+                        (at.i, at.j, at.k) = (at.i + 1, 0, 0);
+                        continue;
+                    }
+                    if at.k <= at.j {
+                        at.k = at.j + 1;
+                    }
+                    let (Some(&a), Some(&b)) = (can.get(at.j), can.get(at.k)) else {
+                        if at.j + 1 < can.len() {
+                            (at.j, at.k) = (at.j + 1, 0);
+                        } else {
+                            (at.i, at.j, at.k) = (at.i + 1, 0, 0);
+                        }
+                        continue;
+                    };
+                    at.k += 1;
+                    self.paired(current, at.i as u32, a, b)
                 }
                 Phase::Shipment => {
                     let (from, parts, _) = base.get(at.i)?;
@@ -1481,6 +1536,33 @@ impl<'a> Search<'a> {
         for (l, c) in found {
             next[l] = c;
         }
+        Some(next)
+    }
+
+    /// `current` with lines `a` and `b` ((line, option) pairs that `to`
+    /// ships wholly) both shipped by `to`, units left out unchanged: two
+    /// lines that pay off only together, as when either alone takes `to`
+    /// into a dearer weight break that both fill. `None` when they are one
+    /// line, either already ships from `to`, or either would leave out a
+    /// different number of units.
+    fn paired(&self, current: &[u32], to: u32, a: (u32, u32), b: (u32, u32)) -> Option<Vec<u32>> {
+        if a.0 == b.0 {
+            return None;
+        }
+        let problem = self.problem;
+        for (l, c) in [a, b] {
+            let line = &problem.lines[l as usize];
+            let opt = &line.options[current[l as usize] as usize];
+            if opt.parts.iter().any(|p| p.sup == to)
+                || self.cache.banned(l as usize, to)
+                || line.options[c as usize].missing != opt.missing
+            {
+                return None;
+            }
+        }
+        let mut next = current.to_vec();
+        next[a.0 as usize] = a.1;
+        next[b.0 as usize] = b.1;
         Some(next)
     }
 

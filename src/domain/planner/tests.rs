@@ -147,6 +147,70 @@ fn consolidates_when_freight_outweighs_price() {
 }
 
 #[test]
+fn local_search_moves_two_lines_that_pay_only_together() {
+    // Every supplier bills 10.00 up to 1 kg, 12.00 up to 3 kg and 40.00
+    // beyond; units weigh 1 kg. Supplier 1 ships X; A and B cost 0.50 more
+    // there than at 2 and 3. Either alone moved to 1 costs 2.00 more freight
+    // there and saves 2.00 where it was: 0.50 dearer. Together they fill
+    // 1's 3 kg break for the same 2.00: 1.00 cheaper. Every line 1 can take
+    // (E too) would cost 40.00 there.
+    let flat = |up_to_hg, base| Break {
+        from_hg: 0,
+        up_to_hg,
+        base,
+        per_hg: 0,
+    };
+    let tariff = BreakTariff {
+        fixed: 0,
+        breaks: vec![
+            flat(10, 100_000),
+            flat(30, 120_000),
+            flat(u64::MAX, 400_000),
+        ],
+        ground_days: 3,
+        processing_days: 0,
+    };
+    let rater = BreakRater {
+        tariffs: (1..=4).map(|s| (s, tariff.clone())).collect(),
+        unit_weight_g: (1..=7).map(|p| (p, 1_000)).collect(),
+        express_factor_pct: 200,
+    };
+    let lines = vec![
+        line(1, 1, &[(1, 5, 100_000)]),
+        line(2, 1, &[(1, 5, 105_000), (2, 5, 100_000)]),
+        line(3, 1, &[(1, 5, 105_000), (3, 5, 100_000)]),
+        line(4, 1, &[(2, 5, 100_000)]),
+        line(5, 1, &[(3, 5, 100_000)]),
+        line(6, 1, &[(1, 5, 120_000), (4, 5, 100_000)]),
+        line(7, 1, &[(4, 5, 100_000)]),
+    ];
+    let options = opts(Objective::Cheapest);
+    let problem = Problem::new(&lines, &options, &rater).unwrap();
+    let mut cache = Cache::new(&problem, 0);
+    // The line's option from `supplier` (a dense index: suppliers 1-4 are 0-3).
+    let from = |assignment: &[u32]| -> Vec<u32> {
+        assignment
+            .iter()
+            .zip(&problem.lines)
+            .map(|(&o, l)| l.options[o as usize].parts[0].sup)
+            .collect()
+    };
+    let to = |sups: &[u32]| -> Vec<u32> {
+        sups.iter()
+            .zip(&problem.lines)
+            .map(|(&s, l)| l.options.iter().position(|o| o.parts[0].sup == s).unwrap() as u32)
+            .collect()
+    };
+    let start = to(&[0, 1, 2, 1, 2, 3, 3]);
+    let improved = search::locally_improved(&problem, &options, &rater, &mut cache, start);
+    assert_eq!(from(&improved), [0, 0, 0, 1, 2, 3, 3]);
+    // It is the optimum, which the whole search finds too.
+    let p = plan(&lines, &options, &rater, far()).unwrap();
+    assert_eq!(p.freight, Decimal::from(12 + 10 + 10 + 12));
+    assert!(p.proven_optimal);
+}
+
+#[test]
 fn all_or_nothing_names_every_short_line() {
     let rater = FlatRater {
         fee: vec![Decimal::ONE],
