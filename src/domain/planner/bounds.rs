@@ -50,6 +50,17 @@ impl Scratch {
     pub(super) fn duals(&self) -> &[Units] {
         &self.dual
     }
+
+    /// The facilities whose opening cost the last [`facility_bound`]'s
+    /// duals pay in full (no slack left), ascending: those the dual ascent
+    /// would open, as a primal start (Erlenkotter's DUALOC).
+    pub(super) fn paid(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slack
+            .iter()
+            .enumerate()
+            .filter(|&(_, &s)| s != Units::MIN && s <= 0)
+            .map(|(f, _)| f as u32)
+    }
 }
 
 /// The end of a facility's chain of entries.
@@ -384,6 +395,32 @@ mod tests {
             let best = brute_force(&lines, &after);
             proptest::prop_assert!(repaired <= best, "repaired {} > optimum {}", repaired, best);
         }
+    }
+
+    #[test]
+    fn the_ascent_pays_for_the_supplier_the_optimum_opens() {
+        // Three lines at 5 from supplier 0 (opening 10) or 4 from supplier 1
+        // (opening 100): the optimum opens 0 alone, for 25. Supplier 2 is
+        // no line's: the ascent never looks at it.
+        let lines: Vec<UflLine> = (0..3)
+            .map(|line| UflLine {
+                line,
+                costs: vec![(0, 5, 0), (1, 4, 0)],
+            })
+            .collect();
+        let open = [10, 100, 0];
+        let refs: Vec<&UflLine> = lines.iter().collect();
+        let mut scratch = Scratch::default();
+        let bound = facility_bound(
+            &refs,
+            3,
+            |k| open[k as usize],
+            |_| true,
+            |_, _| true,
+            &mut scratch,
+        );
+        assert_eq!(bound, 25);
+        assert_eq!(scratch.paid().collect::<Vec<_>>(), [0]);
     }
 
     #[test]

@@ -71,6 +71,18 @@ const LOCAL_SEARCH_EARLY_LINES: usize = 16;
 /// local search: about one dive to a first plan.
 const LOCAL_SEARCH_EARLY_AT_NODES: u64 = 16;
 
+/// Lines from which a search notes what its root's duals pay for, so that
+/// local search also starts from there (`Search::dual_start`): where local
+/// search runs after the first dive. Smaller baskets rarely run it at all,
+/// and would pay for the note in every quote.
+#[cfg(not(test))]
+const DUAL_START_LINES: usize = LOCAL_SEARCH_EARLY_LINES;
+
+/// In tests, within the brute-force comparisons' baskets, so that they
+/// check the searches it changes.
+#[cfg(test)]
+const DUAL_START_LINES: usize = 2;
+
 /// Nodes after which a search of `lines` lines tries local search. A node
 /// count, not a time, so that the plan met first among equals is the same
 /// every time.
@@ -397,6 +409,9 @@ struct Search<'a> {
     lagrange_at: u64,
     /// Nodes between two looks at the clock.
     clock_every: u64,
+    /// Per supplier: whether the root's facility-location duals pay its
+    /// opening in full (see `dual_start`); empty under FASTEST.
+    paid: Vec<bool>,
     /// In tests: cut nothing, and check at every leaf that no bound on the
     /// way down exceeds its score (see [`check_bounds_below`]).
     #[cfg(test)]
@@ -587,6 +602,34 @@ pub(super) fn locally_improved(
     s.best.map(|(_, a)| a).unwrap_or_default()
 }
 
+/// In tests: the second start local search would take (`dual_start`) when
+/// the best plan is `best`, from the duals of the root's ascent over every
+/// line.
+#[cfg(test)]
+pub(super) fn dual_start_from(
+    problem: &Problem,
+    options: &PlanOptions,
+    rater: &dyn Rater,
+    cache: &mut Cache,
+    best: Vec<u32>,
+) -> Option<Vec<u32>> {
+    let far = Instant::now() + std::time::Duration::from_secs(600);
+    let mut s = Search::new(
+        problem,
+        options,
+        Objective::Cheapest,
+        rater,
+        cache,
+        far,
+        None,
+        Node::default(),
+    );
+    s.ascend(0);
+    s.note_paid();
+    assert!(s.offer(best), "the best plan is feasible");
+    s.dual_start()
+}
+
 /// Whether `cheapest`, the plan a CHEAPEST search of this basket finished
 /// with, is also what a FEWEST_SHIPMENTS search would return, so that none
 /// need run. It is when it leaves out no more units than any plan must and
@@ -659,6 +702,7 @@ impl<'a> Search<'a> {
             scratch: Scratch::default(),
             lagrange: None,
             lagrange_at: LAGRANGE_AT_NODES,
+            paid: Vec::new(),
             clock_every: if n >= LOCAL_SEARCH_EARLY_LINES {
                 CLOCK_EVERY_NODES_LARGE
             } else {
@@ -1167,6 +1211,70 @@ impl<'a> Search<'a> {
         false
     }
 
+    /// Notes the suppliers the last ascent's duals pay for (`paid`), where
+    /// `dual_start` looks; none under FASTEST, whose plans the cost duals
+    /// do not rank.
+    fn note_paid(&mut self) {
+        self.paid.clear();
+        if self.objective == Objective::Fastest {
+            return;
+        }
+        self.paid.resize(self.problem.suppliers.len(), false);
+        for f in self.scratch.paid() {
+            self.paid[f as usize / 2] = true;
+        }
+    }
+
+    /// A second start for local search, besides the best plan: each line
+    /// from whichever supplier the root's duals pay for (`paid`) ships it
+    /// wholly for the least goods and linear freight, as the dual ascent's
+    /// own primal would open them; a line none of them ships keeps the best
+    /// plan's option, and so does its count of units left out. The first
+    /// dive follows the bound line by line, and local search from its plan
+    /// moves a few lines at a time: neither swaps one set of open suppliers
+    /// for another. `None` when there is no best plan, the start is that
+    /// plan, or a bound from floors says it cannot beat it (`may_improve`),
+    /// which spares its ratings.
+    fn dual_start(&mut self) -> Option<Vec<u32>> {
+        let (_, current) = self.best.as_ref()?;
+        if self.paid.is_empty() {
+            return None;
+        }
+        let problem = self.problem;
+        let mut start = current.clone();
+        for (l, usable) in self.prep.usable.iter().enumerate() {
+            let was = &problem.lines[l].options[current[l] as usize];
+            let pick = usable
+                .iter()
+                .filter_map(|&c| {
+                    let o = &problem.lines[l].options[c as usize];
+                    let [p] = o.parts.as_slice() else {
+                        return None;
+                    };
+                    let fits = self.paid[p.sup as usize]
+                        && o.missing == was.missing
+                        && !self.cache.option_banned(problem, l, c as usize);
+                    let linear = self.prep.part_units[l][c as usize][0]?;
+                    fits.then_some((o.goods.saturating_add(linear), p.sup, c))
+                })
+                .min();
+            if let Some((_, _, c)) = pick {
+                start[l] = c;
+            }
+        }
+        if start == *current {
+            return None;
+        }
+        let current = current.clone();
+        let base = self.base(&current);
+        let may = self.may_improve(&base, &current, &start);
+        #[cfg(test)]
+        if !may {
+            self.check_screened(&start);
+        }
+        may.then_some(start)
+    }
+
     /// Tries to improve the best plan by local moves, in this order: close a
     /// shipment (each of its lines to the open shipment that takes it for
     /// the least goods and linear freight), consolidate (every line one
@@ -1658,6 +1766,9 @@ impl<'a> Search<'a> {
             && self.best.is_some()
         {
             self.local_searched = true;
+            if let Some(start) = self.dual_start() {
+                self.offer(start);
+            }
             self.local_search();
             if self.stopped {
                 return;
@@ -1682,6 +1793,10 @@ impl<'a> Search<'a> {
         // The lines after this one, bounded once at this node; each child
         // repairs that bound for the shipments its option changes.
         self.ascend(depth + 1);
+        if depth == 0 && problem.lines.len() >= DUAL_START_LINES {
+            // Over every line but the first: near enough the root's.
+            self.note_paid();
+        }
         // Each option's bound from floors alone; then the promising ones,
         // best bound first (ties: the option's rank, goods then suppliers),
         // each bounded again with exact ratings before going down.

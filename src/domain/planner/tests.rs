@@ -211,6 +211,36 @@ fn local_search_moves_two_lines_that_pay_only_together() {
 }
 
 #[test]
+fn a_second_start_opens_what_the_root_duals_pay_for() {
+    // Three lines at 5.00 from supplier 0 (shipments cost 10.00 plus 1.00 a
+    // unit) or 4.00 from supplier 1 (100.00 plus 1.00 a unit). From the plan
+    // that takes everything from 1 (115.00), no one-line move pays; the
+    // duals pay for 0's opening alone, and the start from it costs 28.00.
+    let rater = FlatRater {
+        fee: vec![Decimal::from(10), Decimal::from(100)],
+    };
+    let lines: Vec<LineInput> = (1..=3)
+        .map(|p| line(p, 1, &[(0, 5, 50_000), (1, 5, 40_000)]))
+        .collect();
+    let options = opts(Objective::Cheapest);
+    let problem = Problem::new(&lines, &options, &rater).unwrap();
+    let mut cache = Cache::new(&problem, 0);
+    let option_of = |l: &problem::PLine, sup: u32| {
+        l.options
+            .iter()
+            .position(|o| o.parts[0].sup == sup)
+            .unwrap() as u32
+    };
+    let from_1: Vec<u32> = problem.lines.iter().map(|l| option_of(l, 1)).collect();
+    let from_0: Vec<u32> = problem.lines.iter().map(|l| option_of(l, 0)).collect();
+    let start = search::dual_start_from(&problem, &options, &rater, &mut cache, from_1);
+    assert_eq!(start, Some(from_0.clone()));
+    // Once the best plan is that start, there is no other.
+    let again = search::dual_start_from(&problem, &options, &rater, &mut cache, from_0);
+    assert_eq!(again, None);
+}
+
+#[test]
 fn all_or_nothing_names_every_short_line() {
     let rater = FlatRater {
         fee: vec![Decimal::ONE],
