@@ -1225,16 +1225,16 @@ impl<'a> Search<'a> {
         }
     }
 
-    /// A second start for local search, besides the best plan: each line
-    /// from whichever supplier the root's duals pay for (`paid`) ships it
-    /// wholly for the least goods and linear freight, as the dual ascent's
-    /// own primal would open them; a line none of them ships keeps the best
-    /// plan's option, and so does its count of units left out. The first
-    /// dive follows the bound line by line, and local search from its plan
-    /// moves a few lines at a time: neither swaps one set of open suppliers
-    /// for another. `None` when there is no best plan, the start is that
-    /// plan, or a bound from floors says it cannot beat it (`may_improve`),
-    /// which spares its ratings.
+    /// A second start for local search, besides the best plan: each line from
+    /// whichever supplier the root's duals pay for (`paid`) ships it wholly for
+    /// the least goods and linear freight, as the dual ascent's own primal
+    /// would open them. Every line keeps its count of units left out, and one
+    /// that none of them ships keeps the best plan's option. The first dive
+    /// follows the bound line by line, and local search from its plan moves a
+    /// few lines at a time: neither swaps one set of open suppliers for
+    /// another. `None` when there is no best plan, the start is that plan, or a
+    /// bound from floors says it cannot beat it (`may_improve`), which spares
+    /// its ratings.
     fn dual_start(&mut self) -> Option<Vec<u32>> {
         let (_, current) = self.best.as_ref()?;
         if self.paid.is_empty() {
@@ -1276,17 +1276,17 @@ impl<'a> Search<'a> {
     }
 
     /// Tries to improve the best plan by local moves, in this order: close a
-    /// shipment (each of its lines to the open shipment that takes it for
-    /// the least goods and linear freight), consolidate (every line one
-    /// supplier can take, to it), one line to another of its options, two
-    /// lines to one open shipment, and every line of one shipment to another
-    /// supplier that can take them all. Under CHEAPEST and FEWEST_SHIPMENTS a move is scored exactly
-    /// only when a lower bound says it may pay (`may_improve`). Takes the
-    /// first better plan and starts over, until no move improves or
-    /// `LOCAL_SEARCH_EVALS_MAX` plans were scored. It only ever offers
-    /// complete plans, so the search stays exact; a better incumbent just
-    /// cuts more of the tree. Deterministic: moves are tried in supplier,
-    /// line and option order.
+    /// shipment (each of its lines to the open shipment that takes it for the
+    /// least goods and linear freight), consolidate (every line one supplier
+    /// can take, to it), one line to another of its options, two lines to one
+    /// open shipment, and every line of one shipment to another supplier that
+    /// can take them all. Under CHEAPEST and FEWEST_SHIPMENTS a move is scored
+    /// exactly only when a lower bound says it may pay (`may_improve`). Takes
+    /// the first better plan and starts over, until no move improves or
+    /// `LOCAL_SEARCH_EVALS_MAX` plans were scored. It only ever offers complete
+    /// plans, so the search stays exact; a better incumbent just cuts more of
+    /// the tree. Deterministic: moves are tried in supplier, line and option
+    /// order.
     fn local_search(&mut self) {
         let Some((_, mut current)) = self.best.clone() else {
             return;

@@ -187,7 +187,8 @@ fn local_search_moves_two_lines_that_pay_only_together() {
     let options = opts(Objective::Cheapest);
     let problem = Problem::new(&lines, &options, &rater).unwrap();
     let mut cache = Cache::new(&problem, 0);
-    // The line's option from `supplier` (a dense index: suppliers 1-4 are 0-3).
+    // Plans by the dense index of each line's supplier (suppliers 1-4 are
+    // 0-3): `from` reads them off an assignment, `to` makes one.
     let from = |assignment: &[u32]| -> Vec<u32> {
         assignment
             .iter()
