@@ -586,17 +586,7 @@ pub(super) fn locally_improved(
     cache: &mut Cache,
     start: Vec<u32>,
 ) -> Vec<u32> {
-    let far = Instant::now() + std::time::Duration::from_secs(600);
-    let mut s = Search::new(
-        problem,
-        options,
-        Objective::Cheapest,
-        rater,
-        cache,
-        far,
-        None,
-        Node::default(),
-    );
+    let mut s = Search::cheapest_for_tests(problem, options, rater, cache);
     assert!(s.offer(start), "the start is a feasible plan");
     s.local_search();
     s.best.map(|(_, a)| a).unwrap_or_default()
@@ -613,17 +603,7 @@ pub(super) fn dual_start_from(
     cache: &mut Cache,
     best: Vec<u32>,
 ) -> Option<Vec<u32>> {
-    let far = Instant::now() + std::time::Duration::from_secs(600);
-    let mut s = Search::new(
-        problem,
-        options,
-        Objective::Cheapest,
-        rater,
-        cache,
-        far,
-        None,
-        Node::default(),
-    );
+    let mut s = Search::cheapest_for_tests(problem, options, rater, cache);
     s.ascend(0);
     s.note_paid();
     assert!(s.offer(best), "the best plan is feasible");
@@ -722,6 +702,28 @@ impl<'a> Search<'a> {
         }
         s.lagrange_at = s.lagrange_from();
         s
+    }
+
+    /// In tests: a fresh CHEAPEST search of `problem` with no deadline to
+    /// speak of, for the hooks that drive one of its parts alone.
+    #[cfg(test)]
+    fn cheapest_for_tests(
+        problem: &'a Problem,
+        options: &'a PlanOptions,
+        rater: &'a dyn Rater,
+        cache: &'a mut Cache,
+    ) -> Self {
+        let far = Instant::now() + std::time::Duration::from_secs(600);
+        Search::new(
+            problem,
+            options,
+            Objective::Cheapest,
+            rater,
+            cache,
+            far,
+            None,
+            Node::default(),
+        )
     }
 
     /// Usable options, dominance among private suppliers, bound data and the line order.
