@@ -1238,10 +1238,10 @@ impl<'a> Search<'a> {
     /// bound from floors says it cannot beat it (`may_improve`), which spares
     /// its ratings.
     fn dual_start(&mut self) -> Option<Vec<u32>> {
-        let (_, current) = self.best.as_ref()?;
         if self.paid.is_empty() {
             return None;
         }
+        let current = self.best.as_ref()?.1.clone();
         let problem = self.problem;
         let mut start = current.clone();
         for (l, usable) in self.prep.usable.iter().enumerate() {
@@ -1264,10 +1264,9 @@ impl<'a> Search<'a> {
                 start[l] = c;
             }
         }
-        if start == *current {
+        if start == current {
             return None;
         }
-        let current = current.clone();
         let base = self.base(&current);
         let may = self.may_improve(&base, &current, &start);
         #[cfg(test)]
@@ -1379,23 +1378,22 @@ impl<'a> Search<'a> {
                     };
                     // Only into open shipments: opening a new one for two
                     // lines rarely pays, and there are many more pairs.
-                    if !base.iter().any(|(k, _, _)| *k as usize == at.i) {
-                        (at.i, at.j, at.k) = (at.i + 1, 0, 0);
-                        continue;
-                    }
-                    if at.k <= at.j {
-                        at.k = at.j + 1;
-                    }
-                    let (Some(&a), Some(&b)) = (can.get(at.j), can.get(at.k)) else {
-                        if at.j + 1 < can.len() {
-                            (at.j, at.k) = (at.j + 1, 0);
-                        } else {
-                            (at.i, at.j, at.k) = (at.i + 1, 0, 0);
+                    let open = base.iter().any(|(k, _, _)| *k as usize == at.i);
+                    at.k = at.k.max(at.j + 1);
+                    match (open, can.get(at.j), can.get(at.k)) {
+                        (true, Some(&a), Some(&b)) => {
+                            at.k += 1;
+                            self.paired(current, at.i as u32, a, b)
                         }
-                        continue;
-                    };
-                    at.k += 1;
-                    self.paired(current, at.i as u32, a, b)
+                        (true, Some(_), None) => {
+                            (at.j, at.k) = (at.j + 1, 0);
+                            continue;
+                        }
+                        _ => {
+                            (at.i, at.j, at.k) = (at.i + 1, 0, 0);
+                            continue;
+                        }
+                    }
                 }
                 Phase::Shipment => {
                     let (from, parts, _) = base.get(at.i)?;
@@ -1624,20 +1622,12 @@ impl<'a> Search<'a> {
         if can.len() < 2 {
             return None;
         }
-        let problem = self.problem;
         let mut found: SmallVec<[(usize, u32); 8]> = SmallVec::new();
         for &(l, c) in can {
             let l = l as usize;
-            let line = &problem.lines[l];
-            let opt = &line.options[current[l] as usize];
-            if found.iter().any(|&(f, _)| f == l)
-                || opt.parts.iter().any(|p| p.sup == to)
-                || self.cache.banned(l, to)
-                || line.options[c as usize].missing != opt.missing
-            {
-                continue;
+            if found.iter().all(|&(f, _)| f != l) && self.may_join(current, l, c, to) {
+                found.push((l, c));
             }
-            found.push((l, c));
         }
         if found.len() < 2 {
             return None;
@@ -1649,6 +1639,17 @@ impl<'a> Search<'a> {
         Some(next)
     }
 
+    /// Whether line `l` of `current` may move to `to` with option `c` (one
+    /// that `to` ships wholly): it does not ship from `to` already, `to` may
+    /// ship it, and `c` leaves out as many units as its option in `current`.
+    fn may_join(&self, current: &[u32], l: usize, c: u32, to: u32) -> bool {
+        let line = &self.problem.lines[l];
+        let opt = &line.options[current[l] as usize];
+        opt.parts.iter().all(|p| p.sup != to)
+            && !self.cache.banned(l, to)
+            && line.options[c as usize].missing == opt.missing
+    }
+
     /// `current` with lines `a` and `b` ((line, option) pairs that `to`
     /// ships wholly) both shipped by `to`, units left out unchanged: two
     /// lines that pay off only together, as when either alone takes `to`
@@ -1656,19 +1657,9 @@ impl<'a> Search<'a> {
     /// line, either already ships from `to`, or either would leave out a
     /// different number of units.
     fn paired(&self, current: &[u32], to: u32, a: (u32, u32), b: (u32, u32)) -> Option<Vec<u32>> {
-        if a.0 == b.0 {
+        let joins = |(l, c): (u32, u32)| self.may_join(current, l as usize, c, to);
+        if a.0 == b.0 || !joins(a) || !joins(b) {
             return None;
-        }
-        let problem = self.problem;
-        for (l, c) in [a, b] {
-            let line = &problem.lines[l as usize];
-            let opt = &line.options[current[l as usize] as usize];
-            if opt.parts.iter().any(|p| p.sup == to)
-                || self.cache.banned(l as usize, to)
-                || line.options[c as usize].missing != opt.missing
-            {
-                return None;
-            }
         }
         let mut next = current.to_vec();
         next[a.0 as usize] = a.1;
