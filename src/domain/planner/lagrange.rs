@@ -75,16 +75,35 @@ pub(super) fn least_excess(
     floor: &mut impl FnMut(&ShipmentProfile) -> Option<Units>,
     evals: &mut u32,
 ) -> Option<Units> {
+    least_subset(base, offset, cands, floor, evals).map(|(excess, _)| excess)
+}
+
+/// [`least_excess`], with the subset that reaches it as bits over `cands`
+/// (at most 64 of them count; the empty set where none beats `base`
+/// alone). Where the cap cut the search short, the excess is a bound below
+/// the least and the subset the best one found before.
+pub(super) fn least_subset(
+    base: &ShipmentProfile,
+    offset: Units,
+    cands: &[Candidate<'_>],
+    floor: &mut impl FnMut(&ShipmentProfile) -> Option<Units>,
+    evals: &mut u32,
+) -> Option<(Units, u64)> {
     let f = floor(base)?;
-    let mut order: SmallVec<[Candidate<'_>; 16]> =
-        cands.iter().copied().filter(|c| c.benefit > 0).collect();
+    let mut order: SmallVec<[(Candidate<'_>, usize); 16]> = cands
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(i, c)| c.benefit > 0 && *i < 64)
+        .map(|(i, c)| (c, i))
+        .collect();
     // Largest benefit first: the bound on what a branch can still gain
     // shrinks fastest, so branches stop early.
-    order.sort_by_key(|c| std::cmp::Reverse(c.benefit));
+    order.sort_by_key(|(c, _)| std::cmp::Reverse(c.benefit));
     // From each position on: all the benefits a branch can still gain.
     let mut gain: SmallVec<[Units; 17]> = SmallVec::from_elem(0, order.len() + 1);
     for i in (0..order.len()).rev() {
-        gain[i] = gain[i + 1] + order[i].benefit;
+        gain[i] = gain[i + 1] + order[i].0.benefit;
     }
     let mut search = Subsets {
         offset,
@@ -93,25 +112,39 @@ pub(super) fn least_excess(
         floor,
         evals,
         best: f - offset,
+        found: f - offset,
+        found_set: 0,
     };
-    search.descend(base, f, 0, 0);
-    Some(search.best)
+    search.descend(base, f, 0, 0, 0);
+    Some((search.best, search.found_set))
 }
 
-/// One [`least_excess`] search.
+/// One [`least_subset`] search.
 struct Subsets<'s, 'a, F> {
     offset: Units,
-    order: &'s [Candidate<'a>],
+    /// Candidates with a benefit, largest first, with their index.
+    order: &'s [(Candidate<'a>, usize)],
     gain: &'s [Units],
     floor: &'s mut F,
     evals: &'s mut u32,
+    /// The least excess, or a bound below it where the cap cut a branch.
     best: Units,
+    /// The least excess of a subset looked at, and that subset.
+    found: Units,
+    found_set: u64,
 }
 
 impl<F: FnMut(&ShipmentProfile) -> Option<Units>> Subsets<'_, '_, F> {
-    /// Extends `profile` (floor at least `f`, benefits `gained`) by
-    /// candidates from `from` on.
-    fn descend(&mut self, profile: &ShipmentProfile, f: Units, from: usize, gained: Units) {
+    /// Extends `profile` (floor at least `f`, benefits `gained`, candidates
+    /// `set`) by candidates from `from` on.
+    fn descend(
+        &mut self,
+        profile: &ShipmentProfile,
+        f: Units,
+        from: usize,
+        gained: Units,
+        set: u64,
+    ) {
         for j in from..self.order.len() {
             // Every subset from here holds this profile, so its floor is at
             // least `f`; the benefits it can add are at most `gain[j]`.
@@ -124,16 +157,20 @@ impl<F: FnMut(&ShipmentProfile) -> Option<Units>> Subsets<'_, '_, F> {
                 return;
             }
             *self.evals -= 1;
-            let c = self.order[j];
+            let (c, i) = self.order[j];
             let mut next = *profile;
             next.add(c.unit, c.units);
             // A profile no service can carry: nor can any holding more.
             let Some(g) = (self.floor)(&next) else {
                 continue;
             };
-            let (g, gained) = (g.max(f), gained + c.benefit);
-            self.best = self.best.min(g - self.offset - gained);
-            self.descend(&next, g, j + 1, gained);
+            let (g, gained, set) = (g.max(f), gained + c.benefit, set | 1 << i);
+            let excess = g - self.offset - gained;
+            self.best = self.best.min(excess);
+            if excess < self.found {
+                (self.found, self.found_set) = (excess, set);
+            }
+            self.descend(&next, g, j + 1, gained, set);
         }
     }
 }
@@ -173,6 +210,12 @@ pub(super) struct Lagrange {
     memo: FxHashMap<(u32, u32, ShipmentProfile, Units), Units>,
     /// Floors the corrections have looked up so far.
     spent: u64,
+    /// Per supplier: the least excess over the subsets of its lines at the
+    /// multipliers (at most zero, and zero while the multipliers are
+    /// dual feasible), counted for every supplier that ships nothing yet.
+    offsets: Vec<Units>,
+    /// The sum of `offsets`.
+    offset_total: Units,
 }
 
 impl Lagrange {
@@ -206,6 +249,8 @@ impl Lagrange {
             after: Vec::new(),
             memo: FxHashMap::default(),
             spent: 0,
+            offsets: Vec::new(),
+            offset_total: 0,
         };
         lag.sum_after();
         lag
@@ -354,6 +399,162 @@ impl Lagrange {
             }
         }
         self.sum_after();
+    }
+
+    /// Moves the multipliers towards the best the relaxation allows, by at
+    /// most `steps` subgradient steps towards `target` (a plan's total, or
+    /// 0 for none known), and keeps the best met.
+    ///
+    /// Each step prices, per supplier, its least subset at the multipliers
+    /// ([`least_subset`], at most `evals` floors each): the bound is the
+    /// multipliers plus those excesses. A line in no supplier's least subset
+    /// rises, one in several falls, in proportion to how far the bound is
+    /// from `target` (Polyak's rule, halved whenever a few steps bring no
+    /// rise). Unlike [`Lagrange::raise`], the multipliers need not keep
+    /// every subset's excess at or above zero: each supplier's least excess
+    /// at the multipliers kept (`offsets`) counts wherever it ships
+    /// nothing, so the bound holds for any multipliers. Why it holds: a
+    /// completion ships each line left from one supplier (a split line
+    /// counts at one of its parts' suppliers, the others only add), so its
+    /// cost is the multipliers plus, per supplier, its subset's goods and
+    /// floor less their multipliers, at least the least excess. `late()`
+    /// stops the steps where they are. Returns the floors looked up.
+    pub fn subgradient(
+        &mut self,
+        floor: &mut impl FnMut(u32, &ShipmentProfile) -> Option<Units>,
+        target: Units,
+        steps: usize,
+        evals: u32,
+        mut late: impl FnMut() -> bool,
+    ) -> u64 {
+        let n = self.fixed.len();
+        let mut spent = 0u64;
+        // Where it starts, every excess is at least zero (see `raise`).
+        let start: Units = (0..n).map(|l| self.fixed[l].unwrap_or(self.mult[l])).sum();
+        let mut best: Option<(Units, Vec<Units>, Vec<Units>)> =
+            Some((start, self.mult.clone(), vec![0; self.members.len()]));
+        let mut scale = 1.0f64;
+        let mut stale = 0;
+        let mut offsets = vec![0; self.members.len()];
+        let mut covered = vec![0i32; n];
+        // Only lines some supplier may ship move: no subset prices any other
+        // line's multiplier, which stays where `new` set it.
+        let mut member = vec![false; n];
+        for m in self.members.iter().flatten() {
+            member[m.line] = self.fixed[m.line].is_none();
+        }
+        for _ in 0..steps {
+            if late() {
+                break;
+            }
+            covered.iter_mut().for_each(|c| *c = 0);
+            let mut bound: Units = (0..n).map(|l| self.fixed[l].unwrap_or(self.mult[l])).sum();
+            for (k, ms) in self.members.iter().enumerate() {
+                let cands: SmallVec<[Candidate<'_>; 16]> = ms
+                    .iter()
+                    .map(|m| Candidate {
+                        benefit: self.mult[m.line] - m.goods,
+                        unit: &m.unit,
+                        units: m.units,
+                    })
+                    .collect();
+                let mut left = evals;
+                let mut at_k = |p: &ShipmentProfile| floor(k as u32, p);
+                let (excess, set) =
+                    least_subset(&ShipmentProfile::default(), 0, &cands, &mut at_k, &mut left)
+                        .unwrap_or((0, 0));
+                spent += u64::from(evals - left);
+                offsets[k] = excess.min(0);
+                bound += offsets[k];
+                if excess < 0 {
+                    for (i, m) in ms.iter().enumerate().take(64) {
+                        covered[m.line] += i32::from(set >> i & 1 == 1);
+                    }
+                }
+            }
+            if best.as_ref().is_none_or(|(b, _, _)| bound > *b) {
+                best = Some((bound, self.mult.clone(), offsets.clone()));
+                stale = 0;
+            } else {
+                stale += 1;
+                if stale >= 3 {
+                    scale /= 2.0;
+                    stale = 0;
+                }
+            }
+            let lines = (0..n).filter(|&l| member[l] && covered[l] != 1);
+            let norm: f64 = lines
+                .clone()
+                .map(|l| f64::from(1 - covered[l]).powi(2))
+                .sum();
+            let best_bound = best.as_ref().map_or(bound, |b| b.0);
+            // Without a plan, aim a little above the best bound so far.
+            let aim = if target > best_bound {
+                target
+            } else {
+                best_bound + best_bound.abs() / 200 + 1
+            };
+            if norm == 0.0 || scale < 1.0 / 64.0 {
+                break;
+            }
+            let step = scale * (aim - bound).max(1) as f64 / norm;
+            for l in lines {
+                let moved = step * f64::from(1 - covered[l]);
+                self.mult[l] = self.mult[l].saturating_add(moved as Units);
+            }
+        }
+        // The best multipliers met, the start's where no step beat it (its
+        // offsets are all zero, and none are kept then).
+        if let Some((bound, mult, offsets)) = best {
+            self.mult = mult;
+            if bound > start {
+                self.offset_total = offsets.iter().sum();
+                self.offsets = offsets;
+            }
+        }
+        self.sum_after();
+        #[cfg(test)]
+        for (k, ms) in self.members.iter().enumerate() {
+            let least = self.offsets.get(k).copied().unwrap_or(0);
+            for mask in 1u32..(1 << ms.len().min(12)) {
+                let mut p = ShipmentProfile::default();
+                let mut excess = 0;
+                for (i, m) in ms.iter().enumerate() {
+                    if mask >> i & 1 == 1 {
+                        p.add(&m.unit, m.units);
+                        excess += m.goods - self.mult[m.line];
+                    }
+                }
+                if let Some(f) = floor(k as u32, &p) {
+                    assert!(
+                        f + excess >= least,
+                        "supplier {k} subset {mask:b}: {} below {least}",
+                        f + excess
+                    );
+                }
+            }
+        }
+        self.spent += spent;
+        spent
+    }
+
+    /// Whether the multipliers took subgradient steps that held (the
+    /// offsets of [`Lagrange::subgradient`] are then in use).
+    pub fn stepped(&self) -> bool {
+        !self.offsets.is_empty()
+    }
+
+    /// The offsets (see [`Lagrange::subgradient`]) of the suppliers not in
+    /// `open`: what they add to the bound at a node where only those ship.
+    pub fn closed_offsets(&self, open: &[u32]) -> Units {
+        if self.offsets.is_empty() {
+            return 0;
+        }
+        self.offset_total
+            - open
+                .iter()
+                .map(|&k| self.offsets[k as usize])
+                .sum::<Units>()
     }
 
     /// The correction [`Lagrange::correction`] keeps for these arguments,
@@ -533,6 +734,19 @@ mod tests {
             let mut evals = u32::MAX;
             let got = least_excess(&base, offset, &cands, &mut toy_floor, &mut evals);
             prop_assert_eq!(got, want);
+            // The subset it names reaches the least.
+            let mut evals = u32::MAX;
+            if let Some((least, set)) = least_subset(&base, offset, &cands, &mut toy_floor, &mut evals) {
+                let mut p = base;
+                let mut gained = 0;
+                for (i, c) in cands.iter().enumerate() {
+                    if set >> i & 1 == 1 {
+                        p.add(c.unit, c.units);
+                        gained += c.benefit;
+                    }
+                }
+                prop_assert_eq!(toy_floor(&p).map(|f| f - offset - gained), Some(least));
+            }
             let mut evals = cap;
             let capped = least_excess(&base, offset, &cands, &mut toy_floor, &mut evals);
             if let (Some(c), Some(w)) = (capped, want) {
@@ -571,6 +785,64 @@ mod tests {
             raise_stopping(&mut lag, passes, toy_floor, stop_after);
             let below = subset_below(&members, &lag.mult, toy_floor);
             prop_assert!(below.is_none(), "a subset (mask, shortfall) below its multipliers: {:?}", below);
+        }
+
+        /// After subgradient steps towards any target, the multipliers with
+        /// the offsets of the suppliers bound every way of shipping each
+        /// line from one supplier: no more than the cheapest of them.
+        #[test]
+        fn stepped_multipliers_bound_every_assignment(
+            lines in 1usize..6,
+            offers in proptest::collection::vec((0usize..6, 0u32..3, 100i64..3_000, 1u64..25_000, 0u64..30_000), 1..14),
+            target in 0i64..20_000,
+            steps in 1usize..12,
+        ) {
+            let mut members: Vec<Vec<Member>> = vec![Vec::new(); 3];
+            for &(l, k, goods, w, len) in &offers {
+                let l = l % lines;
+                if members[k as usize].iter().any(|m| m.line == l) {
+                    continue;
+                }
+                members[k as usize].push(Member { line: l, goods, lin: 0, unit: unit(w, len), units: 1 });
+            }
+            let order: Vec<usize> = (0..lines).collect();
+            let mut lag = Lagrange::new(members.clone(), vec![None; lines], &order);
+            lag.raise(2, &mut |_, p| toy_floor(p), u32::MAX, || false);
+            lag.subgradient(&mut |_, p| toy_floor(p), target, steps, u32::MAX, || false);
+            let bound = lag.after(0) + lag.closed_offsets(&[]);
+            // Every assignment of lines to suppliers that have them.
+            let mut cheapest: Option<Units> = None;
+            for code in 0..3usize.pow(lines as u32) {
+                let mut profiles = [ShipmentProfile::default(); 3];
+                let mut cost = 0;
+                let mut shipped = [false; 3];
+                let mut ok = true;
+                for l in 0..lines {
+                    let k = code / 3usize.pow(l as u32) % 3;
+                    match members[k].iter().find(|m| m.line == l) {
+                        Some(m) => {
+                            profiles[k].add(&m.unit, m.units);
+                            cost += m.goods;
+                            shipped[k] = true;
+                        }
+                        None => ok = false,
+                    }
+                }
+                for k in 0..3 {
+                    if ok && shipped[k] {
+                        match toy_floor(&profiles[k]) {
+                            Some(f) => cost += f,
+                            None => ok = false,
+                        }
+                    }
+                }
+                if ok {
+                    cheapest = Some(cheapest.map_or(cost, |c: Units| c.min(cost)));
+                }
+            }
+            if let Some(c) = cheapest {
+                prop_assert!(bound <= c, "bound {} above the cheapest assignment {}", bound, c);
+            }
         }
 
         /// Seeded with the facility-location bound's duals (each supplier's
