@@ -18,6 +18,7 @@
 //! too; [`Lagrange::raise`] raises them further while no subset of any
 //! supplier's lines goes below zero (each raise checks every subset holding
 //! the line), so suppliers with no shipment open add nothing at any node
+//! (after [`Lagrange::subgradient`], their least excess, at most zero)
 //! and only open shipments need a search over the subsets of the lines that
 //! may still join them
 //! ([`Lagrange::correction`]). The subset searches use the floor of every

@@ -2393,22 +2393,20 @@ impl<'a> Search<'a> {
         let (cache, rater, deadline) = (&mut *self.cache, self.rater, self.deadline);
         let has_plan = self.best.is_some();
         let (linear, by_space) = (&self.prep.linear, &self.prep.by_space);
-        lagrange.raise(
-            LAGRANGE_PASSES,
-            // The larger of the two floors: the linear one is what lets the
-            // facility-location duals hold from the start.
-            &mut |k, p| {
-                let ku = k as usize;
-                let by_line = linear[ku].map_or(0, |f| {
-                    f.opening(by_space[ku], p.boxed_weight_g > 0) + f.marginal(p, by_space[ku])
-                });
-                cache
-                    .floor(problem, rater, k, p)
-                    .map(|f| f.amount.max(by_line))
-            },
-            LAGRANGE_ASCENT_EVALS,
-            || has_plan && Instant::now() >= deadline,
-        );
+        // The larger of the two floors: the linear one is what lets the
+        // facility-location duals hold from the start.
+        let mut floor = |k: u32, p: &ShipmentProfile| {
+            let ku = k as usize;
+            let by_line = linear[ku].map_or(0, |f| {
+                f.opening(by_space[ku], p.boxed_weight_g > 0) + f.marginal(p, by_space[ku])
+            });
+            cache
+                .floor(problem, rater, k, p)
+                .map(|f| f.amount.max(by_line))
+        };
+        lagrange.raise(LAGRANGE_PASSES, &mut floor, LAGRANGE_ASCENT_EVALS, || {
+            has_plan && Instant::now() >= deadline
+        });
         // The ascent stops where no single line can rise, often well below
         // what the relaxation allows (on 20-line baskets of eight suppliers a
         // line, 0.90-0.97 of the plan's total at the root's children, where
@@ -2422,15 +2420,7 @@ impl<'a> Search<'a> {
             .filter(|_| problem.lines.len() >= LAGRANGE_EARLY_LINES)
         {
             lagrange.subgradient(
-                &mut |k, p| {
-                    let ku = k as usize;
-                    let by_line = linear[ku].map_or(0, |f| {
-                        f.opening(by_space[ku], p.boxed_weight_g > 0) + f.marginal(p, by_space[ku])
-                    });
-                    cache
-                        .floor(problem, rater, k, p)
-                        .map(|f| f.amount.max(by_line))
-                },
+                &mut floor,
                 best.total,
                 LAGRANGE_STEPS,
                 LAGRANGE_STEP_EVALS,
@@ -2443,8 +2433,10 @@ impl<'a> Search<'a> {
     /// The suppliers' subsets bound on the total of every completion of the
     /// node whose first `depth` lines are placed: goods placed, the lines
     /// left at their multipliers, each closed and rated shipment at its
-    /// rating, and each other open one at its floor less what the lines that
-    /// may still join it can take off (`Lagrange::correction`).
+    /// rating, each other open one at its floor less what the lines that
+    /// may still join it can take off (`Lagrange::correction`), and each
+    /// supplier shipping nothing at its offset (`Lagrange::closed_offsets`,
+    /// zero unless the multipliers took subgradient steps).
     fn lagrange_bound(&mut self, lagrange: &mut Lagrange, depth: usize) -> Units {
         let (problem, rater) = (self.problem, self.rater);
         let mut total =
