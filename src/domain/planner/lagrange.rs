@@ -48,6 +48,17 @@ pub(super) struct Member {
     pub units: u32,
 }
 
+impl Member {
+    /// This line as a candidate to join a subset, under multipliers `mult`.
+    fn candidate(&self, mult: &[Units]) -> Candidate<'_> {
+        Candidate {
+            benefit: mult[self.line] - self.goods,
+            unit: &self.unit,
+            units: self.units,
+        }
+    }
+}
+
 /// A line that may join a subset: what it saves against its multiplier.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Candidate<'a> {
@@ -362,11 +373,7 @@ impl Lagrange {
                     let cands: SmallVec<[Candidate<'_>; 16]> = ms
                         .iter()
                         .filter(|m| m.line != l)
-                        .map(|m| Candidate {
-                            benefit: self.mult[m.line] - m.goods,
-                            unit: &m.unit,
-                            units: m.units,
-                        })
+                        .map(|m| m.candidate(&self.mult))
                         .collect();
                     let mut base = ShipmentProfile::default();
                     base.add(&me.unit, me.units);
@@ -451,14 +458,8 @@ impl Lagrange {
             covered.iter_mut().for_each(|c| *c = 0);
             let mut bound: Units = (0..n).map(|l| self.fixed[l].unwrap_or(self.mult[l])).sum();
             for (k, ms) in self.members.iter().enumerate() {
-                let cands: SmallVec<[Candidate<'_>; 16]> = ms
-                    .iter()
-                    .map(|m| Candidate {
-                        benefit: self.mult[m.line] - m.goods,
-                        unit: &m.unit,
-                        units: m.units,
-                    })
-                    .collect();
+                let cands: SmallVec<[Candidate<'_>; 16]> =
+                    ms.iter().map(|m| m.candidate(&self.mult)).collect();
                 let mut left = evals;
                 let mut at_k = |p: &ShipmentProfile| floor(k as u32, p);
                 let (excess, set) =
@@ -611,11 +612,7 @@ impl Lagrange {
             .zip(banned)
             .filter(|(m, &banned)| !banned && self.position[m.line] >= depth)
             .map(|(m, _)| m)
-            .map(|m| Candidate {
-                benefit: self.mult[m.line] - m.goods,
-                unit: &m.unit,
-                units: m.units,
-            })
+            .map(|m| m.candidate(&self.mult))
             .collect();
         let mut left = evals;
         let c = least_excess(profile, amount, &cands, floor, &mut left)
