@@ -426,7 +426,8 @@ impl Lagrange {
     /// counts at one of its parts' suppliers, the others only add), so its
     /// cost is the multipliers plus, per supplier, its subset's goods and
     /// floor less their multipliers, at least the least excess. `late()`
-    /// stops the steps where they are. Returns the floors looked up.
+    /// stops the steps where they are (read before each supplier is priced;
+    /// a step cut short counts for nothing). Returns the floors looked up.
     pub fn subgradient(
         &mut self,
         floor: &mut impl FnMut(u32, &ShipmentProfile) -> Option<Units>,
@@ -451,13 +452,16 @@ impl Lagrange {
         for m in self.members.iter().flatten() {
             member[m.line] = self.fixed[m.line].is_none();
         }
-        for _ in 0..steps {
-            if late() {
-                break;
-            }
+        'steps: for _ in 0..steps {
             covered.iter_mut().for_each(|c| *c = 0);
             let mut bound: Units = (0..n).map(|l| self.fixed[l].unwrap_or(self.mult[l])).sum();
             for (k, ms) in self.members.iter().enumerate() {
+                // A step prices every supplier, thousands of floors on big
+                // baskets: the clock is read per supplier, and a step cut
+                // short counts for nothing.
+                if late() {
+                    break 'steps;
+                }
                 let cands: SmallVec<[Candidate<'_>; 16]> =
                     ms.iter().map(|m| m.candidate(&self.mult)).collect();
                 let mut left = evals;
