@@ -315,6 +315,20 @@ mod tests {
             .unwrap_or(0)
     }
 
+    /// The facility-location bound of `lines` with facility `k` opening
+    /// at `open[k]`, every line usable everywhere it has a cost.
+    fn ascend_all(lines: &[UflLine], open: &[Units], scratch: &mut Scratch) -> Units {
+        let refs: Vec<&UflLine> = lines.iter().collect();
+        facility_bound(
+            &refs,
+            open.len(),
+            |k| open[k as usize],
+            |_| true,
+            |_, _| true,
+            scratch,
+        )
+    }
+
     #[test]
     fn dual_ascent_never_exceeds_the_optimum_and_beats_cheapest_goods() {
         // Three lines, three suppliers; opening any costs 10.
@@ -333,16 +347,7 @@ mod tests {
             },
         ];
         let open = [10, 10, 10];
-        let refs: Vec<&UflLine> = lines.iter().collect();
-        let mut scratch = Scratch::default();
-        let bound = facility_bound(
-            &refs,
-            3,
-            |k| open[k as usize],
-            |_| true,
-            |_, _| true,
-            &mut scratch,
-        );
+        let bound = ascend_all(&lines, &open, &mut Scratch::default());
         let best = brute_force(&lines, &open);
         assert!(bound <= best, "bound {bound} > optimum {best}");
         assert!(
@@ -379,9 +384,8 @@ mod tests {
                 .filter(|l| !l.costs.is_empty())
                 .collect();
             proptest::prop_assume!(!lines.is_empty());
-            let refs: Vec<&UflLine> = lines.iter().collect();
             let mut scratch = Scratch::default();
-            facility_bound(&refs, 4, |k| open[k as usize], |_| true, |_, _| true, &mut scratch);
+            ascend_all(&lines, &open, &mut scratch);
             let after: Vec<Units> = (0..4)
                 .map(|k| if changed.contains(&k) { new_open[k as usize] } else { open[k as usize] })
                 .collect();
@@ -409,16 +413,8 @@ mod tests {
             })
             .collect();
         let open = [10, 100, 0];
-        let refs: Vec<&UflLine> = lines.iter().collect();
         let mut scratch = Scratch::default();
-        let bound = facility_bound(
-            &refs,
-            3,
-            |k| open[k as usize],
-            |_| true,
-            |_, _| true,
-            &mut scratch,
-        );
+        let bound = ascend_all(&lines, &open, &mut scratch);
         assert_eq!(bound, 25);
         assert_eq!(scratch.paid().collect::<Vec<_>>(), [0]);
     }

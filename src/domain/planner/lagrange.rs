@@ -308,6 +308,13 @@ impl Lagrange {
         self.sum_after();
     }
 
+    /// The multipliers and fixed goods of every line.
+    fn total(&self) -> Units {
+        (0..self.fixed.len())
+            .map(|l| self.fixed[l].unwrap_or(self.mult[l]))
+            .sum()
+    }
+
     fn sum_after(&mut self) {
         self.after = vec![0; self.order.len() + 1];
         for d in (0..self.order.len()).rev() {
@@ -427,7 +434,7 @@ impl Lagrange {
     /// cost is the multipliers plus, per supplier, its subset's goods and
     /// floor less their multipliers, at least the least excess. `late()`
     /// stops the steps where they are (read before each supplier is priced;
-    /// a step cut short counts for nothing). Returns the floors looked up.
+    /// a step cut short counts for nothing).
     pub fn subgradient(
         &mut self,
         floor: &mut impl FnMut(u32, &ShipmentProfile) -> Option<Units>,
@@ -435,13 +442,11 @@ impl Lagrange {
         steps: usize,
         evals: u32,
         mut late: impl FnMut() -> bool,
-    ) -> u64 {
+    ) {
         let n = self.fixed.len();
-        let mut spent = 0u64;
-        // Where it starts, every excess is at least zero (see `raise`).
-        let start: Units = (0..n).map(|l| self.fixed[l].unwrap_or(self.mult[l])).sum();
-        let mut best: Option<(Units, Vec<Units>, Vec<Units>)> =
-            Some((start, self.mult.clone(), vec![0; self.members.len()]));
+        // Where it starts (after `raise`), every excess is at least zero.
+        let start = self.total();
+        let mut best = (start, self.mult.clone(), vec![0; self.members.len()]);
         let mut scale = 1.0f64;
         let mut stale = 0;
         let mut offsets = vec![0; self.members.len()];
@@ -454,7 +459,7 @@ impl Lagrange {
         }
         'steps: for _ in 0..steps {
             covered.iter_mut().for_each(|c| *c = 0);
-            let mut bound: Units = (0..n).map(|l| self.fixed[l].unwrap_or(self.mult[l])).sum();
+            let mut bound = self.total();
             for (k, ms) in self.members.iter().enumerate() {
                 // A step prices every supplier, thousands of floors on big
                 // baskets: the clock is read per supplier, and a step cut
@@ -469,7 +474,7 @@ impl Lagrange {
                 let (excess, set) =
                     least_subset(&ShipmentProfile::default(), 0, &cands, &mut at_k, &mut left)
                         .unwrap_or((0, 0));
-                spent += u64::from(evals - left);
+                self.spent += u64::from(evals - left);
                 offsets[k] = excess.min(0);
                 bound += offsets[k];
                 if excess < 0 {
@@ -478,8 +483,8 @@ impl Lagrange {
                     }
                 }
             }
-            if best.as_ref().is_none_or(|(b, _, _)| bound > *b) {
-                best = Some((bound, self.mult.clone(), offsets.clone()));
+            if bound > best.0 {
+                best = (bound, self.mult.clone(), offsets.clone());
                 stale = 0;
             } else {
                 stale += 1;
@@ -493,12 +498,11 @@ impl Lagrange {
                 .clone()
                 .map(|l| f64::from(1 - covered[l]).powi(2))
                 .sum();
-            let best_bound = best.as_ref().map_or(bound, |b| b.0);
             // Without a plan, aim a little above the best bound so far.
-            let aim = if target > best_bound {
+            let aim = if target > best.0 {
                 target
             } else {
-                best_bound + best_bound.abs() / 200 + 1
+                best.0 + best.0.abs() / 200 + 1
             };
             if norm == 0.0 || scale < 1.0 / 64.0 {
                 break;
@@ -511,37 +515,22 @@ impl Lagrange {
         }
         // The best multipliers met, the start's where no step beat it (its
         // offsets are all zero, and none are kept then).
-        if let Some((bound, mult, offsets)) = best {
-            self.mult = mult;
-            if bound > start {
-                self.offset_total = offsets.iter().sum();
-                self.offsets = offsets;
-            }
+        let (bound, mult, offsets) = best;
+        self.mult = mult;
+        if bound > start {
+            self.offset_total = offsets.iter().sum();
+            self.offsets = offsets;
         }
         self.sum_after();
         #[cfg(test)]
-        for (k, ms) in self.members.iter().enumerate() {
-            let least = self.offsets.get(k).copied().unwrap_or(0);
-            for mask in 1u32..(1 << ms.len().min(12)) {
-                let mut p = ShipmentProfile::default();
-                let mut excess = 0;
-                for (i, m) in ms.iter().enumerate() {
-                    if mask >> i & 1 == 1 {
-                        p.add(&m.unit, m.units);
-                        excess += m.goods - self.mult[m.line];
-                    }
-                }
-                if let Some(f) = floor(k as u32, &p) {
-                    assert!(
-                        f + excess >= least,
-                        "supplier {k} subset {mask:b}: {} below {least}",
-                        f + excess
-                    );
-                }
-            }
+        if let Some((k, mask, least, excess)) = subset_below(
+            &self.members,
+            &self.mult,
+            |k| self.offsets.get(k).copied().unwrap_or(0),
+            floor,
+        ) {
+            panic!("supplier {k} subset {mask:b}: {excess} below its offset {least}");
         }
-        self.spent += spent;
-        spent
     }
 
     /// Whether the multipliers took subgradient steps that held (the
@@ -628,6 +617,37 @@ impl Lagrange {
     }
 }
 
+/// In tests: a subset of some supplier's members whose goods and floor
+/// (`floor(supplier, profile)`) less their multipliers fall below
+/// `least(supplier)`, as (supplier, mask, least, excess); subsets of the
+/// first 16 members only.
+#[cfg(test)]
+fn subset_below(
+    members: &[Vec<Member>],
+    mult: &[Units],
+    least: impl Fn(usize) -> Units,
+    mut floor: impl FnMut(u32, &ShipmentProfile) -> Option<Units>,
+) -> Option<(usize, u32, Units, Units)> {
+    for (k, ms) in members.iter().enumerate() {
+        for mask in 1u32..(1 << ms.len().min(16)) {
+            let mut p = ShipmentProfile::default();
+            let mut excess = 0;
+            for (i, m) in ms.iter().enumerate() {
+                if mask >> i & 1 == 1 {
+                    p.add(&m.unit, m.units);
+                    excess += m.goods - mult[m.line];
+                }
+            }
+            if let Some(f) = floor(k as u32, &p) {
+                if f + excess < least(k) {
+                    return Some((k, mask, least(k), f + excess));
+                }
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -673,31 +693,25 @@ mod tests {
         Some(best)
     }
 
-    /// The first subset of a supplier's members (as a mask over them) whose
-    /// goods plus `floor` fall short of its multipliers, and by how much.
-    fn subset_below(
-        members: &[Vec<Member>],
-        mult: &[Units],
-        floor: impl Fn(&ShipmentProfile) -> Option<Units>,
-    ) -> Option<(u32, Units)> {
-        for ms in members {
-            for mask in 1u32..(1 << ms.len()) {
-                let mut p = ShipmentProfile::default();
-                let mut slack = 0;
-                for (i, m) in ms.iter().enumerate() {
-                    if mask >> i & 1 == 1 {
-                        p.add(&m.unit, m.units);
-                        slack += m.goods - mult[m.line];
-                    }
-                }
-                if let Some(f) = floor(&p) {
-                    if f + slack < 0 {
-                        return Some((mask, -(f + slack)));
-                    }
-                }
+    /// Three suppliers' members from `offers` of (line, supplier, goods,
+    /// weight, length), lines taken modulo `lines`; a line's first offer at a
+    /// supplier counts.
+    fn members_of(lines: usize, offers: &[(usize, u32, Units, u64, u64)]) -> Vec<Vec<Member>> {
+        let mut members: Vec<Vec<Member>> = vec![Vec::new(); 3];
+        for &(l, k, goods, w, len) in offers {
+            let l = l % lines;
+            if members[k as usize].iter().any(|m| m.line == l) {
+                continue;
             }
+            members[k as usize].push(Member {
+                line: l,
+                goods,
+                lin: 0,
+                unit: unit(w, len),
+                units: 1,
+            });
         }
-        None
+        members
     }
 
     /// Raises `lag` with `floor` for every supplier and no cap on floors,
@@ -768,14 +782,7 @@ mod tests {
             seeds in proptest::option::of(proptest::collection::vec(0i64..8_000, 6)),
             stop_after in proptest::option::of(0usize..6),
         ) {
-            let mut members: Vec<Vec<Member>> = vec![Vec::new(); 3];
-            for &(l, k, goods, w, len) in &offers {
-                let l = l % lines;
-                if members[k as usize].iter().any(|m| m.line == l) {
-                    continue;
-                }
-                members[k as usize].push(Member { line: l, goods, lin: 0, unit: unit(w, len), units: 1 });
-            }
+            let members = members_of(lines, &offers);
             let fixed = vec![None; lines];
             let order: Vec<usize> = (0..lines).collect();
             let mut lag = Lagrange::new(members.clone(), fixed, &order);
@@ -785,8 +792,8 @@ mod tests {
                 lag.seed(seeds.iter().take(lines).copied().enumerate(), &[(0, 0); 3]);
             }
             raise_stopping(&mut lag, passes, toy_floor, stop_after);
-            let below = subset_below(&members, &lag.mult, toy_floor);
-            prop_assert!(below.is_none(), "a subset (mask, shortfall) below its multipliers: {:?}", below);
+            let below = subset_below(&members, &lag.mult, |_| 0, |_, p| toy_floor(p));
+            prop_assert!(below.is_none(), "a subset (supplier, mask, 0, excess) below its multipliers: {:?}", below);
         }
 
         /// After subgradient steps towards any target, the multipliers with
@@ -799,14 +806,7 @@ mod tests {
             target in 0i64..20_000,
             steps in 1usize..12,
         ) {
-            let mut members: Vec<Vec<Member>> = vec![Vec::new(); 3];
-            for &(l, k, goods, w, len) in &offers {
-                let l = l % lines;
-                if members[k as usize].iter().any(|m| m.line == l) {
-                    continue;
-                }
-                members[k as usize].push(Member { line: l, goods, lin: 0, unit: unit(w, len), units: 1 });
-            }
+            let members = members_of(lines, &offers);
             let order: Vec<usize> = (0..lines).collect();
             let mut lag = Lagrange::new(members.clone(), vec![None; lines], &order);
             lag.raise(2, &mut |_, p| toy_floor(p), u32::MAX, || false);
@@ -929,8 +929,8 @@ mod tests {
             let mut lag = Lagrange::new(members.clone(), vec![None; lines], &order);
             lag.seed(seeds, &openings);
             raise_stopping(&mut lag, passes, phi, stop_after);
-            let below = subset_below(&members, &lag.mult, phi);
-            prop_assert!(below.is_none(), "a subset (mask, shortfall) below its multipliers: {:?}", below);
+            let below = subset_below(&members, &lag.mult, |_| 0, |_, p| phi(p));
+            prop_assert!(below.is_none(), "a subset (supplier, mask, 0, excess) below its multipliers: {:?}", below);
         }
     }
 }
