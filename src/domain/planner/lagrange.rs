@@ -55,6 +55,7 @@ impl Member {
             benefit: mult[self.line] - self.goods,
             unit: &self.unit,
             units: self.units,
+            lin: self.lin,
         }
     }
 }
@@ -69,6 +70,9 @@ pub(super) struct Candidate<'a> {
     pub unit: &'a ShipmentProfile,
     /// Units the line takes.
     pub units: u32,
+    /// The linear freight floor its units add (see `least_subset`'s
+    /// `linear`).
+    pub lin: Units,
 }
 
 /// The least over subsets `S` of `cands` (the empty one included) of the
@@ -80,14 +84,22 @@ pub(super) struct Candidate<'a> {
 /// the best. `evals` caps the floors looked up: at zero, each branch not
 /// searched counts the least it could reach, so the result still bounds the
 /// true least from below.
+///
+/// `linear`, where given, is a floor of `base` that every candidate added
+/// raises by its `lin`: `floor` of `base` with any subset added is at least
+/// `linear` plus the subset's `lin`. A branch then also stops once even the
+/// benefits left beyond their linear floors cannot beat the best, which
+/// cuts far deeper where the benefits mostly pay for the candidates' own
+/// freight. The least is the same; a cap is reached later.
 pub(super) fn least_excess(
     base: &ShipmentProfile,
     offset: Units,
     cands: &[Candidate<'_>],
+    linear: Option<Units>,
     floor: &mut impl FnMut(&ShipmentProfile) -> Option<Units>,
     evals: &mut u32,
 ) -> Option<Units> {
-    least_subset(base, offset, cands, floor, evals).map(|(excess, _)| excess)
+    least_subset(base, offset, cands, linear, floor, evals).map(|(excess, _)| excess)
 }
 
 /// [`least_excess`], with the subset that reaches it as bits over `cands`
@@ -98,6 +110,7 @@ pub(super) fn least_subset(
     base: &ShipmentProfile,
     offset: Units,
     cands: &[Candidate<'_>],
+    linear: Option<Units>,
     floor: &mut impl FnMut(&ShipmentProfile) -> Option<Units>,
     evals: &mut u32,
 ) -> Option<(Units, u64)> {
@@ -117,17 +130,26 @@ pub(super) fn least_subset(
     for i in (0..order.len()).rev() {
         gain[i] = gain[i + 1] + order[i].0.benefit;
     }
+    // And the benefits beyond each candidate's linear floor: what a branch
+    // can still gain against the linear floor of what it holds.
+    let mut net: SmallVec<[Units; 17]> = SmallVec::from_elem(0, order.len() + 1);
+    if linear.is_some() {
+        for i in (0..order.len()).rev() {
+            net[i] = net[i + 1] + (order[i].0.benefit - order[i].0.lin).max(0);
+        }
+    }
     let mut search = Subsets {
         offset,
         order: &order,
         gain: &gain,
+        net: linear.map(|_| &net[..]),
         floor,
         evals,
         best: f - offset,
         found: f - offset,
         found_set: 0,
     };
-    search.descend(base, f, 0, 0, 0);
+    search.descend(base, f, linear.unwrap_or(0), 0, 0, 0);
     Some((search.best, search.found_set))
 }
 
@@ -137,6 +159,9 @@ struct Subsets<'s, 'a, F> {
     /// Candidates with a benefit, largest first, with their index.
     order: &'s [(Candidate<'a>, usize)],
     gain: &'s [Units],
+    /// Per position: the benefits from there on beyond their candidates'
+    /// linear floors (`None`: no linear floor given).
+    net: Option<&'s [Units]>,
     floor: &'s mut F,
     evals: &'s mut u32,
     /// The least excess, or a bound below it where the cap cut a branch.
@@ -147,20 +172,26 @@ struct Subsets<'s, 'a, F> {
 }
 
 impl<F: FnMut(&ShipmentProfile) -> Option<Units>> Subsets<'_, '_, F> {
-    /// Extends `profile` (floor at least `f`, benefits `gained`, candidates
-    /// `set`) by candidates from `from` on.
+    /// Extends `profile` (floor at least `f`, linear floor `lin`, benefits
+    /// `gained`, candidates `set`) by candidates from `from` on.
     fn descend(
         &mut self,
         profile: &ShipmentProfile,
         f: Units,
+        lin: Units,
         from: usize,
         gained: Units,
         set: u64,
     ) {
         for j in from..self.order.len() {
             // Every subset from here holds this profile, so its floor is at
-            // least `f`; the benefits it can add are at most `gain[j]`.
-            let reach = f - self.offset - gained - self.gain[j];
+            // least `f`; the benefits it can add are at most `gain[j]`. Its
+            // floor is also at least `lin` and each candidate's own linear
+            // floor, which leaves it `net[j]` at most.
+            let mut reach = f - self.offset - gained - self.gain[j];
+            if let Some(net) = self.net {
+                reach = reach.max(lin - self.offset - gained - net[j]);
+            }
             if reach >= self.best {
                 return;
             }
@@ -182,7 +213,7 @@ impl<F: FnMut(&ShipmentProfile) -> Option<Units>> Subsets<'_, '_, F> {
             if excess < self.found {
                 (self.found, self.found_set) = (excess, set);
             }
-            self.descend(&next, g, j + 1, gained, set);
+            self.descend(&next, g, lin + c.lin, j + 1, gained, set);
         }
     }
 }
@@ -228,6 +259,9 @@ pub(super) struct Lagrange {
     offsets: Vec<Units>,
     /// The sum of `offsets`.
     offset_total: Units,
+    /// Per supplier: the linear opening the ascent's floors count (see
+    /// [`Lagrange::with_openings`]; zero unless given).
+    opening: Vec<Units>,
 }
 
 impl Lagrange {
@@ -246,6 +280,7 @@ impl Lagrange {
                 *v = 0;
             }
         }
+        let n_sups = members.len();
         let mut position = vec![0; n];
         for (d, &l) in order.iter().enumerate() {
             position[l] = d;
@@ -263,9 +298,22 @@ impl Lagrange {
             spent: 0,
             offsets: Vec::new(),
             offset_total: 0,
+            opening: vec![0; n_sups],
         };
         lag.sum_after();
         lag
+    }
+
+    /// Says that the floors [`Lagrange::raise`] is given count, for every
+    /// subset of supplier `k`'s members, at least `opening[k]` plus the
+    /// members' `lin` (without it, at least their `lin`: floors are never
+    /// negative). Its subset searches then stop sooner (see
+    /// [`least_subset`]). Ignored unless there is one opening per supplier.
+    pub fn with_openings(mut self, opening: Vec<Units>) -> Self {
+        if opening.len() == self.members.len() {
+            self.opening = opening;
+        }
+        self
     }
 
     /// Starts the ascent from `seeds` (plannable line, multiplier), such as
@@ -387,8 +435,15 @@ impl Lagrange {
                     let mut at_k = |p: &ShipmentProfile| floor(k, p);
                     // Slack of the subsets holding `l`: its own floor and
                     // goods less its multiplier, then the others' benefits.
-                    let slack =
-                        least_excess(&base, v - me.goods, &cands, &mut at_k, &mut line_evals);
+                    let linear = Some(self.opening[k as usize] + me.lin);
+                    let slack = least_excess(
+                        &base,
+                        v - me.goods,
+                        &cands,
+                        linear,
+                        &mut at_k,
+                        &mut line_evals,
+                    );
                     if let Some(slack) = slack {
                         step = step.min(slack);
                     }
@@ -471,9 +526,20 @@ impl Lagrange {
                     ms.iter().map(|m| m.candidate(&self.mult)).collect();
                 let mut left = evals;
                 let mut at_k = |p: &ShipmentProfile| floor(k as u32, p);
-                let (excess, set) =
-                    least_subset(&ShipmentProfile::default(), 0, &cands, &mut at_k, &mut left)
-                        .unwrap_or((0, 0));
+                // Priced without the linear floor's cut: the cap then stops
+                // some pricings with other subsets found, and on 20-line
+                // baskets of eight suppliers a line the steps so went to
+                // multipliers whose corrections cost more than they cut.
+                let linear = None;
+                let (excess, set) = least_subset(
+                    &ShipmentProfile::default(),
+                    0,
+                    &cands,
+                    linear,
+                    &mut at_k,
+                    &mut left,
+                )
+                .unwrap_or((0, 0));
                 self.spent += u64::from(evals - left);
                 offsets[k] = excess.min(0);
                 bound += offsets[k];
@@ -586,7 +652,9 @@ impl Lagrange {
     /// less its floor `amount` and their multipliers over their goods.
     /// `depth` is the node's depth (lines from there on may join);
     /// `banned[i]` says member `i` of `k` was since found not to ship
-    /// from it (a correction kept from before a ban is only lower). Kept for
+    /// from it (a correction kept from before a ban is only lower);
+    /// `linear`, if given, a floor of `profile` that `floor` counts with the
+    /// joining members' `lin` added (see [`least_subset`]). Kept for
     /// [`Lagrange::known`].
     #[allow(clippy::too_many_arguments)]
     pub fn correction(
@@ -596,6 +664,7 @@ impl Lagrange {
         profile: &ShipmentProfile,
         amount: Units,
         banned: &[bool],
+        linear: Option<Units>,
         floor: &mut impl FnMut(&ShipmentProfile) -> Option<Units>,
         evals: u32,
     ) -> Units {
@@ -608,7 +677,7 @@ impl Lagrange {
             .map(|m| m.candidate(&self.mult))
             .collect();
         let mut left = evals;
-        let c = least_excess(profile, amount, &cands, floor, &mut left)
+        let c = least_excess(profile, amount, &cands, linear, floor, &mut left)
             .unwrap_or(0)
             .min(0);
         self.spent += u64::from(evals - left);
@@ -674,8 +743,13 @@ mod tests {
         }
     }
 
-    fn brute(base: &ShipmentProfile, offset: Units, cands: &[Candidate<'_>]) -> Option<Units> {
-        toy_floor(base)?;
+    fn brute(
+        base: &ShipmentProfile,
+        offset: Units,
+        cands: &[Candidate<'_>],
+        floor: &mut impl FnMut(&ShipmentProfile) -> Option<Units>,
+    ) -> Option<Units> {
+        floor(base)?;
         let mut best = Units::MAX;
         for mask in 0u32..(1 << cands.len()) {
             let mut p = *base;
@@ -686,7 +760,7 @@ mod tests {
                     gained += c.benefit;
                 }
             }
-            if let Some(f) = toy_floor(&p) {
+            if let Some(f) = floor(&p) {
                 best = best.min(f - offset - gained);
             }
         }
@@ -731,28 +805,37 @@ mod tests {
 
     proptest! {
         /// The subset search finds the least excess (the toy floor only
-        /// grows with units), and under a cap on floors never reports more.
+        /// grows with units), and under a cap on floors never reports more;
+        /// the same where the floor also counts a linear floor (an opening
+        /// and a rate per kilogram) that the search is told of.
         #[test]
         fn least_excess_is_the_least_and_a_cap_only_lowers_it(
             units in proptest::collection::vec((1u64..30_000, 0u64..40_000, 1u32..3, -800i64..800), 0..7),
             base in (0u64..20_000, 0u64..30_000),
             offset in -500i64..2_000,
             cap in 0u32..40,
+            linear in proptest::option::of((0i64..900, 0i64..40)),
         ) {
+            let (opening, per_kg) = linear.unwrap_or((0, 0));
+            let by_weight = |w: u64| per_kg * w as i64 / 1000;
+            let mut floor = |p: &ShipmentProfile| {
+                toy_floor(p).map(|f| f.max(opening + by_weight(p.boxed_weight_g)))
+            };
             let profiles: Vec<ShipmentProfile> = units.iter().map(|&(w, l, _, _)| unit(w, l)).collect();
             let cands: Vec<Candidate<'_>> = units
                 .iter()
                 .zip(&profiles)
-                .map(|(&(_, _, n, b), p)| Candidate { benefit: b, unit: p, units: n })
+                .map(|(&(w, _, n, b), p)| Candidate { benefit: b, unit: p, units: n, lin: by_weight(w) * i64::from(n) })
                 .collect();
             let base = unit(base.0, base.1);
-            let want = brute(&base, offset, &cands);
+            let told = linear.map(|_| opening + by_weight(base.boxed_weight_g));
+            let want = brute(&base, offset, &cands, &mut floor);
             let mut evals = u32::MAX;
-            let got = least_excess(&base, offset, &cands, &mut toy_floor, &mut evals);
+            let got = least_excess(&base, offset, &cands, told, &mut floor, &mut evals);
             prop_assert_eq!(got, want);
             // The subset it names reaches the least.
             let mut evals = u32::MAX;
-            if let Some((least, set)) = least_subset(&base, offset, &cands, &mut toy_floor, &mut evals) {
+            if let Some((least, set)) = least_subset(&base, offset, &cands, told, &mut floor, &mut evals) {
                 let mut p = base;
                 let mut gained = 0;
                 for (i, c) in cands.iter().enumerate() {
@@ -761,10 +844,10 @@ mod tests {
                         gained += c.benefit;
                     }
                 }
-                prop_assert_eq!(toy_floor(&p).map(|f| f - offset - gained), Some(least));
+                prop_assert_eq!(floor(&p).map(|f| f - offset - gained), Some(least));
             }
             let mut evals = cap;
-            let capped = least_excess(&base, offset, &cands, &mut toy_floor, &mut evals);
+            let capped = least_excess(&base, offset, &cands, told, &mut floor, &mut evals);
             if let (Some(c), Some(w)) = (capped, want) {
                 prop_assert!(c <= w, "capped {} above the least {}", c, w);
             }
@@ -926,7 +1009,9 @@ mod tests {
                 .enumerate()
                 .collect();
             let order: Vec<usize> = (0..lines).collect();
-            let mut lag = Lagrange::new(members.clone(), vec![None; lines], &order);
+            // Every subset's floor counts at least the lesser opening.
+            let mut lag = Lagrange::new(members.clone(), vec![None; lines], &order)
+                .with_openings(vec![opening_own; 3]);
             lag.seed(seeds, &openings);
             raise_stopping(&mut lag, passes, phi, stop_after);
             let below = subset_below(&members, &lag.mult, |_| 0, |_, p| phi(p));

@@ -2367,7 +2367,13 @@ impl<'a> Search<'a> {
         let openings: Vec<(Units, Units)> = (0..problem.suppliers.len() as u32)
             .map(|k| (self.new_opening(k, true), self.new_opening(k, false)))
             .collect();
-        let mut lagrange = Lagrange::new(members, fixed, &self.prep.order);
+        // Every shipment's linear floor opens at least at the lesser of its
+        // two openings, which the floors below count.
+        let least_openings: Vec<Units> = (0..problem.suppliers.len())
+            .map(|k| self.prep.linear[k].map_or(0, |f| f.opening(self.prep.by_space[k], false)))
+            .collect();
+        let mut lagrange =
+            Lagrange::new(members, fixed, &self.prep.order).with_openings(least_openings);
         // The ascent starts from the root's facility-location duals: most
         // of the way to where it ends, and known to hold without a floor
         // looked up wherever the linear floors are counted (below).
@@ -2463,18 +2469,28 @@ impl<'a> Search<'a> {
                     .iter()
                     .map(|m| cache.banned(m.line, k))
                     .collect();
+                // The shipment's linear floor, which the floors below count:
+                // each member that joins adds at least its own.
+                let profile = &self.node.profile[ku];
+                let (linear, by_space) = (self.prep.linear[ku], self.prep.by_space[ku]);
+                let by_line = |p: &ShipmentProfile| {
+                    linear.map_or(0, |f| {
+                        f.opening(by_space, p.boxed_weight_g > 0) + f.marginal(p, by_space)
+                    })
+                };
                 total += lagrange.correction(
                     k,
                     depth,
-                    &self.node.profile[ku],
+                    profile,
                     amount,
                     &banned,
+                    Some(by_line(profile)),
                     // What the shipment's units so far force holds for
-                    // every subset added to them.
+                    // every subset added to them, as does its linear floor.
                     &mut |p| {
                         cache
                             .floor(problem, rater, k, p)
-                            .map(|f| f.amount.max(amount))
+                            .map(|f| f.amount.max(amount).max(by_line(p)))
                     },
                     if lagrange.stepped() {
                         LAGRANGE_STEPPED_NODE_EVALS
