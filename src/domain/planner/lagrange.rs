@@ -91,6 +91,10 @@ pub(super) struct Candidate<'a> {
 /// benefits left beyond their linear floors cannot beat the best, which
 /// cuts far deeper where the benefits mostly pay for the candidates' own
 /// freight. The least is the same; a cap is reached later.
+///
+/// `late()` is read every `LATE_EVERY_EVALS` floors: once it says the
+/// time is up, the search stops as at the cap (a search of a thousand
+/// floors takes a tenth of a millisecond or more).
 pub(super) fn least_excess(
     base: &ShipmentProfile,
     offset: Units,
@@ -98,8 +102,9 @@ pub(super) fn least_excess(
     linear: Option<Units>,
     floor: &mut impl FnMut(&ShipmentProfile) -> Option<Units>,
     evals: &mut u32,
+    late: &mut dyn FnMut() -> bool,
 ) -> Option<Units> {
-    least_subset(base, offset, cands, linear, floor, evals).map(|(excess, _)| excess)
+    least_subset(base, offset, cands, linear, floor, evals, late).map(|(excess, _)| excess)
 }
 
 /// [`least_excess`], with the subset that reaches it as bits over `cands`
@@ -113,6 +118,7 @@ pub(super) fn least_subset(
     linear: Option<Units>,
     floor: &mut impl FnMut(&ShipmentProfile) -> Option<Units>,
     evals: &mut u32,
+    late: &mut dyn FnMut() -> bool,
 ) -> Option<(Units, u64)> {
     let f = floor(base)?;
     let mut order: SmallVec<[(Candidate<'_>, usize); 16]> = cands
@@ -145,6 +151,8 @@ pub(super) fn least_subset(
         net: linear.map(|_| &net[..]),
         floor,
         evals,
+        late,
+        looked: 0,
         best: f - offset,
         found: f - offset,
         found_set: 0,
@@ -164,6 +172,10 @@ struct Subsets<'s, 'a, F> {
     net: Option<&'s [Units]>,
     floor: &'s mut F,
     evals: &'s mut u32,
+    late: &'s mut dyn FnMut() -> bool,
+    /// Floors looked up so far (the clock is read every
+    /// `LATE_EVERY_EVALS` of them).
+    looked: u32,
     /// The least excess, or a bound below it where the cap cut a branch.
     best: Units,
     /// The least excess of a subset looked at, and that subset.
@@ -195,11 +207,15 @@ impl<F: FnMut(&ShipmentProfile) -> Option<Units>> Subsets<'_, '_, F> {
             if reach >= self.best {
                 return;
             }
+            if self.looked % LATE_EVERY_EVALS == LATE_EVERY_EVALS - 1 && (self.late)() {
+                *self.evals = 0;
+            }
             if *self.evals == 0 {
                 self.best = reach;
                 return;
             }
             *self.evals -= 1;
+            self.looked += 1;
             let (c, i) = self.order[j];
             let mut next = *profile;
             next.add(c.unit, c.units);
@@ -217,6 +233,15 @@ impl<F: FnMut(&ShipmentProfile) -> Option<Units>> Subsets<'_, '_, F> {
         }
     }
 }
+
+/// Floors a subset search looks up between two looks at the clock.
+#[cfg(not(test))]
+const LATE_EVERY_EVALS: u32 = 32;
+
+/// In tests, often, so that the small searches of the property tests stop
+/// by the clock too.
+#[cfg(test)]
+const LATE_EVERY_EVALS: u32 = 2;
 
 /// Freight floors one line's raise may look up (across its suppliers).
 const LINE_EVALS_MAX: u32 = 64;
@@ -379,8 +404,10 @@ impl Lagrange {
     /// linear floor there). The first pass checks the seeded lines not
     /// known to hold, lowering each where a subset goes below zero. `evals`
     /// caps the floors looked up in all, and `late()`, asked before each
-    /// line, stops the ascent where it is (the multipliers hold at every
-    /// step; seeded lines not yet checked go back to their safe value).
+    /// line, between its suppliers and within their searches, stops the
+    /// ascent where it is (the multipliers hold at every step; a search it
+    /// stops bounds its slack from below, and seeded lines not yet checked
+    /// go back to their safe value).
     pub fn raise(
         &mut self,
         passes: usize,
@@ -422,7 +449,16 @@ impl Lagrange {
                     LINE_EVALS_MAX
                 });
                 let spent_from = line_evals;
-                for &(k, i) in &at[l] {
+                let mut cut = false;
+                for (j, &(k, i)) in at[l].iter().enumerate() {
+                    // A line's checks may look up a thousand floors over its
+                    // suppliers: the clock is read between them too. A line
+                    // cut short keeps its multiplier (one still unchecked
+                    // goes back to its safe value below).
+                    if j > 0 && late() {
+                        cut = true;
+                        break;
+                    }
                     let ms = &self.members[k as usize];
                     let me = &ms[i];
                     let cands: SmallVec<[Candidate<'_>; 16]> = ms
@@ -443,12 +479,18 @@ impl Lagrange {
                         linear,
                         &mut at_k,
                         &mut line_evals,
+                        &mut late,
                     );
                     if let Some(slack) = slack {
                         step = step.min(slack);
                     }
                 }
                 evals -= spent_from - line_evals;
+                if cut {
+                    self.unchecked[l] = checking;
+                    evals = 0;
+                    break;
+                }
                 if step > 0 && step < Units::MAX {
                     self.mult[l] = v + step;
                     raised = true;
@@ -488,8 +530,9 @@ impl Lagrange {
     /// counts at one of its parts' suppliers, the others only add), so its
     /// cost is the multipliers plus, per supplier, its subset's goods and
     /// floor less their multipliers, at least the least excess. `late()`
-    /// stops the steps where they are (read before each supplier is priced;
-    /// a step cut short counts for nothing).
+    /// stops the steps where they are (read before each supplier is priced
+    /// and within its pricing, which it leaves at a bound below its least;
+    /// a step cut short before its last supplier counts for nothing).
     pub fn subgradient(
         &mut self,
         floor: &mut impl FnMut(u32, &ShipmentProfile) -> Option<Units>,
@@ -538,6 +581,7 @@ impl Lagrange {
                     linear,
                     &mut at_k,
                     &mut left,
+                    &mut late,
                 )
                 .unwrap_or((0, 0));
                 self.spent += u64::from(evals - left);
@@ -677,9 +721,18 @@ impl Lagrange {
             .map(|m| m.candidate(&self.mult))
             .collect();
         let mut left = evals;
-        let c = least_excess(profile, amount, &cands, linear, floor, &mut left)
-            .unwrap_or(0)
-            .min(0);
+        // Capped by floors alone: a node's bound is no place to stop.
+        let c = least_excess(
+            profile,
+            amount,
+            &cands,
+            linear,
+            floor,
+            &mut left,
+            &mut || false,
+        )
+        .unwrap_or(0)
+        .min(0);
         self.spent += u64::from(evals - left);
         self.memo.insert(key, c);
         c
@@ -805,7 +858,8 @@ mod tests {
 
     proptest! {
         /// The subset search finds the least excess (the toy floor only
-        /// grows with units), and under a cap on floors never reports more;
+        /// grows with units), and under a cap on floors or stopped by the
+        /// clock never reports more;
         /// the same where the floor also counts a linear floor (an opening
         /// and a rate per kilogram) that the search is told of.
         #[test]
@@ -815,6 +869,7 @@ mod tests {
             offset in -500i64..2_000,
             cap in 0u32..40,
             linear in proptest::option::of((0i64..900, 0i64..40)),
+            late_after in 0u32..3,
         ) {
             let (opening, per_kg) = linear.unwrap_or((0, 0));
             let by_weight = |w: u64| per_kg * w as i64 / 1000;
@@ -831,11 +886,11 @@ mod tests {
             let told = linear.map(|_| opening + by_weight(base.boxed_weight_g));
             let want = brute(&base, offset, &cands, &mut floor);
             let mut evals = u32::MAX;
-            let got = least_excess(&base, offset, &cands, told, &mut floor, &mut evals);
+            let got = least_excess(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false);
             prop_assert_eq!(got, want);
             // The subset it names reaches the least.
             let mut evals = u32::MAX;
-            if let Some((least, set)) = least_subset(&base, offset, &cands, told, &mut floor, &mut evals) {
+            if let Some((least, set)) = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false) {
                 let mut p = base;
                 let mut gained = 0;
                 for (i, c) in cands.iter().enumerate() {
@@ -847,9 +902,19 @@ mod tests {
                 prop_assert_eq!(floor(&p).map(|f| f - offset - gained), Some(least));
             }
             let mut evals = cap;
-            let capped = least_excess(&base, offset, &cands, told, &mut floor, &mut evals);
+            let capped = least_excess(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false);
             if let (Some(c), Some(w)) = (capped, want) {
                 prop_assert!(c <= w, "capped {} above the least {}", c, w);
+            }
+            // Stopped by the clock at its first or a later look.
+            let mut looks = 0;
+            let mut evals = u32::MAX;
+            let stopped = least_excess(&base, offset, &cands, told, &mut floor, &mut evals, &mut || {
+                looks += 1;
+                looks > late_after
+            });
+            if let (Some(c), Some(w)) = (stopped, want) {
+                prop_assert!(c <= w, "stopped at {} above the least {}", c, w);
             }
         }
 
