@@ -86,11 +86,12 @@ pub(super) struct Candidate<'a> {
 /// true least from below.
 ///
 /// `linear`, where given, is a floor of `base` that every candidate added
-/// raises by its `lin`: `floor` of `base` with any subset added is at least
-/// `linear` plus the subset's `lin`. A branch then also stops once even the
-/// benefits left beyond their linear floors cannot beat the best, which
-/// cuts far deeper where the benefits mostly pay for the candidates' own
-/// freight. The least is the same; a cap is reached later.
+/// raises by its `lin` (a linear floor, which adds up over units): the
+/// freight of `base` with any subset added is at least `linear` plus the
+/// subset's `lin`, and the search counts that as a floor too. A branch
+/// then also stops once even the benefits left beyond their linear floors
+/// cannot beat the best, which cuts far deeper where the benefits mostly
+/// pay for the candidates' own freight.
 ///
 /// `late()` is read every `LATE_EVERY_EVALS` floors: once it says the
 /// time is up, the search stops as at the cap (a search of a thousand
@@ -120,7 +121,7 @@ pub(super) fn least_subset(
     evals: &mut u32,
     late: &mut dyn FnMut() -> bool,
 ) -> Option<(Units, u64)> {
-    let f = floor(base)?;
+    let f = floor(base)?.max(linear.unwrap_or(Units::MIN));
     let mut order: SmallVec<[(Candidate<'_>, usize); 16]> = cands
         .iter()
         .copied()
@@ -223,13 +224,15 @@ impl<F: FnMut(&ShipmentProfile) -> Option<Units>> Subsets<'_, '_, F> {
             let Some(g) = (self.floor)(&next) else {
                 continue;
             };
+            let lin = lin + c.lin;
+            let g = if self.net.is_some() { g.max(lin) } else { g };
             let (g, gained, set) = (g.max(f), gained + c.benefit, set | 1 << i);
             let excess = g - self.offset - gained;
             self.best = self.best.min(excess);
             if excess < self.found {
                 (self.found, self.found_set) = (excess, set);
             }
-            self.descend(&next, g, lin + c.lin, j + 1, gained, set);
+            self.descend(&next, g, lin, j + 1, gained, set);
         }
     }
 }
@@ -329,11 +332,11 @@ impl Lagrange {
         lag
     }
 
-    /// Says that the floors [`Lagrange::raise`] is given count, for every
-    /// subset of supplier `k`'s members, at least `opening[k]` plus the
-    /// members' `lin` (without it, at least their `lin`: floors are never
-    /// negative). Its subset searches then stop sooner (see
-    /// [`least_subset`]). Ignored unless there is one opening per supplier.
+    /// Says that the freight of every subset of supplier `k`'s members is
+    /// at least `opening[k]` plus the members' `lin` (without it, at least
+    /// their `lin`), so that the subset searches of [`Lagrange::raise`] stop
+    /// sooner (see [`least_subset`]). Ignored unless there is one opening
+    /// per supplier.
     pub fn with_openings(mut self, opening: Vec<Units>) -> Self {
         if opening.len() == self.members.len() {
             self.opening = opening;
@@ -697,8 +700,8 @@ impl Lagrange {
     /// `depth` is the node's depth (lines from there on may join);
     /// `banned[i]` says member `i` of `k` was since found not to ship
     /// from it (a correction kept from before a ban is only lower);
-    /// `linear`, if given, a floor of `profile` that `floor` counts with the
-    /// joining members' `lin` added (see [`least_subset`]). Kept for
+    /// `linear`, if given, is the linear floor of `profile`, which the
+    /// joining members raise by their `lin` (see [`least_subset`]). Kept for
     /// [`Lagrange::known`].
     #[allow(clippy::too_many_arguments)]
     pub fn correction(
@@ -796,25 +799,28 @@ mod tests {
         }
     }
 
+    /// The least excess by every subset, each subset's floor counting its
+    /// linear floor (`linear` and the subset's `lin`) where given.
     fn brute(
         base: &ShipmentProfile,
         offset: Units,
         cands: &[Candidate<'_>],
-        floor: &mut impl FnMut(&ShipmentProfile) -> Option<Units>,
+        linear: Option<Units>,
     ) -> Option<Units> {
-        floor(base)?;
+        toy_floor(base)?;
         let mut best = Units::MAX;
         for mask in 0u32..(1 << cands.len()) {
             let mut p = *base;
-            let mut gained = 0;
+            let (mut gained, mut lin) = (0, linear.unwrap_or(Units::MIN));
             for (i, c) in cands.iter().enumerate() {
                 if mask >> i & 1 == 1 {
                     p.add(c.unit, c.units);
                     gained += c.benefit;
+                    lin = lin.saturating_add(c.lin);
                 }
             }
-            if let Some(f) = floor(&p) {
-                best = best.min(f - offset - gained);
+            if let Some(f) = toy_floor(&p) {
+                best = best.min(f.max(lin) - offset - gained);
             }
         }
         Some(best)
@@ -859,9 +865,9 @@ mod tests {
     proptest! {
         /// The subset search finds the least excess (the toy floor only
         /// grows with units), and under a cap on floors or stopped by the
-        /// clock never reports more;
-        /// the same where the floor also counts a linear floor (an opening
-        /// and a rate per kilogram) that the search is told of.
+        /// clock never reports more; the same where the search is told of a
+        /// linear floor (an opening and a rate per kilogram) above the toy
+        /// floor.
         #[test]
         fn least_excess_is_the_least_and_a_cap_only_lowers_it(
             units in proptest::collection::vec((1u64..30_000, 0u64..40_000, 1u32..3, -800i64..800), 0..7),
@@ -873,9 +879,7 @@ mod tests {
         ) {
             let (opening, per_kg) = linear.unwrap_or((0, 0));
             let by_weight = |w: u64| per_kg * w as i64 / 1000;
-            let mut floor = |p: &ShipmentProfile| {
-                toy_floor(p).map(|f| f.max(opening + by_weight(p.boxed_weight_g)))
-            };
+            let mut floor = toy_floor;
             let profiles: Vec<ShipmentProfile> = units.iter().map(|&(w, l, _, _)| unit(w, l)).collect();
             let cands: Vec<Candidate<'_>> = units
                 .iter()
@@ -884,7 +888,7 @@ mod tests {
                 .collect();
             let base = unit(base.0, base.1);
             let told = linear.map(|_| opening + by_weight(base.boxed_weight_g));
-            let want = brute(&base, offset, &cands, &mut floor);
+            let want = brute(&base, offset, &cands, told);
             let mut evals = u32::MAX;
             let got = least_excess(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false);
             prop_assert_eq!(got, want);
@@ -892,14 +896,15 @@ mod tests {
             let mut evals = u32::MAX;
             if let Some((least, set)) = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false) {
                 let mut p = base;
-                let mut gained = 0;
+                let (mut gained, mut lin) = (0, told.unwrap_or(Units::MIN));
                 for (i, c) in cands.iter().enumerate() {
                     if set >> i & 1 == 1 {
                         p.add(c.unit, c.units);
                         gained += c.benefit;
+                        lin = lin.saturating_add(c.lin);
                     }
                 }
-                prop_assert_eq!(floor(&p).map(|f| f - offset - gained), Some(least));
+                prop_assert_eq!(floor(&p).map(|f| f.max(lin) - offset - gained), Some(least));
             }
             let mut evals = cap;
             let capped = least_excess(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false);

@@ -2497,28 +2497,26 @@ impl<'a> Search<'a> {
                     .iter()
                     .map(|m| cache.banned(m.line, k))
                     .collect();
-                // The shipment's linear floor, which the floors below count:
-                // each member that joins adds at least its own.
+                // The shipment's linear floor: each member that joins adds
+                // at least its own.
                 let profile = &self.node.profile[ku];
-                let (linear, by_space) = (self.prep.linear[ku], self.prep.by_space[ku]);
-                let by_line = |p: &ShipmentProfile| {
-                    linear.map_or(0, |f| {
-                        f.opening(by_space, p.boxed_weight_g > 0) + f.marginal(p, by_space)
-                    })
-                };
+                let by_space = self.prep.by_space[ku];
+                let linear = self.prep.linear[ku].map(|f| {
+                    f.opening(by_space, profile.boxed_weight_g > 0) + f.marginal(profile, by_space)
+                });
                 total += lagrange.correction(
                     k,
                     depth,
                     profile,
                     amount,
                     &banned,
-                    Some(by_line(profile)),
+                    linear,
                     // What the shipment's units so far force holds for
-                    // every subset added to them, as does its linear floor.
+                    // every subset added to them.
                     &mut |p| {
                         cache
                             .floor(problem, rater, k, p)
-                            .map(|f| f.amount.max(amount).max(by_line(p)))
+                            .map(|f| f.amount.max(amount))
                     },
                     if lagrange.stepped() {
                         LAGRANGE_STEPPED_NODE_EVALS
