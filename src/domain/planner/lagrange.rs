@@ -96,19 +96,8 @@ pub(super) struct Candidate<'a> {
 /// `late()` is read every `LATE_EVERY_EVALS` floors: once it says the
 /// time is up, the search stops as at the cap (a search of a thousand
 /// floors takes a tenth of a millisecond or more).
-pub(super) fn least_excess(
-    base: &ShipmentProfile,
-    offset: Units,
-    cands: &[Candidate<'_>],
-    linear: Option<Units>,
-    floor: &mut impl FnMut(&ShipmentProfile) -> Option<Units>,
-    evals: &mut u32,
-    late: &mut dyn FnMut() -> bool,
-) -> Option<Units> {
-    least_subset(base, offset, cands, linear, floor, evals, late).map(|(excess, _)| excess)
-}
-
-/// [`least_excess`], with the subset that reaches it as bits over `cands`
+///
+/// Returns the least with the subset that reaches it, as bits over `cands`
 /// (at most 64 of them count; the empty set where none beats `base`
 /// alone). Where the cap cut the search short, the excess is a bound below
 /// the least and the subset the best one found before.
@@ -475,7 +464,7 @@ impl Lagrange {
                     // Slack of the subsets holding `l`: its own floor and
                     // goods less its multiplier, then the others' benefits.
                     let linear = Some(self.opening[k as usize] + me.lin);
-                    let slack = least_excess(
+                    let slack = least_subset(
                         &base,
                         v - me.goods,
                         &cands,
@@ -484,7 +473,7 @@ impl Lagrange {
                         &mut line_evals,
                         &mut late,
                     );
-                    if let Some(slack) = slack {
+                    if let Some((slack, _)) = slack {
                         step = step.min(slack);
                     }
                 }
@@ -725,7 +714,7 @@ impl Lagrange {
             .collect();
         let mut left = evals;
         // Capped by floors alone: a node's bound is no place to stop.
-        let c = least_excess(
+        let c = least_subset(
             profile,
             amount,
             &cands,
@@ -734,8 +723,7 @@ impl Lagrange {
             &mut left,
             &mut || false,
         )
-        .unwrap_or(0)
-        .min(0);
+        .map_or(0, |(excess, _)| excess.min(0));
         self.spent += u64::from(evals - left);
         self.memo.insert(key, c);
         c
@@ -890,7 +878,7 @@ mod tests {
             let told = linear.map(|_| opening + by_weight(base.boxed_weight_g));
             let want = brute(&base, offset, &cands, told);
             let mut evals = u32::MAX;
-            let got = least_excess(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false);
+            let got = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false).map(|(e, _)| e);
             prop_assert_eq!(got, want);
             // The subset it names reaches the least.
             let mut evals = u32::MAX;
@@ -907,17 +895,18 @@ mod tests {
                 prop_assert_eq!(floor(&p).map(|f| f.max(lin) - offset - gained), Some(least));
             }
             let mut evals = cap;
-            let capped = least_excess(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false);
+            let capped = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false).map(|(e, _)| e);
             if let (Some(c), Some(w)) = (capped, want) {
                 prop_assert!(c <= w, "capped {} above the least {}", c, w);
             }
             // Stopped by the clock at its first or a later look.
             let mut looks = 0;
             let mut evals = u32::MAX;
-            let stopped = least_excess(&base, offset, &cands, told, &mut floor, &mut evals, &mut || {
+            let stopped = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || {
                 looks += 1;
                 looks > late_after
-            });
+            })
+            .map(|(e, _)| e);
             if let (Some(c), Some(w)) = (stopped, want) {
                 prop_assert!(c <= w, "stopped at {} above the least {}", c, w);
             }
