@@ -2393,7 +2393,8 @@ impl<'a> Search<'a> {
             .map(|k| (self.new_opening(k, true), self.new_opening(k, false)))
             .collect();
         // Every shipment's linear floor opens at least at the lesser of its
-        // two openings, which the floors below count.
+        // two openings: the ascent's subset searches count that, with each
+        // line's own linear floor (`Lagrange::with_openings`).
         let least_openings: Vec<Units> = (0..problem.suppliers.len())
             .map(|k| self.prep.linear[k].map_or(0, |f| f.opening(self.prep.by_space[k], false)))
             .collect();
@@ -2491,23 +2492,19 @@ impl<'a> Search<'a> {
             if let Some(c) = lagrange.known(k, depth, &self.node.profile[ku], amount) {
                 total += c;
             } else {
+                // The shipment's linear floor: each member that joins adds
+                // at least its own.
+                let linear = self.linear_open(ku);
                 let cache = &mut *self.cache;
                 let banned: SmallVec<[bool; 16]> = lagrange
                     .members(k)
                     .iter()
                     .map(|m| cache.banned(m.line, k))
                     .collect();
-                // The shipment's linear floor: each member that joins adds
-                // at least its own.
-                let profile = &self.node.profile[ku];
-                let by_space = self.prep.by_space[ku];
-                let linear = self.prep.linear[ku].map(|f| {
-                    f.opening(by_space, profile.boxed_weight_g > 0) + f.marginal(profile, by_space)
-                });
                 total += lagrange.correction(
                     k,
                     depth,
-                    profile,
+                    &self.node.profile[ku],
                     amount,
                     &banned,
                     linear,
@@ -2537,12 +2534,17 @@ impl<'a> Search<'a> {
     /// unit's own charge, which the floor adds up exactly (see `Rater`).
     fn open_freight(&mut self, k: usize) -> Units {
         let by_floor = self.node.floor[k].amount;
-        let boxed = self.node.profile[k].boxed_weight_g > 0;
-        let by_line = self.prep.linear[k].map_or(0, |f| {
-            f.opening(self.prep.by_space[k], boxed) + self.node.placed[k]
-        });
+        let by_line = self.linear_open(k).unwrap_or(0);
         self.node.adds[k] = by_line >= by_floor;
         by_floor.max(by_line)
+    }
+
+    /// The linear floor of what open shipment `k` ships now: its opening
+    /// and the linear floors of its units (`None` where `k` has no linear
+    /// floor).
+    fn linear_open(&self, k: usize) -> Option<Units> {
+        let boxed = self.node.profile[k].boxed_weight_g > 0;
+        self.prep.linear[k].map(|f| f.opening(self.prep.by_space[k], boxed) + self.node.placed[k])
     }
 
     /// Under FASTEST, the day by which every plan that could beat the best
