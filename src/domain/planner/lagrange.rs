@@ -276,7 +276,8 @@ pub(super) struct Lagrange {
     offsets: Vec<Units>,
     /// The sum of `offsets`.
     offset_total: Units,
-    /// Per supplier: the linear opening the ascent's floors count (see
+    /// Per supplier: the linear opening every shipment from it pays at
+    /// least, which the ascent's subset searches count (see
     /// [`Lagrange::with_openings`]; zero unless given).
     opening: Vec<Units>,
 }
