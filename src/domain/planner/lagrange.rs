@@ -788,8 +788,29 @@ mod tests {
         }
     }
 
-    /// The least excess by every subset, each subset's floor counting its
-    /// linear floor (`linear` and the subset's `lin`) where given.
+    /// The excess of the subset `mask` of `cands` added to `base` under the
+    /// toy floor, counting its linear floor (`linear` and the subset's
+    /// `lin`) where given; `None` where it cannot ship.
+    fn excess_of(
+        base: &ShipmentProfile,
+        offset: Units,
+        cands: &[Candidate<'_>],
+        linear: Option<Units>,
+        mask: u64,
+    ) -> Option<Units> {
+        let mut p = *base;
+        let (mut gained, mut lin) = (0, linear.unwrap_or(Units::MIN));
+        for (i, c) in cands.iter().enumerate() {
+            if mask >> i & 1 == 1 {
+                p.add(c.unit, c.units);
+                gained += c.benefit;
+                lin = lin.saturating_add(c.lin);
+            }
+        }
+        toy_floor(&p).map(|f| f.max(lin) - offset - gained)
+    }
+
+    /// The least excess by every subset (see `excess_of`).
     fn brute(
         base: &ShipmentProfile,
         offset: Units,
@@ -797,22 +818,9 @@ mod tests {
         linear: Option<Units>,
     ) -> Option<Units> {
         toy_floor(base)?;
-        let mut best = Units::MAX;
-        for mask in 0u32..(1 << cands.len()) {
-            let mut p = *base;
-            let (mut gained, mut lin) = (0, linear.unwrap_or(Units::MIN));
-            for (i, c) in cands.iter().enumerate() {
-                if mask >> i & 1 == 1 {
-                    p.add(c.unit, c.units);
-                    gained += c.benefit;
-                    lin = lin.saturating_add(c.lin);
-                }
-            }
-            if let Some(f) = toy_floor(&p) {
-                best = best.min(f.max(lin) - offset - gained);
-            }
-        }
-        Some(best)
+        (0u64..(1 << cands.len()))
+            .filter_map(|mask| excess_of(base, offset, cands, linear, mask))
+            .min()
     }
 
     /// Three suppliers' members from `offers` of (line, supplier, goods,
@@ -884,16 +892,7 @@ mod tests {
             // The subset it names reaches the least.
             let mut evals = u32::MAX;
             if let Some((least, set)) = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false) {
-                let mut p = base;
-                let (mut gained, mut lin) = (0, told.unwrap_or(Units::MIN));
-                for (i, c) in cands.iter().enumerate() {
-                    if set >> i & 1 == 1 {
-                        p.add(c.unit, c.units);
-                        gained += c.benefit;
-                        lin = lin.saturating_add(c.lin);
-                    }
-                }
-                prop_assert_eq!(floor(&p).map(|f| f.max(lin) - offset - gained), Some(least));
+                prop_assert_eq!(excess_of(&base, offset, &cands, told, set), Some(least));
             }
             let mut evals = cap;
             let capped = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false).map(|(e, _)| e);
