@@ -142,7 +142,6 @@ pub(super) fn least_subset(
         floor,
         evals,
         late,
-        looked: 0,
         best: f - offset,
         found: f - offset,
         found_set: 0,
@@ -162,10 +161,8 @@ struct Subsets<'s, 'a, F> {
     net: Option<&'s [Units]>,
     floor: &'s mut F,
     evals: &'s mut u32,
+    /// Read whenever the floors left are a multiple of `LATE_EVERY_EVALS`.
     late: &'s mut dyn FnMut() -> bool,
-    /// Floors looked up so far (the clock is read every
-    /// `LATE_EVERY_EVALS` of them).
-    looked: u32,
     /// The least excess, or a bound below it where the cap cut a branch.
     best: Units,
     /// The least excess of a subset looked at, and that subset.
@@ -197,7 +194,7 @@ impl<F: FnMut(&ShipmentProfile) -> Option<Units>> Subsets<'_, '_, F> {
             if reach >= self.best {
                 return;
             }
-            if self.looked % LATE_EVERY_EVALS == LATE_EVERY_EVALS - 1 && (self.late)() {
+            if self.evals.is_multiple_of(LATE_EVERY_EVALS) && *self.evals > 0 && (self.late)() {
                 *self.evals = 0;
             }
             if *self.evals == 0 {
@@ -205,7 +202,6 @@ impl<F: FnMut(&ShipmentProfile) -> Option<Units>> Subsets<'_, '_, F> {
                 return;
             }
             *self.evals -= 1;
-            self.looked += 1;
             let (c, i) = self.order[j];
             let mut next = *profile;
             next.add(c.unit, c.units);
