@@ -33,6 +33,13 @@
 //! goods' units counts one. Each parcel pays the per-parcel residential and
 //! delivery-area surcharges and a box, and adds a tare.
 //!
+//! The biggest box. Of several parcels, the one holding the unit whose
+//! least box is the largest bills at least that box's dimensional weight
+//! alone, whatever the others bill; they carry at least the goods that box
+//! cannot (all but the handling weight, where every parcel stays under it),
+//! and each at least a unit. A big, light box's opening is so not shared
+//! out over parcels that could each be small.
+//!
 //! Additional handling and oversize. A parcel holding a unit that alone,
 //! with the lightest tare of a box that holds it, is over the carrier's
 //! handling weight, or whose sides are over its handling or oversize
@@ -767,8 +774,37 @@ struct Count {
     /// `gross_g` in whole pounds and kilograms, rounded up.
     lb: u32,
     kg: u32,
+    /// What the parcels other than the one holding the unit with the
+    /// largest least box weigh at least in all, whatever box that one is,
+    /// in whole pounds and kilograms, rounded up: the goods that box cannot
+    /// carry and their own tares.
+    rest_lb: u32,
+    rest_kg: u32,
     /// The boxes, ten-thousandths.
     boxes: i64,
+}
+
+/// What a shipment's boxed parcels bill at least by their volume under one
+/// dimensional rule, in its billing units.
+#[derive(Debug, Clone, Copy)]
+struct ByVolume {
+    /// All of them together.
+    all: u32,
+    /// The one holding the unit with the largest least box (that box's
+    /// dimensional weight, or more).
+    biggest: u32,
+}
+
+impl ByVolume {
+    fn new(dim: DimRule, profile: &ShipmentProfile) -> Self {
+        let biggest = dim.volume_units(u128::from(profile.boxed_volume_mm3));
+        Self {
+            all: biggest
+                .max(dim.volume_units(u128::from(profile.boxed_space_mm3)))
+                .max(dim.volume_units(u128::from(profile.big_volume_mm3))),
+            biggest,
+        }
+    }
 }
 
 impl Count {
@@ -783,26 +819,57 @@ impl Count {
             + u64::from(profile.boxed_tare_g)
             + u64::from(parcels - 1) * u64::from(floor.limits.least_tare_g);
         let grams = u32::try_from(gross_g).unwrap_or(u32::MAX);
+        let rest_g = profile
+            .boxed_weight_g
+            .saturating_sub(floor.limits.capacity_g)
+            .saturating_add(u64::from(parcels - 1) * u64::from(floor.limits.least_tare_g));
+        let rest_g = u32::try_from(rest_g).unwrap_or(u32::MAX);
         Self {
             parcels,
             gross_g,
             lb: ceil_lb(grams),
             kg: ceil_kg(grams),
+            rest_lb: ceil_lb(rest_g),
+            rest_kg: ceil_kg(rest_g),
             boxes,
+        }
+    }
+
+    /// `gross_g` in `s`'s billing units.
+    fn units(&self, s: &FloorService<'_, '_>) -> u32 {
+        if s.lane.pricer.service.dim.metric {
+            self.kg
+        } else {
+            self.lb
         }
     }
 
     /// The carriage of these parcels on `s`, with their per-parcel
     /// surcharges and boxes, without additional handling.
+    ///
+    /// Beyond what they bill together, one of several parcels holds the
+    /// unit with the largest least box and bills at least that box's
+    /// dimensional weight on its own, while the others carry at least the
+    /// goods no box could add to it: a big box's opening is not shared out
+    /// over parcels that could each be small.
     #[inline]
-    fn carriage(&self, s: &FloorService<'_, '_>, by_volume: u32) -> i64 {
-        let by_weight = if s.lane.pricer.service.dim.metric {
-            self.kg
-        } else {
-            self.lb
-        };
-        s.row
-            .parcels_at_fuel(self.parcels, by_weight.max(by_volume))
+    fn carriage(&self, s: &FloorService<'_, '_>, volume: ByVolume) -> i64 {
+        let mut carriage = s
+            .row
+            .parcels_at_fuel(self.parcels, self.units(s).max(volume.all));
+        if self.parcels > 1 {
+            let rest = if s.lane.pricer.service.dim.metric {
+                self.rest_kg
+            } else {
+                self.rest_lb
+            };
+            // Every parcel bills at least one unit.
+            let others = s
+                .row
+                .parcels_at_fuel(self.parcels - 1, rest.max(self.parcels - 1));
+            carriage = carriage.max(s.row.at_fuel(volume.biggest).saturating_add(others));
+        }
+        carriage
             .saturating_add(
                 s.lane
                     .per_parcel_fuel
@@ -1000,20 +1067,17 @@ impl<'a> FreightFloor<'a> {
         );
         // Services share a few dimensional rules and carriers, mostly in
         // runs: what they decide is found again only where they change.
-        let mut last_dim: Option<(DimRule, u32)> = None;
+        let mut last_dim: Option<(DimRule, ByVolume)> = None;
         let mut last_carrier: Option<(*const Carrier, Handling)> = None;
         let mut carriage = i64::MAX;
         for s in within() {
             let dim = s.lane.pricer.service.dim;
             let by_volume = match last_dim {
-                Some((rule, units)) if rule == dim => units,
+                Some((rule, volume)) if rule == dim => volume,
                 _ => {
-                    let units = dim
-                        .volume_units(u128::from(profile.boxed_volume_mm3))
-                        .max(dim.volume_units(u128::from(profile.boxed_space_mm3)))
-                        .max(dim.volume_units(u128::from(profile.big_volume_mm3)));
-                    last_dim = Some((dim, units));
-                    units
+                    let volume = ByVolume::new(dim, profile);
+                    last_dim = Some((dim, volume));
+                    volume
                 }
             };
             let plain = first.carriage(&s, by_volume);
@@ -1084,22 +1148,24 @@ impl<'a> FreightFloor<'a> {
     /// least the capped carriage, or puts one over it, and costs at least
     /// the plain carriage and the handling; more parcels cost at least the
     /// plain carriage of one more than that, which grows with the count.
+    /// Where every parcel stays under the weight, so does the one holding
+    /// the unit with the largest least box, which bills at least that box's
+    /// dimensional weight: the others then weigh at least the rest, each
+    /// under the weight too.
     fn light_parcels(
         &self,
         profile: &ShipmentProfile,
         s: &FloorService<'_, '_>,
-        by_volume: u32,
+        by_volume: ByVolume,
         handling_fuel: i64,
         first: &Count,
     ) -> i64 {
         let (cap, least) = (s.row.unhandled_units, first.parcels);
-        let metric = s.lane.pricer.service.dim.metric;
-        let units = |c: &Count| if metric { c.kg } else { c.lb };
         if handling_fuel == 0 || cap == 0 || least > CAPPED_MAX_PARCELS {
             return 0;
         }
         // Goods that go in one parcel under the weight: nothing to split.
-        if least == 1 && units(first) <= cap {
+        if least == 1 && first.units(s) <= cap {
             return 0;
         }
         let mut best = Count::new(self, profile, CAPPED_MAX_PARCELS + 1).carriage(s, by_volume);
@@ -1109,14 +1175,32 @@ impl<'a> FreightFloor<'a> {
             let count = more.as_ref().unwrap_or(first);
             let plain = count.carriage(s, by_volume);
             let over = plain.saturating_add(handling_fuel);
-            let cost = match s.row.capped_at_fuel(parcels, units(count)) {
+            let units = count.units(s);
+            let cost = match s.row.capped_at_fuel(parcels, units) {
                 Some(capped) => {
                     let extras = s
                         .lane
                         .per_parcel_fuel
                         .saturating_mul(i64::from(parcels))
                         .saturating_add(count.boxes);
-                    plain.max(capped.saturating_add(extras)).min(over)
+                    let mut light = plain.max(capped.saturating_add(extras));
+                    if parcels > 1 {
+                        // The biggest box's parcel weighs at most `cap`
+                        // units (rounded up, a part of the whole at most
+                        // that much less), each other parcel at least one.
+                        let rest = units.saturating_sub(cap).max(parcels - 1);
+                        light = match s.row.capped_at_fuel(parcels - 1, rest) {
+                            Some(others) => light.max(
+                                s.row
+                                    .at_fuel(by_volume.biggest)
+                                    .saturating_add(others)
+                                    .saturating_add(extras),
+                            ),
+                            // The others cannot all stay under the weight.
+                            None => i64::MAX,
+                        };
+                    }
+                    light.min(over)
                 }
                 None => over,
             };
@@ -1449,6 +1533,24 @@ mod tests {
         let (floor, rate) = floor_and_rate(&[(part, 4)]);
         assert!(
             floor <= rate && floor * 100 >= rate * 86,
+            "floor {floor}, rating {rate}"
+        );
+    }
+
+    #[test]
+    fn a_big_box_bills_its_dimensional_weight_in_its_own_parcel() {
+        // A long, light unit that only the extra-large carton holds, and
+        // heavy, compact goods: 25 kg in all, over the additional handling
+        // weight in one parcel. Split in two parcels under that weight, the
+        // carton still bills its own dimensional weight, and the other
+        // carries what the carton's parcel cannot without handling. Counted
+        // as two parcels sharing the carton's billable weight, the floor was
+        // 82 % of the rating.
+        let bulky = item_of(2_000, [520, 300, 200]);
+        let compact = item_of(7_800, [300, 200, 150]);
+        let (floor, rate) = floor_and_rate(&[(bulky, 1), (compact, 3)]);
+        assert!(
+            floor <= rate && floor * 100 >= rate * 94,
             "floor {floor}, rating {rate}"
         );
     }
