@@ -1311,6 +1311,7 @@ impl<'a> FreightFloor<'a> {
             fill_pct: self.fill_pct,
             // Only its parcels' costs are asked for, never a packing.
             exact_max_units: 0,
+            light_g: u32::MAX,
             freight,
         };
         // The same parcels recur in shipment after shipment of a search.

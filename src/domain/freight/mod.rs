@@ -206,6 +206,18 @@ const REFUSED_PARCEL_COST: Decimal = Decimal::from_parts(1_000_000, 0, 0, false,
 /// [`REFUSED_PARCEL_COST`] in hundred-millionths.
 const REFUSED_PARCEL_COST_E8: rating::E8 = 1_000_000 * 100_000_000;
 
+/// The heaviest gross weight, grams, of a parcel that pays no additional
+/// handling on the `reference` service's carrier (`u32::MAX`: none, or no
+/// reference).
+fn light_g(reference: Option<&Pricer<'_>>) -> u32 {
+    reference
+        .map(|p| p.carrier)
+        .filter(|c| !c.additional_handling.is_zero() && c.ah_weight_g_x1e5 > 0)
+        .map_or(u32::MAX, |c| {
+            u32::try_from(c.ah_weight_g_x1e5 / 100_000).unwrap_or(u32::MAX)
+        })
+}
+
 fn round_cents(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
 }
@@ -606,6 +618,7 @@ impl Freight {
                         box_costs,
                         fill_pct,
                         exact_max_units,
+                        light_g: light_g(reference.as_ref()),
                         freight,
                     },
                     units,
@@ -946,6 +959,7 @@ impl Freight {
             box_costs: &self.model.box_costs,
             fill_pct: self.model.settings.fill_factor_pct,
             exact_max_units: self.model.settings.exact_packing_max_units as usize,
+            light_g: light_g(reference.as_ref()),
             freight: self.packer_parts(reference),
         }
     }

@@ -10,8 +10,9 @@
 //!
 //! Search: up to `exact_packing_max_units` units, an exact dynamic programme over
 //! subsets (every partition of the units into parcels, each parcel in its cheapest
-//! holding box); above that, several first-fit-decreasing constructions, each
-//! parcel re-boxed to its cheapest holding box, the cheapest construction then
+//! holding box); above that, several first-fit-decreasing constructions (for
+//! heavy goods also some that fill parcels only up to the reference carrier's
+//! additional handling weight), each parcel re-boxed to its cheapest holding box, the cheapest construction then
 //! improved by relocating units and dissolving parcels while the cost drops. The
 //! one-unit-per-box packing is always a candidate, so the result never costs more.
 //! Everything iterates in a fixed order: the same input gives the same packing.
@@ -344,6 +345,10 @@ pub(super) struct Packer<'a, C, F> {
     pub box_costs: &'a [C],
     pub fill_pct: u32,
     pub exact_max_units: usize,
+    /// The heaviest gross weight, grams, of a parcel that pays no
+    /// additional handling on the reference service (`u32::MAX`: none).
+    /// The constructions also fill parcels only up to it.
+    pub light_g: u32,
     /// Reference freight of one parcel: (gross weight g, index of its box
     /// or `None` for own packaging, outer dims sorted) -> amount.
     pub freight: F,
@@ -513,7 +518,18 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
         // Units are in decreasing volume. Variant per catalog box: open that box
         // whenever a new parcel is needed and the unit fits it, else the smallest that fits.
         for preferred in 0..=self.boxes.len() {
-            candidates.push(self.first_fit(units, preferred));
+            candidates.push(self.first_fit(units, preferred, u64::MAX));
+        }
+        // Goods too heavy for one parcel under the handling weight: the same
+        // again, each parcel filled only up to that weight. Filled to the
+        // boxes' limits, heavy goods make a few parcels that each pay
+        // additional handling, where one more parcel would pay none, and
+        // the moves below never open a parcel.
+        let weight: u64 = units.iter().map(|u| u64::from(u.weight_g)).sum();
+        if weight > u64::from(self.light_g) {
+            for preferred in 0..=self.boxes.len() {
+                candidates.push(self.first_fit(units, preferred, u64::from(self.light_g)));
+            }
         }
         candidates.push(
             (0..units.len())
@@ -539,14 +555,19 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
 
     /// First fit decreasing; new parcels use box `preferred` when the unit fits
     /// it alone (`preferred == boxes.len()`: always the smallest box that fits).
-    /// Every finished parcel is then re-boxed to its cheapest holding box.
-    fn first_fit(&self, units: &[Unit], preferred: usize) -> Vec<Bin<C>> {
+    /// A unit joins a parcel only while its gross weight stays within
+    /// `heaviest_g` (a unit alone always has a parcel). Every finished parcel
+    /// is then re-boxed to its cheapest holding box.
+    fn first_fit(&self, units: &[Unit], preferred: usize, heaviest_g: u64) -> Vec<Bin<C>> {
         let mut open: Vec<(usize, Summary, Vec<usize>)> = Vec::new();
         let mut own: Vec<Bin<C>> = Vec::new();
         'units: for (ui, u) in units.iter().enumerate() {
             for (bi, sum, idx) in open.iter_mut() {
                 let s = sum.add(u);
-                if holds(&self.boxes[*bi], &s, self.fill_pct) {
+                let b = &self.boxes[*bi];
+                if holds(b, &s, self.fill_pct)
+                    && s.weight + u64::from(b.tare_weight_g) <= heaviest_g
+                {
                     *sum = s;
                     idx.push(ui);
                     continue 'units;

@@ -1134,6 +1134,25 @@ fn packing_beats_one_per_box_and_exact_beats_heuristic() {
     assert!(opt.rates[0].amount < one.rates[0].amount);
 }
 
+#[test]
+fn heavy_goods_pack_under_the_handling_weight_when_that_is_cheaper() {
+    // Twelve 4 kg units, past the exact search: filled to their boxes'
+    // limits they made two parcels of 37 kg, each over the carriers' 50 lb
+    // additional handling weight (238.10). Three under it cost 222.21.
+    let f = Freight::sample();
+    let lines = [ItemLine {
+        item: item(4_000, 200, 150, 100),
+        quantity: 12,
+    }];
+    let r = req(us("10001", false), us("60601", false), &lines);
+    let rated = f.rate(&r).unwrap();
+    let heaviest = rated.parcels.iter().map(|p| p.weight_g).max().unwrap();
+    assert!(
+        heaviest <= 22_679,
+        "a parcel of {heaviest} g pays additional handling"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
     #[test]
