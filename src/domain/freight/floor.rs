@@ -1186,8 +1186,10 @@ impl<'a> FreightFloor<'a> {
                     let mut light = plain.max(capped.saturating_add(extras));
                     if parcels > 1 {
                         // The biggest box's parcel weighs at most `cap`
-                        // units (rounded up, a part of the whole at most
-                        // that much less), each other parcel at least one.
+                        // units, so the others weigh at least all but `cap`
+                        // of them (rounded up, taking a part off a whole
+                        // takes off at most the part rounded up), and each
+                        // at least one.
                         let rest = units.saturating_sub(cap).max(parcels - 1);
                         light = match s.row.capped_at_fuel(parcels - 1, rest) {
                             Some(others) => light.max(

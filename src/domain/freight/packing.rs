@@ -10,12 +10,13 @@
 //!
 //! Search: up to `exact_packing_max_units` units, an exact dynamic programme over
 //! subsets (every partition of the units into parcels, each parcel in its cheapest
-//! holding box); above that, several first-fit-decreasing constructions (for
-//! heavy goods also some that fill parcels only up to the reference carrier's
-//! additional handling weight), each parcel re-boxed to its cheapest holding box, the cheapest construction then
-//! improved by relocating units and dissolving parcels while the cost drops. The
-//! one-unit-per-box packing is always a candidate, so the result never costs more.
-//! Everything iterates in a fixed order: the same input gives the same packing.
+//! holding box); above that, several first-fit-decreasing constructions (for heavy
+//! goods also some that fill parcels only up to the reference carrier's additional
+//! handling weight), each parcel re-boxed to its cheapest holding box, the cheapest
+//! construction then improved by relocating units and dissolving parcels while the
+//! cost drops. The one-unit-per-box packing is always a candidate, so the result
+//! never costs more. Everything iterates in a fixed order: the same input gives the
+//! same packing.
 
 use std::fmt::Debug;
 use std::iter::Sum;

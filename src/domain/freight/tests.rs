@@ -1147,6 +1147,7 @@ fn heavy_goods_pack_under_the_handling_weight_when_that_is_cheaper() {
     let r = req(us("10001", false), us("60601", false), &lines);
     let rated = f.rate(&r).unwrap();
     let heaviest = rated.parcels.iter().map(|p| p.weight_g).max().unwrap();
+    // 50 lb, in whole grams.
     assert!(
         heaviest <= 22_679,
         "a parcel of {heaviest} g pays additional handling"
