@@ -61,8 +61,8 @@
 //! What a profile cannot say. A profile only adds up as units join, so it
 //! cannot tell which units may share a parcel: three heavy units pay
 //! additional handling together, and apart each bills a large box's
-//! dimensional weight, while the floor prices their weight as if it could
-//! split freely. For a shipment of a few units [`FreightFloor::packed`]
+//! dimensional weight, while the floor counts that box for one parcel only
+//! and prices the rest of their weight as if it could split freely. For a shipment of a few units [`FreightFloor::packed`]
 //! tries every way of parcelling them instead (see there why that bounds
 //! every shipment that holds them).
 
@@ -844,6 +844,15 @@ impl Count {
         }
     }
 
+    /// The rest (`rest_lb`, `rest_kg`) in `s`'s billing units.
+    fn rest(&self, s: &FloorService<'_, '_>) -> u32 {
+        if s.lane.pricer.service.dim.metric {
+            self.rest_kg
+        } else {
+            self.rest_lb
+        }
+    }
+
     /// The carriage of these parcels on `s`, with their per-parcel
     /// surcharges and boxes, without additional handling.
     ///
@@ -858,15 +867,10 @@ impl Count {
             .row
             .parcels_at_fuel(self.parcels, self.units(s).max(volume.all));
         if self.parcels > 1 {
-            let rest = if s.lane.pricer.service.dim.metric {
-                self.rest_kg
-            } else {
-                self.rest_lb
-            };
             // Every parcel bills at least one unit.
             let others = s
                 .row
-                .parcels_at_fuel(self.parcels - 1, rest.max(self.parcels - 1));
+                .parcels_at_fuel(self.parcels - 1, self.rest(s).max(self.parcels - 1));
             carriage = carriage.max(s.row.at_fuel(volume.biggest).saturating_add(others));
         }
         carriage
