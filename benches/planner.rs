@@ -17,7 +17,9 @@
 //! Run: `cargo bench --bench planner` (`-- --quick` for the figures only;
 //! `PLANNER_FIGURES=10x8,20x4` prints only those cells of the figures;
 //! `PLANNER_DETAIL=1` adds a row per basket, `PLANNER_BASKETS=0,7` plans
-//! only those baskets of each cell; `PLANNER_REPEATS=5` plans each basket
+//! only those baskets of each cell; `PLANNER_COUNT=200` draws 200 baskets a
+//! cell instead of 30 (the first 30 are the usual ones), so that p99 is not
+//! simply the slowest; `PLANNER_REPEATS=5` plans each basket
 //! five times from scratch and counts its least time, which a shared
 //! machine disturbs least; `PLANNER_BUDGET_US=1000` also plans each basket
 //! of up to 20 lines afresh under that budget, as a caller's deadline would,
@@ -50,6 +52,7 @@ use stockroute::load::{load_world, WorldSource};
 
 const SIZES: [usize; 5] = [1, 5, 10, 20, 50];
 const OFFERS: [usize; 3] = [2, 4, 8];
+/// Baskets a cell draws unless `PLANNER_COUNT` says otherwise.
 const BASKETS: usize = 30;
 /// Budget of the 50-line baskets.
 const LARGE_BUDGET: Duration = Duration::from_millis(5);
@@ -231,6 +234,10 @@ fn figures(world: &World, stocked: &[(ProductId, usize)]) {
         Ok("fewest") => Objective::FewestShipments,
         _ => Objective::Cheapest,
     };
+    let count: usize = std::env::var("PLANNER_COUNT")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(BASKETS);
     let picked: Option<Vec<usize>> = std::env::var("PLANNER_BASKETS")
         .ok()
         .map(|v| v.split(',').filter_map(|i| i.parse().ok()).collect());
@@ -250,7 +257,7 @@ fn figures(world: &World, stocked: &[(ProductId, usize)]) {
             // Under `PLANNER_BUDGET_US`: times, proofs and gaps (percent).
             let mut budgeted = Histogram::<u64>::new(3).expect("histogram");
             let (mut budget_proven, mut gaps, mut worse) = (0usize, Vec::<Decimal>::new(), 0usize);
-            for i in 0..BASKETS {
+            for i in 0..count {
                 let b = basket(world, stocked, &mut rng, n, k);
                 if picked.as_ref().is_some_and(|p| !p.contains(&i)) {
                     continue;
