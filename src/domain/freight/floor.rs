@@ -526,6 +526,11 @@ pub struct ShipmentProfile {
     pub big_volume_mm3: u64,
     /// Sum over those of the least cost of a box that holds the unit.
     pub big_box_cost: i64,
+    /// Sum over boxed units that only the largest boxes hold (no box of
+    /// less outer volume does) of their share of a parcel, as in
+    /// `boxed_fill_mm3`: that many parcels at least are such a box, and
+    /// each bills at least its dimensional weight.
+    pub widest_fill_mm3: u64,
     /// Over boxed units, the largest of its weight plus the least tare of
     /// a box that holds it, grams: its parcel weighs at least that.
     pub heaviest_g: u32,
@@ -559,6 +564,7 @@ impl ShipmentProfile {
             .saturating_add(unit.big_units.saturating_mul(qty));
         self.big_volume_mm3 += unit.big_volume_mm3 * q;
         self.big_box_cost += unit.big_box_cost * i64::from(qty);
+        self.widest_fill_mm3 += unit.widest_fill_mm3 * q;
         if qty > 0 {
             self.boxed_tare_g = self.boxed_tare_g.max(unit.boxed_tare_g);
             self.boxed_volume_mm3 = self.boxed_volume_mm3.max(unit.boxed_volume_mm3);
@@ -588,6 +594,20 @@ impl ShipmentProfile {
         need(self.boxed_fill_mm3, limits.capacity_mm3)
             .max(need(self.boxed_weight_g, limits.capacity_g))
             .max(self.big_units)
+            .max(1)
+    }
+
+    /// The fewest parcels of the shipment that are a box of the largest
+    /// outer volume (at least one, the parcel holding the unit with the
+    /// largest least box, where that box is one of them): as many as the
+    /// units only such boxes hold fill, each holding at most
+    /// `capacity_mm3` of them.
+    fn widest_parcels(&self, limits: &BoxLimits) -> u32 {
+        if limits.capacity_mm3 == 0 {
+            return 1;
+        }
+        u32::try_from(self.widest_fill_mm3.div_ceil(limits.capacity_mm3))
+            .unwrap_or(u32::MAX)
             .max(1)
     }
 }
@@ -774,10 +794,12 @@ struct Count {
     /// `gross_g` in whole pounds and kilograms, rounded up.
     lb: u32,
     kg: u32,
-    /// What the parcels other than the one holding the unit with the
-    /// largest least box weigh at least in all, whatever box that one is,
-    /// in whole pounds and kilograms, rounded up: the goods that box cannot
-    /// carry and their own tares.
+    /// The parcels that are at least as large as the largest least box of
+    /// a unit ([`ShipmentProfile::widest_parcels`], at most `parcels`).
+    widest: u32,
+    /// What the parcels other than those `widest` weigh at least in all,
+    /// whatever boxes those are, in whole pounds and kilograms, rounded
+    /// up: the goods those boxes cannot carry and their own tares.
     rest_lb: u32,
     rest_kg: u32,
     /// The boxes, ten-thousandths.
@@ -819,13 +841,15 @@ impl Count {
             + u64::from(profile.boxed_tare_g)
             + u64::from(parcels - 1) * u64::from(floor.limits.least_tare_g);
         let grams = u32::try_from(gross_g).unwrap_or(u32::MAX);
+        let widest = profile.widest_parcels(&floor.limits).min(parcels);
         let rest_g = profile
             .boxed_weight_g
-            .saturating_sub(floor.limits.capacity_g)
-            .saturating_add(u64::from(parcels - 1) * u64::from(floor.limits.least_tare_g));
+            .saturating_sub(u64::from(widest).saturating_mul(floor.limits.capacity_g))
+            .saturating_add(u64::from(parcels - widest) * u64::from(floor.limits.least_tare_g));
         let rest_g = u32::try_from(rest_g).unwrap_or(u32::MAX);
         Self {
             parcels,
+            widest,
             gross_g,
             lb: ceil_lb(grams),
             kg: ceil_kg(grams),
@@ -858,20 +882,26 @@ impl Count {
     ///
     /// Beyond what they bill together, one of several parcels holds the
     /// unit with the largest least box and bills at least that box's
-    /// dimensional weight on its own, while the others carry at least the
-    /// goods no box could add to it: a big box's opening is not shared out
-    /// over parcels that could each be small.
+    /// dimensional weight on its own (where only the largest boxes hold
+    /// such units, as many parcels as they fill), while the others carry
+    /// at least the goods no such box could add: a big box's opening is not
+    /// shared out over parcels that could each be small.
     #[inline]
     fn carriage(&self, s: &FloorService<'_, '_>, volume: ByVolume) -> i64 {
-        let mut carriage = s
+        let widest = self.widest;
+        let big = s
             .row
-            .parcels_at_fuel(self.parcels, self.units(s).max(volume.all));
-        if self.parcels > 1 {
+            .at_fuel(volume.biggest)
+            .saturating_mul(i64::from(widest));
+        let all = volume.all.max(volume.biggest.saturating_mul(widest));
+        let mut carriage = s.row.parcels_at_fuel(self.parcels, self.units(s).max(all));
+        if self.parcels > widest {
             // Every parcel bills at least one unit.
-            let others = s
-                .row
-                .parcels_at_fuel(self.parcels - 1, self.rest(s).max(self.parcels - 1));
-            carriage = carriage.max(s.row.at_fuel(volume.biggest).saturating_add(others));
+            let others = self.parcels - widest;
+            let others = s.row.parcels_at_fuel(others, self.rest(s).max(others));
+            carriage = carriage.max(big.saturating_add(others));
+        } else {
+            carriage = carriage.max(big);
         }
         carriage
             .saturating_add(
@@ -993,6 +1023,9 @@ impl<'a> FreightFloor<'a> {
             ];
             let capacity = self.limits.capacity_mm3;
             p.boxed_fill_mm3 = own.min(capacity);
+            if p.boxed_volume_mm3 >= self.limits.largest_outer_mm3 {
+                p.widest_fill_mm3 = p.boxed_fill_mm3;
+            }
             // Two such units together exceed what any box may hold.
             if own.saturating_mul(2) > capacity {
                 p.big_units = 1;
@@ -1188,23 +1221,27 @@ impl<'a> FreightFloor<'a> {
                         .saturating_mul(i64::from(parcels))
                         .saturating_add(count.boxes);
                     let mut light = plain.max(capped.saturating_add(extras));
-                    if parcels > 1 {
-                        // The biggest box's parcel weighs at most `cap`
-                        // units, so the others weigh at least all but `cap`
-                        // of them (rounded up, taking a part off a whole
-                        // takes off at most the part rounded up), and each
-                        // at least one.
-                        let rest = units.saturating_sub(cap).max(parcels - 1);
-                        light = match s.row.capped_at_fuel(parcels - 1, rest) {
-                            Some(others) => light.max(
-                                s.row
-                                    .at_fuel(by_volume.biggest)
-                                    .saturating_add(others)
-                                    .saturating_add(extras),
-                            ),
+                    let widest = count.widest;
+                    let big = s
+                        .row
+                        .at_fuel(by_volume.biggest)
+                        .saturating_mul(i64::from(widest))
+                        .saturating_add(extras);
+                    if parcels > widest {
+                        // The biggest boxes' parcels weigh at most `cap`
+                        // units each, so the others weigh at least all but
+                        // those (rounded up, taking a part off a whole takes
+                        // off at most the part rounded up), and each at
+                        // least one.
+                        let others = parcels - widest;
+                        let rest = units.saturating_sub(cap.saturating_mul(widest)).max(others);
+                        light = match s.row.capped_at_fuel(others, rest) {
+                            Some(others) => light.max(big.saturating_add(others)),
                             // The others cannot all stay under the weight.
                             None => i64::MAX,
                         };
+                    } else {
+                        light = light.max(big);
                     }
                     light.min(over)
                 }
@@ -1558,6 +1595,28 @@ mod tests {
         let (floor, rate) = floor_and_rate(&[(bulky, 1), (compact, 3)]);
         assert!(
             floor <= rate && floor * 100 >= rate * 94,
+            "floor {floor}, rating {rate}"
+        );
+    }
+
+    #[test]
+    fn units_only_the_largest_box_holds_fill_as_many_of_them() {
+        // Only the extra-large carton holds this unit, and three of them
+        // fill it: four make two such cartons, each billing its
+        // dimensional weight. Counted as one carton and a parcel for the
+        // fourth unit's weight, the floor was 59 % of the rating (62 % with
+        // the small goods below).
+        let wide = item_of(3_431, [539, 433, 148]);
+        let (floor, rate) = floor_and_rate(&[(wide, 4)]);
+        assert!(
+            floor <= rate && floor * 100 >= rate * 98,
+            "floor {floor}, rating {rate}"
+        );
+        // With small goods beside them, which may go in either carton.
+        let small = item_of(1_000, [100, 100, 100]);
+        let (floor, rate) = floor_and_rate(&[(wide, 4), (small, 10)]);
+        assert!(
+            floor <= rate && floor * 100 >= rate * 98,
             "floor {floor}, rating {rate}"
         );
     }

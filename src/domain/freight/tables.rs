@@ -384,6 +384,9 @@ pub struct BoxLimits {
     /// The cheapest box's cost in ten-thousandths, rounded down (0 with no
     /// boxes).
     pub least_cost_units: i64,
+    /// The largest outer volume of any box, cubic millimetres (0 with no
+    /// boxes): a unit no smaller box holds goes in a box this large.
+    pub largest_outer_mm3: u64,
 }
 
 impl BoxLimits {
@@ -406,6 +409,11 @@ impl BoxLimits {
             least_cost_units: crate::domain::money::to_units(
                 boxes.iter().map(|b| b.cost).min().unwrap_or_default(),
             ),
+            largest_outer_mm3: boxes
+                .iter()
+                .map(|b| b.outer_mm.iter().map(|&d| u64::from(d)).product::<u64>())
+                .max()
+                .unwrap_or(0),
         }
     }
 }
