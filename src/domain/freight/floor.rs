@@ -794,8 +794,9 @@ struct Count {
     /// `gross_g` in whole pounds and kilograms, rounded up.
     lb: u32,
     kg: u32,
-    /// The parcels that are at least as large as the largest least box of
-    /// a unit ([`ShipmentProfile::widest_parcels`], at most `parcels`).
+    /// The fewest parcels in a box as large as the largest least box of a
+    /// unit, each billing that box's dimensional weight
+    /// ([`ShipmentProfile::widest_parcels`], at most `parcels`).
     widest: u32,
     /// What the parcels other than those `widest` weigh at least in all,
     /// whatever boxes those are, in whole pounds and kilograms, rounded
@@ -841,7 +842,10 @@ impl Count {
             + u64::from(profile.boxed_tare_g)
             + u64::from(parcels - 1) * u64::from(floor.limits.least_tare_g);
         let grams = u32::try_from(gross_g).unwrap_or(u32::MAX);
-        let widest = profile.widest_parcels(&floor.limits).min(parcels);
+        let widest = match parcels {
+            1 => 1,
+            _ => profile.widest_parcels(&floor.limits).min(parcels),
+        };
         let rest_g = profile
             .boxed_weight_g
             .saturating_sub(u64::from(widest).saturating_mul(floor.limits.capacity_g))
@@ -889,19 +893,25 @@ impl Count {
     #[inline]
     fn carriage(&self, s: &FloorService<'_, '_>, volume: ByVolume) -> i64 {
         let widest = self.widest;
-        let big = s
-            .row
-            .at_fuel(volume.biggest)
-            .saturating_mul(i64::from(widest));
-        let all = volume.all.max(volume.biggest.saturating_mul(widest));
+        // `all` is at least `biggest` already: one widest parcel adds nothing.
+        let all = match widest {
+            1 => volume.all,
+            n => volume.all.max(volume.biggest.saturating_mul(n)),
+        };
         let mut carriage = s.row.parcels_at_fuel(self.parcels, self.units(s).max(all));
-        if self.parcels > widest {
-            // Every parcel bills at least one unit.
-            let others = self.parcels - widest;
-            let others = s.row.parcels_at_fuel(others, self.rest(s).max(others));
-            carriage = carriage.max(big.saturating_add(others));
-        } else {
-            carriage = carriage.max(big);
+        if self.parcels > 1 {
+            let big = s
+                .row
+                .at_fuel(volume.biggest)
+                .saturating_mul(i64::from(widest));
+            if self.parcels > widest {
+                // Every parcel bills at least one unit.
+                let others = self.parcels - widest;
+                let others = s.row.parcels_at_fuel(others, self.rest(s).max(others));
+                carriage = carriage.max(big.saturating_add(others));
+            } else {
+                carriage = carriage.max(big);
+            }
         }
         carriage
             .saturating_add(
@@ -1222,11 +1232,12 @@ impl<'a> FreightFloor<'a> {
                         .saturating_add(count.boxes);
                     let mut light = plain.max(capped.saturating_add(extras));
                     let widest = count.widest;
-                    let big = s
-                        .row
-                        .at_fuel(by_volume.biggest)
-                        .saturating_mul(i64::from(widest))
-                        .saturating_add(extras);
+                    let big = || {
+                        s.row
+                            .at_fuel(by_volume.biggest)
+                            .saturating_mul(i64::from(widest))
+                            .saturating_add(extras)
+                    };
                     if parcels > widest {
                         // The biggest boxes' parcels weigh at most `cap`
                         // units each, so the others weigh at least all but
@@ -1236,12 +1247,12 @@ impl<'a> FreightFloor<'a> {
                         let others = parcels - widest;
                         let rest = units.saturating_sub(cap.saturating_mul(widest)).max(others);
                         light = match s.row.capped_at_fuel(others, rest) {
-                            Some(others) => light.max(big.saturating_add(others)),
+                            Some(others) => light.max(big().saturating_add(others)),
                             // The others cannot all stay under the weight.
                             None => i64::MAX,
                         };
-                    } else {
-                        light = light.max(big);
+                    } else if parcels > 1 {
+                        light = light.max(big());
                     }
                     light.min(over)
                 }
