@@ -1552,6 +1552,16 @@ mod tests {
         (floor.amount(&profile), to_units(cheapest))
     }
 
+    /// Asserts that the floor of `lines` is at most their rating and at
+    /// least `pct` % of it.
+    fn assert_floor_within(lines: &[(Item, u32)], pct: i64) {
+        let (floor, rate) = floor_and_rate(lines);
+        assert!(
+            floor <= rate && floor * 100 >= rate * pct,
+            "floor {floor}, rating {rate}"
+        );
+    }
+
     fn item_of(weight_g: u32, [length_mm, width_mm, height_mm]: [u32; 3]) -> Item {
         Item {
             weight_g,
@@ -1577,19 +1587,11 @@ mod tests {
         // 30 kg in a box is over the carriers' additional handling weight
         // (without it the floor was 77 % of the rating).
         let heavy = item_of(30_000, [454, 438, 84]);
-        let (floor, rate) = floor_and_rate(&[(heavy, 1)]);
-        assert!(
-            floor <= rate && floor * 100 >= rate * 99,
-            "floor {floor}, rating {rate}"
-        );
+        assert_floor_within(&[(heavy, 1)], 99);
         // 36 kg in all: either two parcels or one with additional handling
         // (83 % without).
         let part = item_of(8_977, [372, 347, 148]);
-        let (floor, rate) = floor_and_rate(&[(part, 4)]);
-        assert!(
-            floor <= rate && floor * 100 >= rate * 86,
-            "floor {floor}, rating {rate}"
-        );
+        assert_floor_within(&[(part, 4)], 86);
     }
 
     #[test]
@@ -1603,11 +1605,7 @@ mod tests {
         // 82 % of the rating.
         let bulky = item_of(2_000, [520, 300, 200]);
         let compact = item_of(7_800, [300, 200, 150]);
-        let (floor, rate) = floor_and_rate(&[(bulky, 1), (compact, 3)]);
-        assert!(
-            floor <= rate && floor * 100 >= rate * 94,
-            "floor {floor}, rating {rate}"
-        );
+        assert_floor_within(&[(bulky, 1), (compact, 3)], 94);
     }
 
     #[test]
@@ -1618,18 +1616,10 @@ mod tests {
         // fourth unit's weight, the floor was 59 % of the rating (62 % with
         // the small goods below).
         let wide = item_of(3_431, [539, 433, 148]);
-        let (floor, rate) = floor_and_rate(&[(wide, 4)]);
-        assert!(
-            floor <= rate && floor * 100 >= rate * 98,
-            "floor {floor}, rating {rate}"
-        );
+        assert_floor_within(&[(wide, 4)], 98);
         // With small goods beside them, which may go in either carton.
         let small = item_of(1_000, [100, 100, 100]);
-        let (floor, rate) = floor_and_rate(&[(wide, 4), (small, 10)]);
-        assert!(
-            floor <= rate && floor * 100 >= rate * 98,
-            "floor {floor}, rating {rate}"
-        );
+        assert_floor_within(&[(wide, 4), (small, 10)], 98);
     }
 
     #[test]
@@ -1639,11 +1629,7 @@ mod tests {
         // price row may split them into a pound and the rest, which the
         // row prices far lower: counted so, the floor was 90 % of the rating.
         let small = item_of(2_100, [200, 150, 100]);
-        let (floor, rate) = floor_and_rate(&[(small, 16)]);
-        assert!(
-            floor <= rate && floor * 100 >= rate * 97,
-            "floor {floor}, rating {rate}"
-        );
+        assert_floor_within(&[(small, 16)], 97);
     }
 
     /// The packed floor of `lines` shipped from New York to a business in
