@@ -38,7 +38,10 @@
 //! alone, whatever the others bill; they carry at least the goods that box
 //! cannot (all but the handling weight, where every parcel stays under it),
 //! and each at least a unit. A big, light box's opening is so not shared
-//! out over parcels that could each be small.
+//! out over parcels that could each be small. Units that only the largest
+//! boxes hold fill at least as many such parcels as their share of a parcel
+//! needs, each billing that box's dimensional weight, and the others carry
+//! what those boxes cannot.
 //!
 //! Additional handling and oversize. A parcel holding a unit that alone,
 //! with the lightest tare of a box that holds it, is over the carrier's
@@ -62,9 +65,10 @@
 //! cannot tell which units may share a parcel: three heavy units pay
 //! additional handling together, and apart each bills a large box's
 //! dimensional weight, while the floor counts that box for one parcel only
-//! and prices the rest of their weight as if it could split freely. For a shipment of a few units [`FreightFloor::packed`]
-//! tries every way of parcelling them instead (see there why that bounds
-//! every shipment that holds them).
+//! (unless only the largest boxes hold them) and prices the rest of their
+//! weight as if it could split freely. For a shipment of a few units
+//! [`FreightFloor::packed`] tries every way of parcelling them instead (see
+//! there why that bounds every shipment that holds them).
 
 use std::cell::{Cell, RefCell};
 
@@ -584,31 +588,28 @@ impl ShipmentProfile {
     /// (at least one, when it has a boxed unit at all): one per big unit,
     /// and as many as the boxes' capacities in volume and weight need.
     fn parcels(&self, limits: &BoxLimits) -> u32 {
-        let need = |amount: u64, capacity: u64| {
-            if capacity == 0 {
-                1
-            } else {
-                u32::try_from(amount.div_ceil(capacity)).unwrap_or(u32::MAX)
-            }
-        };
-        need(self.boxed_fill_mm3, limits.capacity_mm3)
-            .max(need(self.boxed_weight_g, limits.capacity_g))
+        parcels_for(self.boxed_fill_mm3, limits.capacity_mm3)
+            .max(parcels_for(self.boxed_weight_g, limits.capacity_g))
             .max(self.big_units)
             .max(1)
     }
 
-    /// The fewest parcels of the shipment that are a box of the largest
-    /// outer volume (at least one, the parcel holding the unit with the
-    /// largest least box, where that box is one of them): as many as the
-    /// units only such boxes hold fill, each holding at most
-    /// `capacity_mm3` of them.
+    /// The fewest parcels of the shipment whose box bills the dimensional
+    /// weight of the largest least box of its units: the one that holds
+    /// such a unit, and where that box is the largest of all, as many as
+    /// the units only such boxes hold fill.
     fn widest_parcels(&self, limits: &BoxLimits) -> u32 {
-        if limits.capacity_mm3 == 0 {
-            return 1;
-        }
-        u32::try_from(self.widest_fill_mm3.div_ceil(limits.capacity_mm3))
-            .unwrap_or(u32::MAX)
-            .max(1)
+        parcels_for(self.widest_fill_mm3, limits.capacity_mm3).max(1)
+    }
+}
+
+/// Parcels that `amount` fills at `capacity` each, rounded up (1 where
+/// there is no capacity to go by).
+fn parcels_for(amount: u64, capacity: u64) -> u32 {
+    if capacity == 0 {
+        1
+    } else {
+        u32::try_from(amount.div_ceil(capacity)).unwrap_or(u32::MAX)
     }
 }
 
