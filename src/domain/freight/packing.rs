@@ -22,6 +22,8 @@ use std::fmt::Debug;
 use std::iter::Sum;
 use std::ops::{Add, Sub};
 
+use smallvec::{smallvec, SmallVec};
+
 use super::tables::{BoxSpec, Settings};
 use super::{FreightError, Item, ItemLine, Parcel, OWN_PACKAGING};
 
@@ -355,10 +357,15 @@ pub(super) struct Packer<'a, C, F> {
     pub freight: F,
 }
 
+/// The units of a parcel under construction, as indices into the unit
+/// slice: inline for a few, as most parcels hold, since a packing tries some
+/// twenty candidate packings and each would otherwise allocate per parcel.
+type Members = SmallVec<[usize; 4]>;
+
 /// A parcel under construction: unit indices (into the unit slice) and its choice.
 #[derive(Clone, Debug)]
 struct Bin<C> {
-    units: Vec<usize>,
+    units: Members,
     sum: Summary,
     box_idx: Option<usize>,
     cost: C,
@@ -386,7 +393,7 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
         best
     }
 
-    fn bin(&self, units: &[Unit], idx: Vec<usize>) -> Option<Bin<C>> {
+    fn bin(&self, units: &[Unit], idx: Members) -> Option<Bin<C>> {
         let sum = Summary::of(units, idx.iter().copied());
         let (box_idx, cost) = self.best_box(&sum)?;
         Some(Bin {
@@ -400,7 +407,7 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
     /// One unit per parcel, each in its cheapest holding box (the baseline).
     pub fn one_per_box(&self, units: &[Unit]) -> Vec<OpenParcel> {
         let bins: Vec<Bin<C>> = (0..units.len())
-            .filter_map(|i| self.bin(units, vec![i]))
+            .filter_map(|i| self.bin(units, smallvec![i]))
             .collect();
         finish(units, bins)
     }
@@ -534,7 +541,7 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
         }
         candidates.push(
             (0..units.len())
-                .filter_map(|i| self.bin(units, vec![i]))
+                .filter_map(|i| self.bin(units, smallvec![i]))
                 .collect(),
         );
         let total = |bins: &[Bin<C>]| bins.iter().map(|b| b.cost).sum::<C>();
@@ -560,7 +567,7 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
     /// `heaviest_g` (a unit alone always has a parcel). Every finished parcel
     /// is then re-boxed to its cheapest holding box.
     fn first_fit(&self, units: &[Unit], preferred: usize, heaviest_g: u64) -> Vec<Bin<C>> {
-        let mut open: Vec<(usize, Summary, Vec<usize>)> = Vec::new();
+        let mut open: Vec<(usize, Summary, Members)> = Vec::new();
         let mut own: Vec<Bin<C>> = Vec::new();
         'units: for (ui, u) in units.iter().enumerate() {
             for (bi, sum, idx) in open.iter_mut() {
@@ -583,8 +590,8 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
                 .map(|_| preferred)
                 .or_else(|| self.boxes.iter().position(fits));
             match choice {
-                Some(bi) => open.push((bi, alone, vec![ui])),
-                None => own.extend(self.bin(units, vec![ui])),
+                Some(bi) => open.push((bi, alone, smallvec![ui])),
+                None => own.extend(self.bin(units, smallvec![ui])),
             }
         }
         let mut bins: Vec<Bin<C>> = open
@@ -672,7 +679,7 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
                         target.box_idx = bx;
                         target.cost = c;
                         let src = &mut bins[a];
-                        src.units.retain(|&x| x != ui);
+                        src.units.retain(|x| *x != ui);
                         src.sum = rest_sum;
                         src.box_idx = rest_box;
                         src.cost = rest_c;
