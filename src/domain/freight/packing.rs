@@ -522,11 +522,19 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
 
     /// First-fit-decreasing constructions plus improvement moves.
     fn heuristic(&self, units: &[Unit]) -> Vec<Bin<C>> {
-        let mut candidates: Vec<Vec<Bin<C>>> = Vec::new();
+        // The cheapest candidate so far; a later one replaces it only when
+        // strictly cheaper, so among equals the first tried wins.
+        let mut best: Option<(C, Vec<Bin<C>>)> = None;
+        let mut offer = |bins: Vec<Bin<C>>| {
+            let total = bins.iter().map(|b| b.cost).sum::<C>();
+            if best.as_ref().is_none_or(|(c, _)| total < *c) {
+                best = Some((total, bins));
+            }
+        };
         // Units are in decreasing volume. Variant per catalog box: open that box
         // whenever a new parcel is needed and the unit fits it, else the smallest that fits.
         for preferred in 0..=self.boxes.len() {
-            candidates.push(self.first_fit(units, preferred, u64::MAX));
+            offer(self.first_fit(units, preferred, u64::MAX));
         }
         // Goods too heavy for one parcel under the handling weight: the same
         // again, each parcel filled only up to that weight. Filled to the
@@ -536,24 +544,15 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
         let weight: u64 = units.iter().map(|u| u64::from(u.weight_g)).sum();
         if weight > u64::from(self.light_g) {
             for preferred in 0..=self.boxes.len() {
-                candidates.push(self.first_fit(units, preferred, u64::from(self.light_g)));
+                offer(self.first_fit(units, preferred, u64::from(self.light_g)));
             }
         }
-        candidates.push(
+        offer(
             (0..units.len())
                 .filter_map(|i| self.bin(units, smallvec![i]))
                 .collect(),
         );
-        let total = |bins: &[Bin<C>]| bins.iter().map(|b| b.cost).sum::<C>();
-        let mut best_i = 0;
-        let mut best_c = total(&candidates[0]);
-        for (i, c) in candidates.iter().enumerate().skip(1) {
-            let t = total(c);
-            if t < best_c {
-                (best_i, best_c) = (i, t);
-            }
-        }
-        let mut bins = candidates.swap_remove(best_i);
+        let mut bins = best.map(|(_, bins)| bins).unwrap_or_default();
         if units.len() <= LOCAL_SEARCH_MAX_UNITS {
             self.improve(units, &mut bins);
         }
