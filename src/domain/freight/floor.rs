@@ -901,10 +901,7 @@ impl Count {
         };
         let mut carriage = s.row.parcels_at_fuel(self.parcels, self.units(s).max(all));
         if self.parcels > 1 {
-            let big = s
-                .row
-                .at_fuel(volume.biggest)
-                .saturating_mul(i64::from(widest));
+            let big = self.widest_carriage(s, volume);
             if self.parcels > widest {
                 // Every parcel bills at least one unit.
                 let others = self.parcels - widest;
@@ -921,6 +918,14 @@ impl Count {
                     .saturating_mul(i64::from(self.parcels)),
             )
             .saturating_add(self.boxes)
+    }
+
+    /// The carriage on `s` of the `widest` parcels, each billing on its own
+    /// at least the dimensional weight of the largest least box.
+    fn widest_carriage(&self, s: &FloorService<'_, '_>, volume: ByVolume) -> i64 {
+        s.row
+            .at_fuel(volume.biggest)
+            .saturating_mul(i64::from(self.widest))
     }
 
     /// Whether goods this heavy in this many parcels put one of them over
@@ -1005,7 +1010,7 @@ impl<'a> FreightFloor<'a> {
         });
         let mut boxed: Option<ShipmentProfile> = None;
         for b in holding {
-            let volume = b.outer_mm.iter().map(|&d| u64::from(d)).product::<u64>();
+            let volume = b.outer_volume_mm3();
             let p = boxed.get_or_insert(ShipmentProfile {
                 boxed_weight_g: u64::from(item.weight_g),
                 boxed_tare_g: u32::MAX,
@@ -1233,12 +1238,7 @@ impl<'a> FreightFloor<'a> {
                         .saturating_add(count.boxes);
                     let mut light = plain.max(capped.saturating_add(extras));
                     let widest = count.widest;
-                    let big = || {
-                        s.row
-                            .at_fuel(by_volume.biggest)
-                            .saturating_mul(i64::from(widest))
-                            .saturating_add(extras)
-                    };
+                    let big = || count.widest_carriage(s, by_volume).saturating_add(extras);
                     if parcels > widest {
                         // The biggest boxes' parcels weigh at most `cap`
                         // units each, so the others weigh at least all but

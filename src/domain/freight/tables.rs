@@ -368,6 +368,13 @@ pub struct BoxSpec {
     pub cost: Decimal,
 }
 
+impl BoxSpec {
+    /// Outer volume, cubic millimetres: what dimensional weight bills.
+    pub fn outer_volume_mm3(&self) -> u64 {
+        self.outer_mm.iter().map(|&d| u64::from(d)).product()
+    }
+}
+
 /// The most any one box of the catalog holds, and the least it weighs and
 /// costs: from these a freight floor learns how many parcels a shipment
 /// needs at least, and what each adds.
@@ -411,7 +418,7 @@ impl BoxLimits {
             ),
             largest_outer_mm3: boxes
                 .iter()
-                .map(|b| b.outer_mm.iter().map(|&d| u64::from(d)).product::<u64>())
+                .map(BoxSpec::outer_volume_mm3)
                 .max()
                 .unwrap_or(0),
         }
