@@ -82,6 +82,8 @@ pub struct SearchStats {
     pub ratings: u64,
     /// Ratings answered from the memo.
     pub memo_hits: u64,
+    /// Nodes left out as a state already searched at no greater cost.
+    pub states_cut: u64,
 }
 
 /// The staircase (see [`Stair`]) of rates for a supplier that needs

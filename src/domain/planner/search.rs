@@ -23,6 +23,7 @@
 use std::cmp::Reverse;
 use std::time::Instant;
 
+use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use super::bounds::{
@@ -511,6 +512,30 @@ pub(super) struct Node {
     adds: Vec<bool>,
     /// Per supplier: how many lines not placed yet could still ship from it.
     remaining: Vec<u32>,
+    /// The states searched so far (see [`Search::reached_before`]): per
+    /// depth and the options placed on lines that ship with a supplier
+    /// still open to later lines, what the last node searched there
+    /// reached.
+    states: FxHashMap<Box<[u32]>, Reached>,
+}
+
+/// What the placed lines of a node cost where the rest of the search no
+/// longer changes it: units missing, shipments closed, and goods plus the
+/// closed shipments' exact freight.
+#[derive(Debug, Clone, Copy)]
+struct Reached {
+    missing: u32,
+    closed: u32,
+    total: Units,
+}
+
+impl Reached {
+    /// Whether every completion of a node that reached `other` does at least
+    /// as well as the same completion of one that reached `self` (the
+    /// completion adds the same to both, in every part of the score).
+    fn at_least(&self, other: &Reached) -> bool {
+        self.missing >= other.missing && self.closed >= other.closed && self.total >= other.total
+    }
 }
 
 impl Node {
@@ -538,6 +563,7 @@ impl Node {
         refill(&mut self.adds, sups, false);
         self.remaining.clear();
         self.remaining.extend_from_slice(remaining);
+        self.states.clear();
     }
 }
 
@@ -1793,6 +1819,10 @@ impl<'a> Search<'a> {
         if self.out_of_time() {
             return;
         }
+        if self.reached_before(depth) {
+            self.cache.stats.states_cut += 1;
+            return;
+        }
         if !self.local_searched
             && self.nodes >= local_search_at(self.problem.lines.len())
             && self.best.is_some()
@@ -1958,6 +1988,82 @@ impl<'a> Search<'a> {
             self.stopped = Instant::now() >= self.deadline;
         }
         self.stopped
+    }
+
+    /// Whether a node with `depth` lines placed is a state the search has
+    /// already been through at no greater cost, so that its subtree can be
+    /// left out; otherwise the state is noted for later nodes.
+    ///
+    /// What a completion adds depends only on the shipments later lines can
+    /// still join (what they hold so far decides their rating) and on the
+    /// lines left. A closed shipment's exact rating, the goods placed, the
+    /// units missing and the shipments closed only add to every completion's
+    /// score. So where two nodes at one depth place the same options on the
+    /// lines that ship with a supplier still open to later lines, every
+    /// completion of the later node scores at least as much, in each part,
+    /// as the same completion of the earlier one when it reached no less.
+    /// That completion was searched there, or cut by a bound at or above a
+    /// plan held, and the plans held only get better: the later node holds
+    /// nothing the best plan does not match, and a tie keeps the plan found
+    /// first as it always does. Without a line whose shipments are all
+    /// closed the state is the node's whole path, which the search meets
+    /// once; such nodes are not noted.
+    ///
+    /// Not under FASTEST, where what a closed shipment pays depends on the
+    /// plan's latest arrival; nor where a closed shipment was not rated.
+    fn reached_before(&mut self, depth: usize) -> bool {
+        #[cfg(test)]
+        if self.exhaustive {
+            return false;
+        }
+        if self.objective == Objective::Fastest || depth == 0 {
+            return false;
+        }
+        let problem = self.problem;
+        let mut key: SmallVec<[u32; 48]> = SmallVec::new();
+        key.push(depth as u32);
+        let mut closed_lines = false;
+        for &l in &self.prep.order[..depth] {
+            let o = self.node.choice[l];
+            let parts = &problem.lines[l].options[o as usize].parts;
+            if parts
+                .iter()
+                .any(|p| self.node.remaining[p.sup as usize] > 0)
+            {
+                key.push(l as u32);
+                key.push(o);
+            } else {
+                closed_lines = true;
+            }
+        }
+        if !closed_lines {
+            return false;
+        }
+        let mut reached = Reached {
+            missing: self.missing,
+            closed: 0,
+            total: self.goods,
+        };
+        for &k in &self.node.open_list {
+            let ku = k as usize;
+            if self.node.remaining[ku] == 0 {
+                let Some((amount, _, _)) = self.node.exact[ku] else {
+                    return false;
+                };
+                reached.total += amount;
+                reached.closed += 1;
+            }
+        }
+        match self.node.states.get_mut(&key[..]) {
+            Some(before) if reached.at_least(before) => return true,
+            Some(before) => *before = reached,
+            None => {
+                self.node
+                    .states
+                    .insert(key.into_vec().into_boxed_slice(), reached);
+            }
+        }
+        false
     }
 
     /// Whether a node with bound `b` may hold a better plan than the best.

@@ -1121,6 +1121,39 @@ proptest! {
     }
 }
 
+/// Random baskets of six lines under CHEAPEST and FEWEST_SHIPMENTS, with
+/// weight breaks and with freight that also falls with weight: nodes that
+/// reach a state the search has been through at no greater cost are left
+/// out (on some of these baskets at least), and every plan is still the
+/// brute-force optimum.
+#[test]
+fn a_state_searched_before_is_not_searched_again() {
+    let mut cut = 0;
+    let mut planned = 0;
+    for seed in 0..300u64 {
+        let objective = if seed % 2 == 0 { 0 } else { 2 };
+        let c = case(seed, 6, seed % 3 == 0, seed % 5 == 0, objective);
+        if oracle::combinations(&c.lines, &c.options) > 40_000 {
+            continue;
+        }
+        let (breaks, lumpy) = (break_rater(seed), lumpy_rater(seed));
+        for (kind, rater) in [("breaks", &breaks as &dyn Rater), ("lumpy", &lumpy)] {
+            let got = match Planner::new(&c.lines, &c.options, rater) {
+                Ok(mut planner) => {
+                    let got = planner.plan(c.options.objective, far());
+                    cut += planner.stats().states_cut;
+                    got
+                }
+                Err(e) => Err(e),
+            };
+            matches_oracle(&c, got, rater, &format!("seed {seed}, {kind}")).unwrap();
+            planned += 1;
+        }
+    }
+    assert!(planned > 400, "only {planned} baskets small enough");
+    assert!(cut > 0, "no state was met again in {planned} baskets");
+}
+
 /// The search with nothing cut (`search::check_bounds_below`): every bound
 /// on the way to every leaf is at most the leaf's score, and the plan is
 /// still the brute-force optimum. Stricter than comparing plans: a bound
