@@ -51,6 +51,17 @@ const CLOCK_EVERY_NODES_LARGE: u64 = 8;
 /// proving there is none).
 const NODES_WITHOUT_PLAN_MAX: u64 = 2_000_000;
 
+/// States a search notes at most (`Search::reached_before`): at most about
+/// 14 MiB on 20-line baskets (a state's key holds up to 41 numbers), where
+/// a search of up to two million nodes without a plan would otherwise note
+/// one per node. Past it, states already noted still cut.
+#[cfg(not(test))]
+const STATES_MAX: usize = 1 << 16;
+
+/// In tests, few, so that searches of six lines reach it.
+#[cfg(test)]
+const STATES_MAX: usize = 16;
+
 /// Nodes after which a search still running tries to improve its best
 /// plan by local search (small baskets finish well before and pay nothing).
 #[cfg(not(test))]
@@ -2054,14 +2065,16 @@ impl<'a> Search<'a> {
                 reached.closed += 1;
             }
         }
+        let room = self.node.states.len() < STATES_MAX;
         match self.node.states.get_mut(&key[..]) {
             Some(before) if reached.at_least(before) => return true,
             Some(before) => *before = reached,
-            None => {
+            None if room => {
                 self.node
                     .states
                     .insert(key.into_vec().into_boxed_slice(), reached);
             }
+            None => {}
         }
         false
     }
