@@ -22,6 +22,7 @@ use std::fmt::Debug;
 use std::iter::Sum;
 use std::ops::{Add, Sub};
 
+use rustc_hash::FxHashMap;
 use smallvec::{smallvec, SmallVec};
 
 use super::tables::{BoxSpec, Settings};
@@ -357,6 +358,13 @@ pub(super) struct Packer<'a, C, F> {
     pub freight: F,
 }
 
+/// The cheapest box (and its cost) of each summary asked for within one
+/// heuristic packing: its constructions and moves ask for the same few
+/// dozen summaries again and again (in the shipments of more than eight
+/// units that the planner bench's slowest 10-line baskets rate, 57 % of
+/// the asks repeated one made before).
+type Seen<C> = FxHashMap<Summary, Option<(Option<usize>, C)>>;
+
 /// The units of a parcel under construction, as indices into the unit
 /// slice: inline for a few, as most parcels hold, since a packing tries some
 /// twenty candidate packings and each would otherwise allocate per parcel.
@@ -393,9 +401,14 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
         best
     }
 
-    fn bin(&self, units: &[Unit], idx: Members) -> Option<Bin<C>> {
+    /// [`Packer::best_box`], each summary worked out once in `seen`.
+    fn best_box_seen(&self, seen: &mut Seen<C>, s: &Summary) -> Option<(Option<usize>, C)> {
+        *seen.entry(*s).or_insert_with(|| self.best_box(s))
+    }
+
+    fn bin(&self, seen: &mut Seen<C>, units: &[Unit], idx: Members) -> Option<Bin<C>> {
         let sum = Summary::of(units, idx.iter().copied());
-        let (box_idx, cost) = self.best_box(&sum)?;
+        let (box_idx, cost) = self.best_box_seen(seen, &sum)?;
         Some(Bin {
             units: idx,
             sum,
@@ -406,8 +419,9 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
 
     /// One unit per parcel, each in its cheapest holding box (the baseline).
     pub fn one_per_box(&self, units: &[Unit]) -> Vec<OpenParcel> {
+        let mut seen = Seen::default();
         let bins: Vec<Bin<C>> = (0..units.len())
-            .filter_map(|i| self.bin(units, smallvec![i]))
+            .filter_map(|i| self.bin(&mut seen, units, smallvec![i]))
             .collect();
         finish(units, bins)
     }
@@ -522,6 +536,7 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
 
     /// First-fit-decreasing constructions plus improvement moves.
     fn heuristic(&self, units: &[Unit]) -> Vec<Bin<C>> {
+        let mut seen = Seen::default();
         // The cheapest candidate so far; a later one replaces it only when
         // strictly cheaper, so among equals the first tried wins.
         let mut best: Option<(C, Vec<Bin<C>>)> = None;
@@ -534,7 +549,7 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
         // Units are in decreasing volume. Variant per catalog box: open that box
         // whenever a new parcel is needed and the unit fits it, else the smallest that fits.
         for preferred in 0..=self.boxes.len() {
-            offer(self.first_fit(units, preferred, u64::MAX));
+            offer(self.first_fit(&mut seen, units, preferred, u64::MAX));
         }
         // Goods too heavy for one parcel under the handling weight: the same
         // again, each parcel filled only up to that weight. Filled to the
@@ -544,17 +559,17 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
         let weight: u64 = units.iter().map(|u| u64::from(u.weight_g)).sum();
         if weight > u64::from(self.light_g) {
             for preferred in 0..=self.boxes.len() {
-                offer(self.first_fit(units, preferred, u64::from(self.light_g)));
+                offer(self.first_fit(&mut seen, units, preferred, u64::from(self.light_g)));
             }
         }
         offer(
             (0..units.len())
-                .filter_map(|i| self.bin(units, smallvec![i]))
+                .filter_map(|i| self.bin(&mut seen, units, smallvec![i]))
                 .collect(),
         );
         let mut bins = best.map(|(_, bins)| bins).unwrap_or_default();
         if units.len() <= LOCAL_SEARCH_MAX_UNITS {
-            self.improve(units, &mut bins);
+            self.improve(&mut seen, units, &mut bins);
         }
         bins.retain(|b| !b.units.is_empty());
         bins
@@ -565,7 +580,13 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
     /// A unit joins a parcel only while its gross weight stays within
     /// `heaviest_g` (a unit alone always has a parcel). Every finished parcel
     /// is then re-boxed to its cheapest holding box.
-    fn first_fit(&self, units: &[Unit], preferred: usize, heaviest_g: u64) -> Vec<Bin<C>> {
+    fn first_fit(
+        &self,
+        seen: &mut Seen<C>,
+        units: &[Unit],
+        preferred: usize,
+        heaviest_g: u64,
+    ) -> Vec<Bin<C>> {
         let mut open: Vec<(usize, Summary, Members)> = Vec::new();
         let mut own: Vec<Bin<C>> = Vec::new();
         'units: for (ui, u) in units.iter().enumerate() {
@@ -590,13 +611,13 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
                 .or_else(|| self.boxes.iter().position(fits));
             match choice {
                 Some(bi) => open.push((bi, alone, smallvec![ui])),
-                None => own.extend(self.bin(units, smallvec![ui])),
+                None => own.extend(self.bin(seen, units, smallvec![ui])),
             }
         }
         let mut bins: Vec<Bin<C>> = open
             .into_iter()
             .map(|(bi, sum, idx)| {
-                let (box_idx, cost) = self.best_box(&sum).unwrap_or_else(|| {
+                let (box_idx, cost) = self.best_box_seen(seen, &sum).unwrap_or_else(|| {
                     let b = &self.boxes[bi];
                     let gross =
                         u32::try_from(sum.weight + u64::from(b.tare_weight_g)).unwrap_or(u32::MAX);
@@ -618,13 +639,13 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
     }
 
     /// Relocates single units and dissolves whole parcels while the total cost drops.
-    fn improve(&self, units: &[Unit], bins: &mut Vec<Bin<C>>) {
+    fn improve(&self, seen: &mut Seen<C>, units: &[Unit], bins: &mut Vec<Bin<C>>) {
         for _ in 0..LOCAL_SEARCH_PASSES {
             let mut improved = false;
             // Dissolve: move every unit of a parcel into the others (cheapest insertion each).
             let mut a = 0;
             while a < bins.len() {
-                if let Some(new_bins) = self.try_dissolve(units, bins, a) {
+                if let Some(new_bins) = self.try_dissolve(seen, units, bins, a) {
                     *bins = new_bins;
                     improved = true;
                 } else {
@@ -651,7 +672,7 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
                     } else {
                         let s =
                             Summary::of(units, bins[a].units.iter().copied().filter(|&x| x != ui));
-                        self.best_box(&s).map(|(bx, c)| (bx, c, s))
+                        self.best_box_seen(seen, &s).map(|(bx, c)| (bx, c, s))
                     };
                     let Some((rest_box, rest_c, rest_sum)) = rest_cost else {
                         k += 1;
@@ -663,7 +684,7 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
                             continue;
                         }
                         let s = bin.sum.add(&units[ui]);
-                        if let Some((bx, c)) = self.best_box(&s) {
+                        if let Some((bx, c)) = self.best_box_seen(seen, &s) {
                             let delta = c + rest_c - bin.cost - bins[a].cost;
                             if delta < C::default() && best.is_none_or(|(_, _, _, d)| delta < d) {
                                 best = Some((b, bx, c, delta));
@@ -695,7 +716,13 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
         }
     }
 
-    fn try_dissolve(&self, units: &[Unit], bins: &[Bin<C>], a: usize) -> Option<Vec<Bin<C>>> {
+    fn try_dissolve(
+        &self,
+        seen: &mut Seen<C>,
+        units: &[Unit],
+        bins: &[Bin<C>],
+        a: usize,
+    ) -> Option<Vec<Bin<C>>> {
         if bins.len() < 2 {
             return None;
         }
@@ -716,7 +743,7 @@ impl<C: Cost, F: Fn(u32, Option<usize>, [u32; 3]) -> C> Packer<'_, C, F> {
                     continue;
                 }
                 let s = sum.add(&units[ui]);
-                if let Some((bx, c)) = self.best_box(&s) {
+                if let Some((bx, c)) = self.best_box_seen(seen, &s) {
                     let delta = c - cost;
                     if best.is_none_or(|(_, _, _, d)| delta < d) {
                         best = Some((b, bx, c, delta));
