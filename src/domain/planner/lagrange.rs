@@ -272,6 +272,15 @@ pub(super) struct Lagrange {
     offsets: Vec<Units>,
     /// The sum of `offsets`.
     offset_total: Units,
+    /// Whether [`Lagrange::subgradient`] ran (whether or not its steps
+    /// held).
+    stepped_once: bool,
+    /// Per supplier and depth (`k * (lines + 1) + depth`): its least excess
+    /// over the subsets of its members from that depth on, at least its
+    /// offset (empty until the offsets are in use).
+    offsets_at: Vec<Units>,
+    /// Per depth: the sum of `offsets_at` over the suppliers.
+    closed_at: Vec<Units>,
     /// Per supplier: the linear opening every shipment from it pays at
     /// least, which the ascent's subset searches count (see
     /// [`Lagrange::with_openings`]; zero unless given).
@@ -312,6 +321,9 @@ impl Lagrange {
             spent: 0,
             offsets: Vec::new(),
             offset_total: 0,
+            stepped_once: false,
+            offsets_at: Vec::new(),
+            closed_at: Vec::new(),
             opening: vec![0; n_sups],
         };
         lag.sum_after();
@@ -616,9 +628,12 @@ impl Lagrange {
         // offsets are all zero, and none are kept then).
         let (bound, mult, offsets) = best;
         self.mult = mult;
+        self.stepped_once = true;
         if bound > start {
+            self.memo.clear();
             self.offset_total = offsets.iter().sum();
             self.offsets = offsets;
+            self.offsets_by_depth(floor, evals, &mut late);
         }
         self.sum_after();
         #[cfg(test)]
@@ -632,22 +647,103 @@ impl Lagrange {
         }
     }
 
+    /// Prices each supplier's least subset again over only the members
+    /// from each depth on (`offsets_at`): at a node, a supplier that ships
+    /// nothing can only ship lines not yet placed, and the fewer lines a
+    /// subset may take, the higher its least. Its offset over every
+    /// member, the least over more subsets, stays a floor under each (a
+    /// pricing cut short by `evals` or `late()` bounds its least from
+    /// below), so the larger of the two counts.
+    fn offsets_by_depth(
+        &mut self,
+        floor: &mut impl FnMut(u32, &ShipmentProfile) -> Option<Units>,
+        evals: u32,
+        late: &mut impl FnMut() -> bool,
+    ) {
+        let depths = self.order.len() + 1;
+        let mut at = vec![0; self.members.len() * depths];
+        for (k, ms) in self.members.iter().enumerate() {
+            let root = self.offsets[k];
+            let row = &mut at[k * depths..(k + 1) * depths];
+            if root == 0 {
+                continue;
+            }
+            // From the deepest member's position up, each depth where a
+            // member stops counting prices the members left once.
+            let mut starts: SmallVec<[usize; 16]> =
+                ms.iter().map(|m| self.position[m.line]).collect();
+            starts.sort_unstable();
+            starts.dedup();
+            // Depths up to the first member's position see every member.
+            let mut from = 0;
+            let mut least = root;
+            for (i, &start) in starts.iter().enumerate() {
+                row[from..=start].iter_mut().for_each(|o| *o = least);
+                from = start + 1;
+                let Some(&next) = starts.get(i + 1) else {
+                    // Past the last member, the supplier can ship nothing.
+                    least = 0;
+                    continue;
+                };
+                let cands: SmallVec<[Candidate<'_>; 16]> = ms
+                    .iter()
+                    .filter(|m| self.position[m.line] >= next)
+                    .map(|m| m.candidate(&self.mult))
+                    .collect();
+                let mut left = evals;
+                let mut at_k = |p: &ShipmentProfile| floor(k as u32, p);
+                let priced = least_subset(
+                    &ShipmentProfile::default(),
+                    0,
+                    &cands,
+                    None,
+                    &mut at_k,
+                    &mut left,
+                    late,
+                )
+                .map_or(0, |(excess, _)| excess.min(0));
+                self.spent += u64::from(evals - left);
+                least = least.max(priced);
+            }
+            row[from..].iter_mut().for_each(|o| *o = least);
+        }
+        self.closed_at = (0..depths)
+            .map(|d| (0..self.members.len()).map(|k| at[k * depths + d]).sum())
+            .collect();
+        self.offsets_at = at;
+    }
+
     /// Whether the multipliers took subgradient steps that held (the
     /// offsets of [`Lagrange::subgradient`] are then in use).
     pub fn stepped(&self) -> bool {
         !self.offsets.is_empty()
     }
 
+    /// Whether the multipliers were given subgradient steps, held or not:
+    /// they are given them once.
+    pub fn took_steps(&self) -> bool {
+        self.stepped_once
+    }
+
     /// The offsets (see [`Lagrange::subgradient`]) of the suppliers not in
-    /// `open`: what they add to the bound at a node where only those ship.
-    pub fn closed_offsets(&self, open: &[u32]) -> Units {
+    /// `open`, over the lines from `depth` on: what they add to the bound
+    /// at a node of that depth where only those ship.
+    pub fn closed_offsets(&self, depth: usize, open: &[u32]) -> Units {
         if self.offsets.is_empty() {
             return 0;
         }
-        self.offset_total
+        let depths = self.order.len() + 1;
+        let Some(&total) = self.closed_at.get(depth) else {
+            return self.offset_total
+                - open
+                    .iter()
+                    .map(|&k| self.offsets[k as usize])
+                    .sum::<Units>();
+        };
+        total
             - open
                 .iter()
-                .map(|&k| self.offsets[k as usize])
+                .map(|&k| self.offsets_at[k as usize * depths + depth])
                 .sum::<Units>()
     }
 
@@ -936,52 +1032,59 @@ mod tests {
 
         /// After subgradient steps towards any target, the multipliers with
         /// the offsets of the suppliers bound every way of shipping each
-        /// line from one supplier: no more than the cheapest of them.
+        /// line from one supplier: no more than the cheapest of them. So do
+        /// the multipliers of the lines from each depth of the search order
+        /// on, with the suppliers' offsets over those lines, every way of
+        /// shipping just those lines.
         #[test]
         fn stepped_multipliers_bound_every_assignment(
             lines in 1usize..6,
             offers in proptest::collection::vec((0usize..6, 0u32..3, 100i64..3_000, 1u64..25_000, 0u64..30_000), 1..14),
             target in 0i64..20_000,
             steps in 1usize..12,
+            turn in 0usize..6,
         ) {
             let members = members_of(lines, &offers);
-            let order: Vec<usize> = (0..lines).collect();
+            let order: Vec<usize> = (0..lines).map(|i| (i + turn) % lines).collect();
             let mut lag = Lagrange::new(members.clone(), vec![None; lines], &order);
             lag.raise(2, &mut |_, p| toy_floor(p), u32::MAX, || false);
             lag.subgradient(&mut |_, p| toy_floor(p), target, steps, u32::MAX, || false);
-            let bound = lag.after(0) + lag.closed_offsets(&[]);
-            // Every assignment of lines to suppliers that have them.
-            let mut cheapest: Option<Units> = None;
-            for code in 0..3usize.pow(lines as u32) {
-                let mut profiles = [ShipmentProfile::default(); 3];
-                let mut cost = 0;
-                let mut shipped = [false; 3];
-                let mut ok = true;
-                for l in 0..lines {
-                    let k = code / 3usize.pow(l as u32) % 3;
-                    match members[k].iter().find(|m| m.line == l) {
-                        Some(m) => {
-                            profiles[k].add(&m.unit, m.units);
-                            cost += m.goods;
-                            shipped[k] = true;
-                        }
-                        None => ok = false,
-                    }
-                }
-                for k in 0..3 {
-                    if ok && shipped[k] {
-                        match toy_floor(&profiles[k]) {
-                            Some(f) => cost += f,
+            for depth in 0..=lines {
+                let bound = lag.after(depth) + lag.closed_offsets(depth, &[]);
+                let left = &order[depth..];
+                // Every assignment of the lines left to suppliers that have them.
+                let mut cheapest: Option<Units> = None;
+                for code in 0..3usize.pow(left.len() as u32) {
+                    let mut profiles = [ShipmentProfile::default(); 3];
+                    let mut cost = 0;
+                    let mut shipped = [false; 3];
+                    let mut ok = true;
+                    for (i, &l) in left.iter().enumerate() {
+                        let k = code / 3usize.pow(i as u32) % 3;
+                        match members[k].iter().find(|m| m.line == l) {
+                            Some(m) => {
+                                profiles[k].add(&m.unit, m.units);
+                                cost += m.goods;
+                                shipped[k] = true;
+                            }
                             None => ok = false,
                         }
                     }
+                    for k in 0..3 {
+                        if ok && shipped[k] {
+                            match toy_floor(&profiles[k]) {
+                                Some(f) => cost += f,
+                                None => ok = false,
+                            }
+                        }
+                    }
+                    if ok {
+                        cheapest = Some(cheapest.map_or(cost, |c: Units| c.min(cost)));
+                    }
                 }
-                if ok {
-                    cheapest = Some(cheapest.map_or(cost, |c: Units| c.min(cost)));
+                if let Some(c) = cheapest {
+                    prop_assert!(bound <= c, "at depth {}: bound {} above the cheapest assignment {}", depth, bound, c);
                 }
-            }
-            if let Some(c) = cheapest {
-                prop_assert!(bound <= c, "bound {} above the cheapest assignment {}", bound, c);
             }
         }
 
