@@ -260,9 +260,9 @@ pub(super) struct Lagrange {
     position: Vec<usize>,
     /// Per depth: the multipliers (or fixed goods) of the lines from there on.
     after: Vec<Units>,
-    /// Corrections of open shipments, per (supplier, depth, profile,
-    /// floor): a shipment's floor may stand above its profile's (a packed
-    /// floor), and the correction counts from it.
+    /// Corrections of open shipments, per (supplier, depth of its next
+    /// member, profile, floor): a shipment's floor may stand above its
+    /// profile's (a packed floor), and the correction counts from it.
     memo: FxHashMap<(u32, u32, ShipmentProfile, Units), Units>,
     /// Floors the corrections have looked up so far.
     spent: u64,
@@ -756,7 +756,22 @@ impl Lagrange {
         profile: &ShipmentProfile,
         amount: Units,
     ) -> Option<Units> {
-        self.memo.get(&(k, depth as u32, *profile, amount)).copied()
+        let from = self.next_member(k, depth);
+        self.memo.get(&(k, from as u32, *profile, amount)).copied()
+    }
+
+    /// The first depth from `depth` on that places a member of `k` (the
+    /// number of lines where none is left): the lines that may still join a
+    /// shipment from `k` are the same from `depth` as from there, and so is
+    /// its correction. Kept under that depth, a correction serves every
+    /// node down to it, whatever the lines placed in between.
+    fn next_member(&self, k: u32, depth: usize) -> usize {
+        self.members[k as usize]
+            .iter()
+            .map(|m| self.position[m.line])
+            .filter(|&p| p >= depth)
+            .min()
+            .unwrap_or(self.order.len())
     }
 
     /// Floors the corrections have looked up so far: a search reads the
@@ -797,7 +812,7 @@ impl Lagrange {
         floor: &mut impl FnMut(&ShipmentProfile) -> Option<Units>,
         evals: u32,
     ) -> Units {
-        let key = (k, depth as u32, *profile, amount);
+        let key = (k, self.next_member(k, depth) as u32, *profile, amount);
         let cands: SmallVec<[Candidate<'_>; 16]> = self.members[k as usize]
             .iter()
             .zip(banned)
