@@ -533,7 +533,10 @@ impl Lagrange {
     /// floor less their multipliers, at least the least excess. `late()`
     /// stops the steps where they are (read before each supplier is priced
     /// and within its pricing, which it leaves at a bound below its least;
-    /// a step cut short before its last supplier counts for nothing).
+    /// a step cut short before its last supplier counts for nothing). It
+    /// may be called again, towards a better plan's total: it starts from
+    /// the multipliers and offsets kept, and keeps them where no step
+    /// beats them.
     pub fn subgradient(
         &mut self,
         floor: &mut impl FnMut(u32, &ShipmentProfile) -> Option<Units>,
@@ -543,9 +546,15 @@ impl Lagrange {
         mut late: impl FnMut() -> bool,
     ) {
         let n = self.fixed.len();
-        // Where it starts (after `raise`), every excess is at least zero.
-        let start = self.total();
-        let mut best = (start, self.mult.clone(), vec![0; self.members.len()]);
+        // Where it starts after `raise`, every excess is at least zero;
+        // after earlier steps, each supplier's is at least its offset.
+        let start = self.total() + self.offset_total;
+        let kept = if self.offsets.is_empty() {
+            vec![0; self.members.len()]
+        } else {
+            self.offsets.clone()
+        };
+        let mut best = (start, self.mult.clone(), kept);
         let mut scale = 1.0f64;
         let mut stale = 0;
         let mut offsets = vec![0; self.members.len()];
@@ -1050,7 +1059,8 @@ mod tests {
         /// line from one supplier: no more than the cheapest of them. So do
         /// the multipliers of the lines from each depth of the search order
         /// on, with the suppliers' offsets over those lines, every way of
-        /// shipping just those lines.
+        /// shipping just those lines; also after steps taken a second
+        /// time, towards another total.
         #[test]
         fn stepped_multipliers_bound_every_assignment(
             lines in 1usize..6,
@@ -1058,12 +1068,17 @@ mod tests {
             target in 0i64..20_000,
             steps in 1usize..12,
             turn in 0usize..6,
+            again in proptest::option::weighted(0.5, 1i64..20_000).prop_map(Option::unwrap_or_default),
         ) {
             let members = members_of(lines, &offers);
             let order: Vec<usize> = (0..lines).map(|i| (i + turn) % lines).collect();
             let mut lag = Lagrange::new(members.clone(), vec![None; lines], &order);
             lag.raise(2, &mut |_, p| toy_floor(p), u32::MAX, || false);
             lag.subgradient(&mut |_, p| toy_floor(p), target, steps, u32::MAX, || false);
+            if again > 0 {
+                // Towards another total, from where the first steps ended.
+                lag.subgradient(&mut |_, p| toy_floor(p), again, steps, u32::MAX, || false);
+            }
             for depth in 0..=lines {
                 let bound = lag.after(depth) + lag.closed_offsets(depth, &[]);
                 let left = &order[depth..];
