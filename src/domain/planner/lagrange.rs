@@ -728,8 +728,8 @@ impl Lagrange {
         !self.offsets.is_empty()
     }
 
-    /// Whether the multipliers were given subgradient steps, held or not:
-    /// they are given them once.
+    /// Whether the multipliers were given subgradient steps, whether or
+    /// not any held.
     pub fn took_steps(&self) -> bool {
         self.stepped_once
     }

@@ -213,7 +213,8 @@ const LAGRANGE_STEP_EVALS: u32 = 512;
 /// start it at their first node) takes them, once it holds a plan. Most
 /// such searches finish sooner. On 20-line baskets of four suppliers a
 /// line, the 12 that took the most nodes of 200 took 0.82 of the
-/// instructions at 100 (0.86 at 20, 0.84 at 200), and all 200 0.98.
+/// instructions at 100 and all 200 0.98 (at 20 nodes 0.81 and 1.01, at
+/// 200 nodes 0.84 and 0.97).
 #[cfg(not(test))]
 const LAGRANGE_LATE_STEP_AT_NODES: u64 = 100;
 
@@ -241,8 +242,10 @@ const LAGRANGE_AGAIN_AT_NODES: u64 = 300;
 const LAGRANGE_AGAIN_AT_NODES: u64 = 8;
 
 /// Subgradient steps of multipliers that take them late
-/// (`LAGRANGE_LATE_STEP_AT_NODES`): on those 12 baskets 20 steps took 0.93
-/// of the instructions 12 took, and 30 no fewer than 20.
+/// (`LAGRANGE_LATE_STEP_AT_NODES`), and of a second round
+/// (`LAGRANGE_AGAIN_AT_NODES`): on those 12 baskets, stepped at 20 nodes,
+/// 20 steps took 0.94 of the instructions 12 took; at 100 nodes 30 steps
+/// took no fewer than 20, and all 200 baskets 1.02 of them.
 const LAGRANGE_LATE_STEPS: usize = 20;
 
 /// Floors the corrections may look up between two looks at the clock (a
