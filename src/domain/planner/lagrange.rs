@@ -240,7 +240,7 @@ const LINE_EVALS_MAX: u32 = 64;
 const CHECK_EVALS_MAX: u32 = 1_024;
 
 /// Multipliers per line and the suppliers' members, for one search.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Lagrange {
     /// Per plannable line: its multiplier (0 for lines outside the bound).
     mult: Vec<Units>,
