@@ -261,6 +261,22 @@ struct Inner {
     _lock: Option<File>,
 }
 
+impl Drop for Inner {
+    /// A ledger dropped without `flush` still stops its writer
+    /// and waits for the compactor: a compaction left running would write
+    /// its snapshot into a directory whose lock is already released, where
+    /// another process (or a test's clean-up) may be at work.
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+        if let Some(j) = &self.journal {
+            j.close();
+        }
+        if let Some(compactor) = self.compactor.get_mut().take() {
+            let _ = compactor.join();
+        }
+    }
+}
+
 fn shard_index<T: Hash + ?Sized>(v: &T) -> usize {
     let mut h = FxHasher::default();
     v.hash(&mut h);

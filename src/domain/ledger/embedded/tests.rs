@@ -473,6 +473,33 @@ async fn restart_recovers_and_compaction_bounds_the_journal() {
     }
 }
 
+/// A ledger dropped without `flush` still waits for the compaction it
+/// queued: when the drop returns the directory is compact, and no snapshot
+/// is written into it after its lock is released (a test's temporary
+/// directory used to be left behind, holding one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_dropped_without_flush_finishes_its_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    // Enough held lines that folding them takes a while.
+    let l = durable_with(dir.path(), &clock, 64 * 1024);
+    for i in 0..300u32 {
+        let lines = (0..40).map(|j| line(1, i * 40 + j, 1, 1000)).collect();
+        l.reserve(request(&format!("k{i}"), lines)).await.unwrap();
+    }
+    // Closed segments were queued for compaction as the journal grew.
+    drop(l);
+    let sizes =
+        |ext: &str| -> Vec<u64> { files(dir.path(), ext).into_iter().map(|f| f.1).collect() };
+    let (snapshots, segments) = (sizes("snap"), sizes("log"));
+    assert_eq!(snapshots.len(), 1, "one snapshot: {snapshots:?}");
+    assert!(
+        segments.iter().sum::<u64>() <= snapshots[0] + 2 * 64 * 1024,
+        "journal after the snapshot {segments:?} exceeds the snapshot {snapshots:?} and two segments"
+    );
+    assert!(sizes("tmp").is_empty(), "a compaction was cut short");
+}
+
 /// Closed segments are folded only once they hold as many bytes as the
 /// snapshot: folding rewrites every kept reservation, so folding at every
 /// segment would write the whole state again per segment.
