@@ -104,6 +104,19 @@ fn files(dir: &Path, ext: &str) -> Vec<(std::path::PathBuf, u64)> {
     v
 }
 
+/// Asserts that a ledger directory whose segments hold at most
+/// `segment_bytes` is compact: one snapshot, and no more journal after it
+/// than the snapshot itself plus two segments.
+fn assert_compact(dir: &Path, segment_bytes: u64) {
+    let sizes = |ext: &str| -> Vec<u64> { files(dir, ext).into_iter().map(|f| f.1).collect() };
+    let (snapshots, segments) = (sizes("snap"), sizes("log"));
+    assert_eq!(snapshots.len(), 1, "one snapshot: {snapshots:?}");
+    assert!(
+        segments.iter().sum::<u64>() <= snapshots[0] + 2 * segment_bytes,
+        "journal after the snapshot {segments:?} exceeds the snapshot {snapshots:?} and two segments"
+    );
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -459,14 +472,7 @@ async fn restart_recovers_and_compaction_bounds_the_journal() {
     // it. What a restart reads is bounded by the live state: no more
     // journal after the snapshot than the snapshot itself, plus the segment
     // that was open.
-    let sizes =
-        |ext: &str| -> Vec<u64> { files(dir.path(), ext).into_iter().map(|f| f.1).collect() };
-    let (snapshots, segments) = (sizes("snap"), sizes("log"));
-    assert_eq!(snapshots.len(), 1, "one snapshot: {snapshots:?}");
-    assert!(
-        segments.iter().sum::<u64>() <= snapshots[0] + 2 * 4 * 1024,
-        "journal after the snapshot {segments:?} exceeds the snapshot {snapshots:?} and two segments"
-    );
+    assert_compact(dir.path(), 4 * 1024);
     let l = durable_with(dir.path(), &clock, 4 * 1024);
     for r in &kept {
         assert_eq!(&l.get(&r.id, None).await.unwrap(), r);
@@ -489,15 +495,11 @@ async fn a_ledger_dropped_without_flush_finishes_its_compaction() {
     }
     // Closed segments were queued for compaction as the journal grew.
     drop(l);
-    let sizes =
-        |ext: &str| -> Vec<u64> { files(dir.path(), ext).into_iter().map(|f| f.1).collect() };
-    let (snapshots, segments) = (sizes("snap"), sizes("log"));
-    assert_eq!(snapshots.len(), 1, "one snapshot: {snapshots:?}");
+    assert_compact(dir.path(), 64 * 1024);
     assert!(
-        segments.iter().sum::<u64>() <= snapshots[0] + 2 * 64 * 1024,
-        "journal after the snapshot {segments:?} exceeds the snapshot {snapshots:?} and two segments"
+        files(dir.path(), "tmp").is_empty(),
+        "a compaction was cut short"
     );
-    assert!(sizes("tmp").is_empty(), "a compaction was cut short");
 }
 
 /// Closed segments are folded only once they hold as many bytes as the
