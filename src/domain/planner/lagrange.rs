@@ -741,15 +741,9 @@ impl Lagrange {
         if self.offsets.is_empty() {
             return 0;
         }
+        // Offsets in use were priced per depth too (`offsets_by_depth`).
         let depths = self.order.len() + 1;
-        let Some(&total) = self.closed_at.get(depth) else {
-            return self.offset_total
-                - open
-                    .iter()
-                    .map(|&k| self.offsets[k as usize])
-                    .sum::<Units>();
-        };
-        total
+        self.closed_at[depth]
             - open
                 .iter()
                 .map(|&k| self.offsets_at[k as usize * depths + depth])
