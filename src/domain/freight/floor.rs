@@ -1124,6 +1124,24 @@ impl<'a> FreightFloor<'a> {
         let mut last_carrier: Option<(*const Carrier, Handling)> = None;
         let mut carriage = i64::MAX;
         for s in within() {
+            // Every amount a service can add below is the carriage of
+            // `least` parcels or more, each at least the row at the goods'
+            // gross weight of the fewest parcels (the row's floor never
+            // falls and more parcels only weigh more) with those parcels'
+            // surcharges and boxes. Where that already reaches the least
+            // so far, the service cannot lower it: most shipments find
+            // their least on a ground service, and the dearer ones skip
+            // the dimensional and handling work.
+            let surcharges = s.lane.per_parcel_fuel;
+            if surcharges >= 0
+                && s.row
+                    .at_fuel(first.units(&s))
+                    .saturating_add(surcharges.saturating_mul(i64::from(least)))
+                    .saturating_add(first.boxes)
+                    >= carriage
+            {
+                continue;
+            }
             let dim = s.lane.pricer.service.dim;
             let by_volume = match last_dim {
                 Some((rule, volume)) if rule == dim => volume,
