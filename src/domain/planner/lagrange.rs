@@ -49,16 +49,21 @@ pub(super) struct Member {
 }
 
 impl Member {
-    /// This line as a candidate to join a subset, under multipliers `mult`.
-    fn candidate(&self, mult: &[Units]) -> Candidate<'_> {
+    /// This line, member `index` of its supplier, as a candidate to join a
+    /// subset, under multipliers `mult`.
+    fn candidate(&self, index: usize, mult: &[Units]) -> Candidate<'_> {
         Candidate {
             benefit: mult[self.line] - self.goods,
             unit: &self.unit,
             units: self.units,
             lin: self.lin,
+            member: u32::try_from(index).unwrap_or(NOT_A_MEMBER),
         }
     }
 }
+
+/// [`Candidate::member`] of a candidate that is no supplier's member.
+pub(super) const NOT_A_MEMBER: u32 = u32::MAX;
 
 /// A line that may join a subset: what it saves against its multiplier.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +78,24 @@ pub(super) struct Candidate<'a> {
     /// The linear freight floor its units add (see `least_subset`'s
     /// `linear`).
     pub lin: Units,
+    /// Its index among its supplier's members ([`NOT_A_MEMBER`] if none),
+    /// which keys [`MemberFloors`].
+    pub member: u32,
+}
+
+/// One supplier's floors by the members a subset holds (bit `i`: member
+/// `i`), for the subset searches whose profiles are made of members alone:
+/// the same few subsets come back in every ascent pass and subgradient
+/// step, and a bit mask is found again far faster than a profile. Valid
+/// while the members and the floor function stay the same, as they do for
+/// the life of a [`Lagrange`].
+pub(super) type MemberFloors = FxHashMap<u64, Option<Units>>;
+
+/// A subset search's [`MemberFloors`], with the members already in its
+/// base.
+pub(super) struct ByMembers<'m> {
+    pub floors: &'m mut MemberFloors,
+    pub base: u64,
 }
 
 /// The least over subsets `S` of `cands` (the empty one included) of the
@@ -110,7 +133,30 @@ pub(super) fn least_subset(
     evals: &mut u32,
     late: &mut dyn FnMut() -> bool,
 ) -> Option<(Units, u64)> {
-    let f = floor(base)?.max(linear.unwrap_or(Units::MIN));
+    least_subset_by(base, offset, cands, linear, floor, evals, late, None)
+}
+
+/// [`least_subset`] of a `base` made of members alone (`by.base`), every
+/// candidate a member: floors are kept in and taken from `by.floors`, and
+/// a profile is added up only where a floor is not known yet.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn least_subset_by(
+    base: &ShipmentProfile,
+    offset: Units,
+    cands: &[Candidate<'_>],
+    linear: Option<Units>,
+    floor: &mut impl FnMut(&ShipmentProfile) -> Option<Units>,
+    evals: &mut u32,
+    late: &mut dyn FnMut() -> bool,
+    by: Option<ByMembers<'_>>,
+) -> Option<(Units, u64)> {
+    // Masks of 64 bits: members past that take the profiles' way.
+    let mut by = by.filter(|_| cands.iter().all(|c| c.member < 64));
+    let f = match &mut by {
+        Some(by) => *by.floors.entry(by.base).or_insert_with(|| floor(base)),
+        None => floor(base),
+    }?
+    .max(linear.unwrap_or(Units::MIN));
     let mut order: SmallVec<[(Candidate<'_>, usize); 16]> = cands
         .iter()
         .copied()
@@ -134,6 +180,7 @@ pub(super) fn least_subset(
             net[i] = net[i + 1] + (order[i].0.benefit - order[i].0.lin).max(0);
         }
     }
+    let base_bits = by.as_ref().map_or(0, |b| b.base);
     let mut search = Subsets {
         offset,
         order: &order,
@@ -142,11 +189,13 @@ pub(super) fn least_subset(
         floor,
         evals,
         late,
+        base,
+        by: by.map(|b| b.floors),
         best: f - offset,
         found: f - offset,
         found_set: 0,
     };
-    search.descend(base, f, linear.unwrap_or(0), 0, 0, 0);
+    search.descend(Some(base), base_bits, f, linear.unwrap_or(0), 0, 0, 0);
     Some((search.best, search.found_set))
 }
 
@@ -163,6 +212,10 @@ struct Subsets<'s, 'a, F> {
     evals: &'s mut u32,
     /// Read whenever the floors left are a multiple of `LATE_EVERY_EVALS`.
     late: &'s mut dyn FnMut() -> bool,
+    /// The profile the subsets add to.
+    base: &'s ShipmentProfile,
+    /// Floors by members (see [`least_subset_by`]), where used.
+    by: Option<&'s mut MemberFloors>,
     /// The least excess, or a bound below it where the cap cut a branch.
     best: Units,
     /// The least excess of a subset looked at, and that subset.
@@ -171,11 +224,15 @@ struct Subsets<'s, 'a, F> {
 }
 
 impl<F: FnMut(&ShipmentProfile) -> Option<Units>> Subsets<'_, '_, F> {
-    /// Extends `profile` (floor at least `f`, linear floor `lin`, benefits
-    /// `gained`, candidates `set`) by candidates from `from` on.
+    /// Extends `profile` (members `bits` where floors are kept by members;
+    /// `None` where not added up: its floor was known; floor at least `f`,
+    /// linear floor `lin`, benefits `gained`, candidates `set`) by
+    /// candidates from `from` on.
+    #[allow(clippy::too_many_arguments)]
     fn descend(
         &mut self,
-        profile: &ShipmentProfile,
+        profile: Option<&ShipmentProfile>,
+        bits: u64,
         f: Units,
         lin: Units,
         from: usize,
@@ -203,10 +260,23 @@ impl<F: FnMut(&ShipmentProfile) -> Option<Units>> Subsets<'_, '_, F> {
             }
             *self.evals -= 1;
             let (c, i) = self.order[j];
-            let mut next = *profile;
-            next.add(c.unit, c.units);
+            let next_bits = bits | 1u64.checked_shl(c.member).unwrap_or(0);
+            let mut next: Option<ShipmentProfile> = None;
+            let known = self.by.as_ref().and_then(|m| m.get(&next_bits).copied());
+            let g = match known {
+                Some(g) => g,
+                None => {
+                    let p = self.extended(profile, next_bits, &c);
+                    let g = (self.floor)(&p);
+                    if let Some(m) = self.by.as_mut() {
+                        m.insert(next_bits, g);
+                    }
+                    next = Some(p);
+                    g
+                }
+            };
             // A profile no service can carry: nor can any holding more.
-            let Some(g) = (self.floor)(&next) else {
+            let Some(g) = g else {
                 continue;
             };
             let lin = lin + c.lin;
@@ -217,7 +287,33 @@ impl<F: FnMut(&ShipmentProfile) -> Option<Units>> Subsets<'_, '_, F> {
             if excess < self.found {
                 (self.found, self.found_set) = (excess, set);
             }
-            self.descend(&next, g, lin, j + 1, gained, set);
+            self.descend(next.as_ref(), next_bits, g, lin, j + 1, gained, set);
+        }
+    }
+
+    /// `profile` with candidate `c` added; where `profile` was not added up
+    /// (floors kept by members), the base with every candidate in `bits`.
+    fn extended(
+        &self,
+        profile: Option<&ShipmentProfile>,
+        bits: u64,
+        c: &Candidate<'_>,
+    ) -> ShipmentProfile {
+        match profile {
+            Some(p) => {
+                let mut next = *p;
+                next.add(c.unit, c.units);
+                next
+            }
+            None => {
+                let mut next = *self.base;
+                for (m, _) in self.order {
+                    if bits & 1u64.checked_shl(m.member).unwrap_or(0) != 0 {
+                        next.add(m.unit, m.units);
+                    }
+                }
+                next
+            }
         }
     }
 }
@@ -285,6 +381,10 @@ pub(super) struct Lagrange {
     /// least, which the ascent's subset searches count (see
     /// [`Lagrange::with_openings`]; zero unless given).
     opening: Vec<Units>,
+    /// Per supplier: the floors its ascent, steps and offsets looked up,
+    /// by members (their subsets hold members alone). Every call that
+    /// keeps floors here passes the same floor function.
+    member_floors: Vec<MemberFloors>,
 }
 
 impl Lagrange {
@@ -318,6 +418,7 @@ impl Lagrange {
             position,
             after: Vec::new(),
             memo: FxHashMap::default(),
+            member_floors: vec![MemberFloors::default(); n_sups],
             spent: 0,
             offsets: Vec::new(),
             offset_total: 0,
@@ -408,7 +509,9 @@ impl Lagrange {
     /// line, between its suppliers and within their searches, stops the
     /// ascent where it is (the multipliers hold at every step; a search it
     /// stops bounds its slack from below, and seeded lines not yet checked
-    /// go back to their safe value).
+    /// go back to their safe value). The floors it looks up are kept for
+    /// the steps (`member_floors`): every call on one `Lagrange` passes the
+    /// same `floor`.
     pub fn raise(
         &mut self,
         passes: usize,
@@ -464,8 +567,9 @@ impl Lagrange {
                     let me = &ms[i];
                     let cands: SmallVec<[Candidate<'_>; 16]> = ms
                         .iter()
-                        .filter(|m| m.line != l)
-                        .map(|m| m.candidate(&self.mult))
+                        .enumerate()
+                        .filter(|(_, m)| m.line != l)
+                        .map(|(j, m)| m.candidate(j, &self.mult))
                         .collect();
                     let mut base = ShipmentProfile::default();
                     base.add(&me.unit, me.units);
@@ -473,7 +577,7 @@ impl Lagrange {
                     // Slack of the subsets holding `l`: its own floor and
                     // goods less its multiplier, then the others' benefits.
                     let linear = Some(self.opening[k as usize] + me.lin);
-                    let slack = least_subset(
+                    let slack = least_subset_by(
                         &base,
                         v - me.goods,
                         &cands,
@@ -481,6 +585,11 @@ impl Lagrange {
                         &mut at_k,
                         &mut line_evals,
                         &mut late,
+                        // Masks of 64 bits: a member past that keeps no floors.
+                        (i < 64).then(|| ByMembers {
+                            floors: &mut self.member_floors[k as usize],
+                            base: 1 << i,
+                        }),
                     );
                     if let Some((slack, _)) = slack {
                         step = step.min(slack);
@@ -536,7 +645,7 @@ impl Lagrange {
     /// a step cut short before its last supplier counts for nothing). It
     /// may be called again, towards a better plan's total: it starts from
     /// the multipliers and offsets kept, and keeps them where no step
-    /// beats them.
+    /// beats them. `floor` is the one [`Lagrange::raise`] was given.
     pub fn subgradient(
         &mut self,
         floor: &mut impl FnMut(u32, &ShipmentProfile) -> Option<Units>,
@@ -575,8 +684,11 @@ impl Lagrange {
                 if late() {
                     break 'steps;
                 }
-                let cands: SmallVec<[Candidate<'_>; 16]> =
-                    ms.iter().map(|m| m.candidate(&self.mult)).collect();
+                let cands: SmallVec<[Candidate<'_>; 16]> = ms
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| m.candidate(i, &self.mult))
+                    .collect();
                 let mut left = evals;
                 let mut at_k = |p: &ShipmentProfile| floor(k as u32, p);
                 // Priced without the linear floor's cut: the cap then stops
@@ -584,7 +696,7 @@ impl Lagrange {
                 // baskets of eight suppliers a line the steps so went to
                 // multipliers whose corrections cost more than they cut.
                 let linear = None;
-                let (excess, set) = least_subset(
+                let (excess, set) = least_subset_by(
                     &ShipmentProfile::default(),
                     0,
                     &cands,
@@ -592,6 +704,10 @@ impl Lagrange {
                     &mut at_k,
                     &mut left,
                     &mut late,
+                    Some(ByMembers {
+                        floors: &mut self.member_floors[k],
+                        base: 0,
+                    }),
                 )
                 .unwrap_or((0, 0));
                 self.spent += u64::from(evals - left);
@@ -696,12 +812,13 @@ impl Lagrange {
                 };
                 let cands: SmallVec<[Candidate<'_>; 16]> = ms
                     .iter()
-                    .filter(|m| self.position[m.line] >= next)
-                    .map(|m| m.candidate(&self.mult))
+                    .enumerate()
+                    .filter(|(_, m)| self.position[m.line] >= next)
+                    .map(|(i, m)| m.candidate(i, &self.mult))
                     .collect();
                 let mut left = evals;
                 let mut at_k = |p: &ShipmentProfile| floor(k as u32, p);
-                let priced = least_subset(
+                let priced = least_subset_by(
                     &ShipmentProfile::default(),
                     0,
                     &cands,
@@ -709,6 +826,10 @@ impl Lagrange {
                     &mut at_k,
                     &mut left,
                     late,
+                    Some(ByMembers {
+                        floors: &mut self.member_floors[k],
+                        base: 0,
+                    }),
                 )
                 .map_or(0, |(excess, _)| excess.min(0));
                 self.spent += u64::from(evals - left);
@@ -819,9 +940,9 @@ impl Lagrange {
         let cands: SmallVec<[Candidate<'_>; 16]> = self.members[k as usize]
             .iter()
             .zip(banned)
-            .filter(|(m, &banned)| !banned && self.position[m.line] >= depth)
-            .map(|(m, _)| m)
-            .map(|m| m.candidate(&self.mult))
+            .enumerate()
+            .filter(|(_, (m, &banned))| !banned && self.position[m.line] >= depth)
+            .map(|(i, (m, _))| m.candidate(i, &self.mult))
             .collect();
         let mut left = evals;
         // Capped by floors alone: a node's bound is no place to stop.
@@ -991,7 +1112,8 @@ mod tests {
             let cands: Vec<Candidate<'_>> = units
                 .iter()
                 .zip(&profiles)
-                .map(|(&(w, _, n, b), p)| Candidate { benefit: b, unit: p, units: n, lin: by_weight(w) * i64::from(n) })
+                .enumerate()
+                .map(|(i, (&(w, _, n, b), p))| Candidate { benefit: b, unit: p, units: n, lin: by_weight(w) * i64::from(n), member: i as u32 })
                 .collect();
             let base = unit(base.0, base.1);
             let told = linear.map(|_| opening + by_weight(base.boxed_weight_g));
@@ -999,6 +1121,21 @@ mod tests {
             let mut evals = u32::MAX;
             let got = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false).map(|(e, _)| e);
             prop_assert_eq!(got, want);
+            // With floors kept by members (the base as a member of its own,
+            // bit 63): filled, then read back, also by searches over fewer
+            // candidates, which meet the same subsets at other positions.
+            let mut kept = MemberFloors::default();
+            for _ in 0..2 {
+                let mut evals = u32::MAX;
+                let again = least_subset_by(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false, Some(ByMembers { floors: &mut kept, base: 1 << 63 })).map(|(e, _)| e);
+                prop_assert_eq!(again, want);
+            }
+            for skip in 0..cands.len() {
+                let fewer: Vec<Candidate<'_>> = cands.iter().enumerate().filter(|&(i, _)| i != skip).map(|(_, c)| *c).collect();
+                let mut evals = u32::MAX;
+                let kept_way = least_subset_by(&base, offset, &fewer, told, &mut floor, &mut evals, &mut || false, Some(ByMembers { floors: &mut kept, base: 1 << 63 })).map(|(e, _)| e);
+                prop_assert_eq!(kept_way, brute(&base, offset, &fewer, told));
+            }
             // The subset it names reaches the least.
             let mut evals = u32::MAX;
             if let Some((least, set)) = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false) {
