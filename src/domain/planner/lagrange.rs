@@ -120,27 +120,17 @@ pub(super) struct ByMembers<'m> {
 /// time is up, the search stops as at the cap (a search of a thousand
 /// floors takes a tenth of a millisecond or more).
 ///
+/// `by`, where given, says `base` is made of members alone (`by.base`),
+/// as every candidate is: floors are then kept in and taken from
+/// `by.floors`, and a profile is added up only where a floor is not known
+/// yet.
+///
 /// Returns the least with the subset that reaches it, as bits over `cands`
 /// (at most 64 of them count; the empty set where none beats `base`
 /// alone). Where the cap cut the search short, the excess is a bound below
 /// the least and the subset the best one found before.
-pub(super) fn least_subset(
-    base: &ShipmentProfile,
-    offset: Units,
-    cands: &[Candidate<'_>],
-    linear: Option<Units>,
-    floor: &mut impl FnMut(&ShipmentProfile) -> Option<Units>,
-    evals: &mut u32,
-    late: &mut dyn FnMut() -> bool,
-) -> Option<(Units, u64)> {
-    least_subset_by(base, offset, cands, linear, floor, evals, late, None)
-}
-
-/// [`least_subset`] of a `base` made of members alone (`by.base`), every
-/// candidate a member: floors are kept in and taken from `by.floors`, and
-/// a profile is added up only where a floor is not known yet.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn least_subset_by(
+pub(super) fn least_subset(
     base: &ShipmentProfile,
     offset: Units,
     cands: &[Candidate<'_>],
@@ -214,7 +204,7 @@ struct Subsets<'s, 'a, F> {
     late: &'s mut dyn FnMut() -> bool,
     /// The profile the subsets add to.
     base: &'s ShipmentProfile,
-    /// Floors by members (see [`least_subset_by`]), where used.
+    /// Floors by members (see [`least_subset`]), where used.
     by: Option<&'s mut MemberFloors>,
     /// The least excess, or a bound below it where the cap cut a branch.
     best: Units,
@@ -577,7 +567,7 @@ impl Lagrange {
                     // Slack of the subsets holding `l`: its own floor and
                     // goods less its multiplier, then the others' benefits.
                     let linear = Some(self.opening[k as usize] + me.lin);
-                    let slack = least_subset_by(
+                    let slack = least_subset(
                         &base,
                         v - me.goods,
                         &cands,
@@ -696,7 +686,7 @@ impl Lagrange {
                 // baskets of eight suppliers a line the steps so went to
                 // multipliers whose corrections cost more than they cut.
                 let linear = None;
-                let (excess, set) = least_subset_by(
+                let (excess, set) = least_subset(
                     &ShipmentProfile::default(),
                     0,
                     &cands,
@@ -818,7 +808,7 @@ impl Lagrange {
                     .collect();
                 let mut left = evals;
                 let mut at_k = |p: &ShipmentProfile| floor(k as u32, p);
-                let priced = least_subset_by(
+                let priced = least_subset(
                     &ShipmentProfile::default(),
                     0,
                     &cands,
@@ -945,7 +935,8 @@ impl Lagrange {
             .map(|(i, (m, _))| m.candidate(i, &self.mult))
             .collect();
         let mut left = evals;
-        // Capped by floors alone: a node's bound is no place to stop.
+        // Capped by floors alone: a node's bound is no place to stop. The
+        // profile holds what the node placed, not members alone.
         let c = least_subset(
             profile,
             amount,
@@ -954,6 +945,7 @@ impl Lagrange {
             floor,
             &mut left,
             &mut || false,
+            None,
         )
         .map_or(0, |(excess, _)| excess.min(0));
         self.spent += u64::from(evals - left);
@@ -1119,7 +1111,7 @@ mod tests {
             let told = linear.map(|_| opening + by_weight(base.boxed_weight_g));
             let want = brute(&base, offset, &cands, told);
             let mut evals = u32::MAX;
-            let got = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false).map(|(e, _)| e);
+            let got = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false, None).map(|(e, _)| e);
             prop_assert_eq!(got, want);
             // With floors kept by members (the base as a member of its own,
             // bit 63): filled, then read back, also by searches over fewer
@@ -1127,22 +1119,22 @@ mod tests {
             let mut kept = MemberFloors::default();
             for _ in 0..2 {
                 let mut evals = u32::MAX;
-                let again = least_subset_by(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false, Some(ByMembers { floors: &mut kept, base: 1 << 63 })).map(|(e, _)| e);
+                let again = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false, Some(ByMembers { floors: &mut kept, base: 1 << 63 })).map(|(e, _)| e);
                 prop_assert_eq!(again, want);
             }
             for skip in 0..cands.len() {
                 let fewer: Vec<Candidate<'_>> = cands.iter().enumerate().filter(|&(i, _)| i != skip).map(|(_, c)| *c).collect();
                 let mut evals = u32::MAX;
-                let kept_way = least_subset_by(&base, offset, &fewer, told, &mut floor, &mut evals, &mut || false, Some(ByMembers { floors: &mut kept, base: 1 << 63 })).map(|(e, _)| e);
+                let kept_way = least_subset(&base, offset, &fewer, told, &mut floor, &mut evals, &mut || false, Some(ByMembers { floors: &mut kept, base: 1 << 63 })).map(|(e, _)| e);
                 prop_assert_eq!(kept_way, brute(&base, offset, &fewer, told));
             }
             // The subset it names reaches the least.
             let mut evals = u32::MAX;
-            if let Some((least, set)) = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false) {
+            if let Some((least, set)) = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false, None) {
                 prop_assert_eq!(excess_of(&base, offset, &cands, told, set), Some(least));
             }
             let mut evals = cap;
-            let capped = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false).map(|(e, _)| e);
+            let capped = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || false, None).map(|(e, _)| e);
             if let (Some(c), Some(w)) = (capped, want) {
                 prop_assert!(c <= w, "capped {} above the least {}", c, w);
             }
@@ -1152,7 +1144,7 @@ mod tests {
             let stopped = least_subset(&base, offset, &cands, told, &mut floor, &mut evals, &mut || {
                 looks += 1;
                 looks > late_after
-            })
+            }, None)
             .map(|(e, _)| e);
             if let (Some(c), Some(w)) = (stopped, want) {
                 prop_assert!(c <= w, "stopped at {} above the least {}", c, w);
