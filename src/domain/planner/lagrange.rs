@@ -57,13 +57,15 @@ impl Member {
             unit: &self.unit,
             units: self.units,
             lin: self.lin,
-            member: u32::try_from(index).unwrap_or(NOT_A_MEMBER),
+            member: u32::try_from(index).unwrap_or(u32::MAX),
         }
     }
 }
 
-/// [`Candidate::member`] of a candidate that is no supplier's member.
-pub(super) const NOT_A_MEMBER: u32 = u32::MAX;
+/// Member `member`'s bit in a mask of [`MemberFloors`]; none past 64.
+fn member_bit(member: u32) -> u64 {
+    1u64.checked_shl(member).unwrap_or(0)
+}
 
 /// A line that may join a subset: what it saves against its multiplier.
 #[derive(Debug, Clone, Copy)]
@@ -78,8 +80,8 @@ pub(super) struct Candidate<'a> {
     /// The linear freight floor its units add (see `least_subset`'s
     /// `linear`).
     pub lin: Units,
-    /// Its index among its supplier's members ([`NOT_A_MEMBER`] if none),
-    /// which keys [`MemberFloors`].
+    /// Its index among its supplier's members, which keys
+    /// [`MemberFloors`] (below 64).
     pub member: u32,
 }
 
@@ -250,7 +252,7 @@ impl<F: FnMut(&ShipmentProfile) -> Option<Units>> Subsets<'_, '_, F> {
             }
             *self.evals -= 1;
             let (c, i) = self.order[j];
-            let next_bits = bits | 1u64.checked_shl(c.member).unwrap_or(0);
+            let next_bits = bits | member_bit(c.member);
             let mut next: Option<ShipmentProfile> = None;
             let known = self.by.as_ref().and_then(|m| m.get(&next_bits).copied());
             let g = match known {
@@ -298,7 +300,7 @@ impl<F: FnMut(&ShipmentProfile) -> Option<Units>> Subsets<'_, '_, F> {
             None => {
                 let mut next = *self.base;
                 for (m, _) in self.order {
-                    if bits & 1u64.checked_shl(m.member).unwrap_or(0) != 0 {
+                    if bits & member_bit(m.member) != 0 {
                         next.add(m.unit, m.units);
                     }
                 }
@@ -831,6 +833,17 @@ impl Lagrange {
             .map(|d| (0..self.members.len()).map(|k| at[k * depths + d]).sum())
             .collect();
         self.offsets_at = at;
+    }
+
+    /// A copy that bounds nodes as this one does now, without the floors
+    /// kept for its ascent and steps (`member_floors`): a copy is only
+    /// priced at nodes (`correction`), which never reads them.
+    pub fn bounding_copy(&mut self) -> Lagrange {
+        let kept = std::mem::take(&mut self.member_floors);
+        let mut copy = self.clone();
+        copy.member_floors = vec![MemberFloors::default(); kept.len()];
+        self.member_floors = kept;
+        copy
     }
 
     /// Whether the multipliers took subgradient steps that held (the

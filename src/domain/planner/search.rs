@@ -1919,7 +1919,7 @@ impl<'a> Search<'a> {
             // 20 × 4's slowest basket, bounding by both took 1,317 nodes
             // instead of 1,774. Steps that did not hold left the
             // multipliers as they were.
-            self.lagrange_raised = self.lagrange.clone();
+            self.lagrange_raised = self.lagrange.as_mut().map(Lagrange::bounding_copy);
             self.step_lagrange(LAGRANGE_LATE_STEPS);
             if !self.lagrange.as_ref().is_some_and(Lagrange::stepped) {
                 self.lagrange_raised = None;
